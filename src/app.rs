@@ -1,0 +1,232 @@
+//! The commands: `run` (collective, every rank) and `check`.
+
+use crate::cli::{ConfigArgs, RunArgs};
+use crate::comm::Comm;
+use crate::config::{Config, ConnRule};
+use crate::output::{self, Provenance};
+use crate::progress::Progress;
+use crate::simulation;
+use crate::Error;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+/// Rank 0 reads the file and broadcasts its text, so every rank parses the same bytes and
+/// reaches the same verdict (no rank waits in a collective another has left).
+fn read_config_everywhere(path: &Path, comm: &dyn Comm) -> Result<String, Error> {
+    let mut buf = Vec::new();
+    if comm.rank() == 0 {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                buf.push(1);
+                buf.extend_from_slice(text.as_bytes());
+            }
+            Err(e) => {
+                buf.push(0);
+                buf.extend_from_slice(e.to_string().as_bytes());
+            }
+        }
+    }
+    comm.broadcast_bytes(&mut buf);
+    let body = String::from_utf8_lossy(&buf[1..]).into_owned();
+    if buf.first() == Some(&1) {
+        Ok(body)
+    } else {
+        Err(Error::Read {
+            path: path.display().to_string(),
+            reason: body,
+        })
+    }
+}
+
+/// Rank 0 checks that the output can be created before any work is done; all ranks learn the
+/// verdict.
+fn check_output_path(path: &Path, comm: &dyn Comm) -> Result<(), Error> {
+    let mut verdict = Vec::new();
+    if comm.rank() == 0 {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let problem = if path.file_name().is_none() {
+            Some("does not name a file".to_string())
+        } else if !dir.is_dir() {
+            Some(format!("directory {} does not exist", dir.display()))
+        } else if path.is_dir() {
+            Some("is a directory".to_string())
+        } else {
+            // Probe by creating the partial file the writer will create anyway.
+            let probe = output::partial_path(path);
+            match std::fs::File::create(&probe) {
+                Ok(_) => {
+                    let _ = std::fs::remove_file(&probe);
+                    None
+                }
+                Err(e) => Some(format!("cannot be written: {e}")),
+            }
+        };
+        verdict = problem.unwrap_or_default().into_bytes();
+    }
+    comm.broadcast_bytes(&mut verdict);
+    if verdict.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Argument {
+            key: "output.path".into(),
+            value: path.display().to_string(),
+            reason: String::from_utf8_lossy(&verdict).into_owned(),
+        })
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
+}
+
+/// `lapicque run`: every rank calls this.
+pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
+    let wall = Instant::now();
+    let mut started = now().into_bytes();
+    comm.broadcast_bytes(&mut started);
+    let text = read_config_everywhere(&args.config.config, comm)?;
+    let config = Config::from_toml(&text, &args.config.set)?;
+    let path = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.raw.output.path));
+    check_output_path(&path, comm)?;
+    let talk = comm.rank() == 0;
+    if talk {
+        eprintln!(
+            "lapicque: {} neurons, {} ms at dt = {} ms, {} rank(s)",
+            config.n_neurons(),
+            config.n_steps as f64 * config.dt,
+            config.dt,
+            comm.size()
+        );
+    }
+
+    let mut progress = Progress::new(
+        talk,
+        config.n_steps,
+        config.dt,
+        config.raw.output.progress_interval,
+    );
+    let mut result = simulation::run(&config, comm, &mut progress);
+
+    let t = Instant::now();
+    let mut finished = now().into_bytes();
+    comm.broadcast_bytes(&mut finished);
+    let mut elapsed = wall.elapsed().as_secs_f64().to_le_bytes().to_vec();
+    comm.broadcast_bytes(&mut elapsed);
+    let prov = Provenance {
+        started: String::from_utf8_lossy(&started).into_owned(),
+        finished: String::from_utf8_lossy(&finished).into_owned(),
+        wall_time: f64::from_le_bytes(elapsed[..8].try_into().expect("8 bytes broadcast")),
+    };
+    // The output timer covers everything but the final write of the timers themselves.
+    result.timers.output = t.elapsed().as_secs_f64();
+    output::write(&path, &config, comm, &result, &prov)?;
+
+    if talk {
+        let n_syn: u64 = comm.all_gather_u64(result.n_synapses).iter().sum();
+        eprintln!(
+            "lapicque: wrote {} ({} synapses, {:.2} s wall, {:.2} s per model second)",
+            path.display(),
+            n_syn,
+            prov.wall_time,
+            prov.wall_time / (config.n_steps as f64 * config.dt / 1000.0)
+        );
+        for (i, p) in config.populations.iter().enumerate() {
+            let spikes: u64 = result.recorder.rate_counts[i].iter().sum();
+            let rate = spikes as f64 / (p.size as f64 * config.n_steps as f64 * config.dt / 1000.0);
+            eprintln!(
+                "lapicque:   population {:<12} {:>9} spikes, mean rate {rate:.3} Hz",
+                p.name, spikes
+            );
+        }
+    } else {
+        comm.all_gather_u64(result.n_synapses);
+    }
+    Ok(())
+}
+
+/// `lapicque check`: validates and prints the resolved network.
+pub fn check(args: &ConfigArgs) -> Result<(), Error> {
+    let text = std::fs::read_to_string(&args.config).map_err(|e| Error::Read {
+        path: args.config.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let c = Config::from_toml(&text, &args.set)?;
+    println!("{}: valid", args.config.display());
+    println!(
+        "simulation: dt = {} ms, t_stop = {} ms ({} steps), seed = {}",
+        c.dt,
+        c.n_steps as f64 * c.dt,
+        c.n_steps,
+        c.seed
+    );
+    println!("populations ({} neurons):", c.n_neurons());
+    for p in &c.populations {
+        let m = &p.model;
+        println!(
+            "  {:<10} {:>9} neurons, gids {}..{}, lif: tau_m {} ms, v_th {} mV, v_reset {} mV, t_ref {} ms, i_e {} mV/ms, sigma {} mV/ms^0.5, poisson {} Hz x {} mV",
+            p.name,
+            p.size,
+            p.gid_start,
+            p.gid_start + p.size,
+            m.tau_m,
+            m.v_th,
+            m.v_reset,
+            f64::from(m.ref_steps) * c.dt,
+            m.i_e,
+            m.sigma,
+            m.poisson_rate,
+            m.poisson_weight
+        );
+    }
+    let mut total = 0.0;
+    let mut max_delay = 1;
+    println!("projections:");
+    for proj in &c.projections {
+        let n = c.expected_synapses(proj);
+        total += n;
+        max_delay = max_delay.max(proj.delay_steps);
+        let rule = match &proj.rule {
+            ConnRule::FixedIndegree {
+                indegree,
+                autapses,
+                multapses,
+            } => {
+                format!("fixed_indegree {indegree} (autapses {autapses}, multapses {multapses})")
+            }
+            ConnRule::Bernoulli { p, autapses } => {
+                format!("bernoulli p = {p} (autapses {autapses})")
+            }
+        };
+        println!(
+            "  {:<10} {} -> {}: {rule}, weight {} mV, delay {} steps, ~{n:.0} synapses",
+            proj.name,
+            c.populations[proj.source].name,
+            c.populations[proj.target].name,
+            proj.weight,
+            proj.delay_steps
+        );
+    }
+    // Synapse tables: 4 bytes per synapse plus 8 per (source, projection) per rank; neuron
+    // state: V, refractory counter, random stream and one ring-buffer slot per delay step.
+    let n = c.n_neurons() as f64;
+    let offsets = 8.0
+        * c.projections
+            .iter()
+            .map(|p| c.populations[p.source].size as f64)
+            .sum::<f64>();
+    let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
+    let bytes = 4.0 * total + offsets + state;
+    println!("expected synapses: {total:.0}");
+    println!(
+        "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source offsets per extra rank)",
+        bytes / 1048576.0,
+        offsets / 1048576.0
+    );
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Command-line interface (definitions only).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "lapicque", version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("LAPICQUE_GIT_COMMIT"), ")"))]
+#[command(
+    about = "Distributed simulator of noisy integrate-and-fire networks and their mean-field limits"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run a simulation (under `mpirun -n R` or `srun` for R ranks).
+    Run(RunArgs),
+    /// Validate a configuration and print the resolved network without running.
+    Check(ConfigArgs),
+    /// Print a summary of an output file.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ConfigArgs {
+    /// Configuration file (TOML).
+    pub config: PathBuf,
+    /// Override a key, e.g. `--set simulation.t_stop=200` or `--set population.E.size=800`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output file (HDF5); default: `output.path` of the configuration.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct InspectArgs {
+    /// Output file of `lapicque run`.
+    pub file: PathBuf,
+}

@@ -1,0 +1,158 @@
+//! All communication between ranks: the few collectives lapicque uses, behind one trait with a
+//! serial implementation (one process, no MPI) and an MPI implementation.
+//!
+//! Every method is a collective: every rank calls it, in the same order, including ranks with
+//! nothing to contribute.
+
+use mpi::datatype::PartitionMut;
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+use mpi::Count;
+
+pub trait Comm {
+    fn rank(&self) -> usize;
+    fn size(&self) -> usize;
+
+    /// Concatenates every rank's `local` in rank order into `out` (an all-gather-v).
+    fn all_gather_u32(&self, local: &[u32], out: &mut Vec<u32>);
+
+    /// One value from every rank, in rank order.
+    fn all_gather_u64(&self, local: u64) -> Vec<u64>;
+
+    /// Element-wise sum over ranks, in place.
+    fn sum_u64(&self, buf: &mut [u64]);
+
+    /// Element-wise sum over ranks of exact fixed-point values, in place. Integer addition is
+    /// associative, so the result does not depend on the number of ranks.
+    fn sum_i128(&self, buf: &mut [i128]);
+
+    /// Rank 0's `bytes` on every rank.
+    fn broadcast_bytes(&self, bytes: &mut Vec<u8>);
+
+    fn barrier(&self);
+
+    /// The MPI communicator, for collective file I/O; `None` when running without MPI.
+    fn mpi(&self) -> Option<&SimpleCommunicator>;
+}
+
+/// One process, no MPI: every collective is the identity.
+pub struct SerialComm;
+
+impl Comm for SerialComm {
+    fn rank(&self) -> usize {
+        0
+    }
+    fn size(&self) -> usize {
+        1
+    }
+    fn all_gather_u32(&self, local: &[u32], out: &mut Vec<u32>) {
+        out.clear();
+        out.extend_from_slice(local);
+    }
+    fn all_gather_u64(&self, local: u64) -> Vec<u64> {
+        vec![local]
+    }
+    fn sum_u64(&self, _buf: &mut [u64]) {}
+    fn sum_i128(&self, _buf: &mut [i128]) {}
+    fn broadcast_bytes(&self, _bytes: &mut Vec<u8>) {}
+    fn barrier(&self) {}
+    fn mpi(&self) -> Option<&SimpleCommunicator> {
+        None
+    }
+}
+
+/// MPI over a communicator (normally `MPI_COMM_WORLD`).
+pub struct MpiComm {
+    world: SimpleCommunicator,
+    counts: Vec<Count>,
+    displs: Vec<Count>,
+}
+
+impl MpiComm {
+    pub fn new(world: SimpleCommunicator) -> Self {
+        let n = world.size() as usize;
+        MpiComm {
+            world,
+            counts: vec![0; n],
+            displs: vec![0; n],
+        }
+    }
+}
+
+fn count(n: usize) -> Count {
+    Count::try_from(n).expect("message larger than an MPI count (2^31 - 1 elements)")
+}
+
+impl Comm for MpiComm {
+    fn rank(&self) -> usize {
+        self.world.rank() as usize
+    }
+    fn size(&self) -> usize {
+        self.world.size() as usize
+    }
+
+    fn all_gather_u32(&self, local: &[u32], out: &mut Vec<u32>) {
+        // The counts go first so every rank can size its receive buffer.
+        let mine = count(local.len());
+        let mut counts = self.counts.clone();
+        self.world.all_gather_into(&mine, &mut counts[..]);
+        let mut displs = self.displs.clone();
+        let mut total: usize = 0;
+        for (d, &c) in displs.iter_mut().zip(&counts) {
+            *d = count(total);
+            total += c as usize;
+        }
+        out.clear();
+        out.resize(total, 0);
+        let mut partition = PartitionMut::new(&mut out[..], counts, displs);
+        self.world.all_gather_varcount_into(local, &mut partition);
+    }
+
+    fn all_gather_u64(&self, local: u64) -> Vec<u64> {
+        let mut out = vec![0u64; self.size()];
+        self.world.all_gather_into(&local, &mut out[..]);
+        out
+    }
+
+    fn sum_u64(&self, buf: &mut [u64]) {
+        let send = buf.to_vec();
+        self.world
+            .all_reduce_into(&send[..], buf, mpi::collective::SystemOperation::sum());
+    }
+
+    fn sum_i128(&self, buf: &mut [i128]) {
+        // MPI has no 128-bit integer type: gather both halves of every value from every rank and
+        // add them with wrapping arithmetic, which is exact whenever the final sum fits.
+        let send: Vec<u64> = buf
+            .iter()
+            .flat_map(|&x| [x as u64, (x >> 64) as u64])
+            .collect();
+        let mut all = vec![0u64; send.len() * self.size()];
+        self.world.all_gather_into(&send[..], &mut all[..]);
+        for (k, x) in buf.iter_mut().enumerate() {
+            *x = all
+                .chunks_exact(send.len())
+                .map(|r| (i128::from(r[2 * k + 1] as i64) << 64) | i128::from(r[2 * k]))
+                .fold(0i128, i128::wrapping_add);
+        }
+    }
+
+    fn broadcast_bytes(&self, bytes: &mut Vec<u8>) {
+        let root = self.world.process_at_rank(0);
+        let mut len = bytes.len() as u64;
+        root.broadcast_into(&mut len);
+        bytes.resize(len as usize, 0);
+        // Every rank knows the length now, so all skip an empty payload together.
+        if len > 0 {
+            root.broadcast_into(&mut bytes[..]);
+        }
+    }
+
+    fn barrier(&self) {
+        self.world.barrier();
+    }
+
+    fn mpi(&self) -> Option<&SimpleCommunicator> {
+        Some(&self.world)
+    }
+}

@@ -1,0 +1,592 @@
+//! Configuration: TOML text and `--set` overrides -> [`RawConfig`] (serde, defaults, unknown keys
+//! rejected) -> validated [`Config`] with times converted to steps and names resolved to indices.
+//!
+//! Every error is one line that names the key and its value, e.g.
+//! `population.E.tau_m = -20: must be positive [ms]`.
+
+pub mod raw;
+
+use crate::model::lif::Lif;
+pub use raw::*;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{key} = {value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Parse(String),
+}
+
+fn invalid(key: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        reason: reason.into(),
+    }
+}
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// A projection rule with its parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConnRule {
+    FixedIndegree {
+        indegree: u64,
+        autapses: bool,
+        multapses: bool,
+    },
+    Bernoulli {
+        p: f64,
+        autapses: bool,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Population {
+    pub name: String,
+    pub size: u64,
+    /// Global id of the first neuron; a population's gids are contiguous.
+    pub gid_start: u64,
+    pub model: Lif,
+}
+
+impl Population {
+    pub fn gids(&self) -> std::ops::Range<u64> {
+        self.gid_start..self.gid_start + self.size
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Projection {
+    pub name: String,
+    /// Index into [`Config::populations`].
+    pub source: usize,
+    pub target: usize,
+    pub rule: ConnRule,
+    /// [mV]
+    pub weight: f64,
+    /// At least one step.
+    pub delay_steps: u32,
+}
+
+/// Sample times as step boundaries: boundary `b` is time `b * dt`, after `b` steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub start: u64,
+    pub stop: u64,
+    pub every: u64,
+}
+
+impl Schedule {
+    pub fn fires(&self, boundary: u64) -> bool {
+        boundary >= self.start && boundary <= self.stop && (boundary - self.start) % self.every == 0
+    }
+    pub fn count(&self) -> u64 {
+        (self.stop - self.start) / self.every + 1
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HistogramSpec {
+    pub schedule: Schedule,
+    pub v_min: f64,
+    pub v_max: f64,
+    pub bins: usize,
+}
+
+/// A validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The configuration with every default filled in (written to the output as provenance).
+    pub raw: RawConfig,
+    /// [ms]
+    pub dt: f64,
+    pub n_steps: u64,
+    pub seed: u64,
+    pub populations: Vec<Population>,
+    pub projections: Vec<Projection>,
+    pub rate_bin_steps: u64,
+    pub moments: Option<Schedule>,
+    pub histogram: Option<HistogramSpec>,
+}
+
+impl Config {
+    /// Parses TOML text, applies `key=value` overrides, fills defaults and validates.
+    pub fn from_toml(text: &str, overrides: &[String]) -> Result<Config> {
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].lines().count().max(1))
+                .unwrap_or(0);
+            ConfigError::Parse(format!(
+                "TOML syntax error at line {line}: {}",
+                e.message().trim().replace('\n', " ")
+            ))
+        })?;
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
+                let path = e.path().to_string();
+                let msg = e.inner().message().trim().replace('\n', " ");
+                ConfigError::Parse(if path == "." {
+                    msg
+                } else {
+                    format!("{path}: {msg}")
+                })
+            })?;
+        validate(raw)
+    }
+
+    pub fn n_neurons(&self) -> u64 {
+        self.populations.iter().map(|p| p.size).sum()
+    }
+
+    /// The population that contains `gid`.
+    pub fn population_of(&self, gid: u64) -> usize {
+        self.populations
+            .partition_point(|p| p.gid_start + p.size <= gid)
+    }
+
+    /// The resolved configuration as TOML text.
+    pub fn resolved_toml(&self) -> String {
+        toml::to_string(&self.raw).expect("a validated configuration serialises to TOML")
+    }
+
+    /// Expected number of synapses of a projection (exact for `fixed_indegree`).
+    pub fn expected_synapses(&self, proj: &Projection) -> f64 {
+        let src = self.populations[proj.source].size as f64;
+        let tgt = self.populations[proj.target].size as f64;
+        match proj.rule {
+            ConnRule::FixedIndegree { indegree, .. } => indegree as f64 * tgt,
+            ConnRule::Bernoulli { p, autapses } => {
+                let pairs = if !autapses && proj.source == proj.target {
+                    src - 1.0
+                } else {
+                    src
+                };
+                p * pairs * tgt
+            }
+        }
+    }
+}
+
+/// `section.key=value`: sets one key, creating tables on the way. The value is read as TOML
+/// (`0.2`, `true`, `"E"`, `[1, 2]`); anything that does not parse is taken as a string.
+fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+    let (path, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| invalid("--set", assignment, "expected key=value"))?;
+    let path = path.trim();
+    let keys: Vec<&str> = path.split('.').collect();
+    if keys.iter().any(|k| k.is_empty()) {
+        return Err(invalid("--set", assignment, "empty key"));
+    }
+    let value = value.trim();
+    let parsed = format!("v = {value}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_string()));
+    let (last, parents) = keys
+        .split_last()
+        .expect("split of a non-empty path is non-empty");
+    let mut node = table;
+    for (i, k) in parents.iter().enumerate() {
+        let entry = node
+            .entry(k.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        node = entry
+            .as_table_mut()
+            .ok_or_else(|| invalid(keys[..=i].join("."), value, "is not a table"))?;
+    }
+    node.insert(last.to_string(), parsed);
+    Ok(())
+}
+
+fn positive(key: &str, v: f64, unit: &str) -> Result<f64> {
+    if v.is_finite() && v > 0.0 {
+        Ok(v)
+    } else {
+        Err(invalid(
+            key,
+            v,
+            format!("must be positive and finite {unit}"),
+        ))
+    }
+}
+
+fn finite(key: &str, v: f64, unit: &str) -> Result<f64> {
+    if v.is_finite() {
+        Ok(v)
+    } else {
+        Err(invalid(key, v, format!("must be finite {unit}")))
+    }
+}
+
+fn non_negative(key: &str, v: f64, unit: &str) -> Result<f64> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(v)
+    } else {
+        Err(invalid(
+            key,
+            v,
+            format!("must be non-negative and finite {unit}"),
+        ))
+    }
+}
+
+/// `v` [ms] as a whole number of steps of `dt`.
+fn steps(key: &str, v: f64, dt: f64) -> Result<u64> {
+    let v = non_negative(key, v, "[ms]")?;
+    let ratio = v / dt;
+    let n = ratio.round();
+    if (ratio - n).abs() > 1e-6 * ratio.max(1.0) || n > u32::MAX as f64 {
+        return Err(invalid(
+            key,
+            v,
+            format!("must be a multiple of simulation.dt = {dt} [ms]"),
+        ));
+    }
+    Ok(n as u64)
+}
+
+fn valid_name(key: &str, name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            format!("{name:?}"),
+            "names use letters, digits, '_' and '-' only",
+        ))
+    }
+}
+
+fn schedule(
+    section: &str,
+    start: f64,
+    stop: Option<f64>,
+    every: f64,
+    dt: f64,
+    n_steps: u64,
+) -> Result<Option<Schedule>> {
+    let every = steps(&format!("{section}.every"), every, dt)?;
+    if every == 0 {
+        return Ok(None);
+    }
+    let start_b = steps(&format!("{section}.start"), start, dt)?;
+    let stop_b = match stop {
+        Some(s) => steps(&format!("{section}.stop"), s, dt)?,
+        None => n_steps,
+    };
+    if start_b > n_steps {
+        return Err(invalid(
+            format!("{section}.start"),
+            start,
+            "is after simulation.t_stop [ms]",
+        ));
+    }
+    if stop_b < start_b || stop_b > n_steps {
+        let v = stop.unwrap_or(n_steps as f64 * dt);
+        return Err(invalid(
+            format!("{section}.stop"),
+            v,
+            "must lie between start and simulation.t_stop [ms]",
+        ));
+    }
+    Ok(Some(Schedule {
+        start: start_b,
+        stop: stop_b,
+        every,
+    }))
+}
+
+fn validate(mut raw: RawConfig) -> Result<Config> {
+    let sim = &raw.simulation;
+    let dt = positive("simulation.dt", sim.dt, "[ms]")?;
+    let t_stop = positive("simulation.t_stop", sim.t_stop, "[ms]")?;
+    let n_steps = steps("simulation.t_stop", t_stop, dt)?;
+    let seed = sim.seed;
+    positive(
+        "output.progress_interval",
+        raw.output.progress_interval,
+        "[s]",
+    )?;
+    if raw.output.path.is_empty() {
+        return Err(invalid("output.path", "\"\"", "must name a file"));
+    }
+
+    if raw.population.is_empty() {
+        return Err(invalid(
+            "population",
+            "{}",
+            "at least one population is needed",
+        ));
+    }
+    let mut populations = Vec::new();
+    let mut gid_start = 0u64;
+    for (name, p) in raw.population.iter_mut() {
+        let key = |k: &str| format!("population.{name}.{k}");
+        valid_name(&format!("population.{name}"), name)?;
+        if p.size == 0 {
+            return Err(invalid(key("size"), 0, "must be at least 1"));
+        }
+        // Resolve defaults that depend on other keys, so the provenance shows the values used.
+        p.v_init_min.get_or_insert(p.e_l);
+        p.v_init_max.get_or_insert(p.e_l);
+        let model = Lif::from_raw(p, dt, &key)?;
+        populations.push(Population {
+            name: name.clone(),
+            size: p.size,
+            gid_start,
+            model,
+        });
+        gid_start += p.size;
+    }
+    if gid_start > u64::from(u32::MAX) {
+        return Err(invalid(
+            "population",
+            gid_start,
+            "more than 2^32 - 1 neurons in total",
+        ));
+    }
+
+    let index = |key: String, name: &str| -> Result<usize> {
+        populations
+            .iter()
+            .position(|p| p.name == name)
+            .ok_or_else(|| invalid(key, format!("{name:?}"), "no such population"))
+    };
+    let mut projections = Vec::new();
+    for (name, r) in &raw.projection {
+        let key = |k: &str| format!("projection.{name}.{k}");
+        valid_name(&format!("projection.{name}"), name)?;
+        let source = index(key("source"), &r.source)?;
+        let target = index(key("target"), &r.target)?;
+        let rule = match r.rule {
+            Rule::FixedIndegree => {
+                let indegree = r.indegree.ok_or_else(|| {
+                    invalid(
+                        key("indegree"),
+                        "(missing)",
+                        "required by rule = \"fixed_indegree\"",
+                    )
+                })?;
+                let mut available = populations[source].size;
+                if source == target && !r.autapses {
+                    available -= 1;
+                }
+                if !r.multapses && indegree > available {
+                    return Err(invalid(
+                        key("indegree"),
+                        indegree,
+                        format!(
+                            "exceeds the {available} distinct sources available without multapses"
+                        ),
+                    ));
+                }
+                if indegree > 0 && available == 0 {
+                    return Err(invalid(key("indegree"), indegree, "no source is available"));
+                }
+                ConnRule::FixedIndegree {
+                    indegree,
+                    autapses: r.autapses,
+                    multapses: r.multapses,
+                }
+            }
+            Rule::Bernoulli => {
+                let p = r.p.ok_or_else(|| {
+                    invalid(key("p"), "(missing)", "required by rule = \"bernoulli\"")
+                })?;
+                if !(0.0..=1.0).contains(&p) {
+                    return Err(invalid(key("p"), p, "must be a probability in [0, 1]"));
+                }
+                ConnRule::Bernoulli {
+                    p,
+                    autapses: r.autapses,
+                }
+            }
+        };
+        let weight = finite(&key("weight"), r.weight, "[mV]")?;
+        let too_short = r.delay.is_finite() && r.delay < dt;
+        let delay_steps = if too_short {
+            0
+        } else {
+            steps(&key("delay"), r.delay, dt)?
+        };
+        if delay_steps == 0 {
+            return Err(invalid(
+                key("delay"),
+                r.delay,
+                format!("must be at least simulation.dt = {dt} [ms]"),
+            ));
+        }
+        let delay_steps = u32::try_from(delay_steps).expect("steps() bounds values by u32::MAX");
+        projections.push(Projection {
+            name: name.clone(),
+            source,
+            target,
+            rule,
+            weight,
+            delay_steps,
+        });
+    }
+
+    let obs = &raw.observables;
+    let rate_bin_steps = steps("observables.rate_bin", obs.rate_bin, dt)?;
+    if rate_bin_steps == 0 {
+        return Err(invalid(
+            "observables.rate_bin",
+            obs.rate_bin,
+            "must be at least simulation.dt [ms]",
+        ));
+    }
+    let m = &obs.moments;
+    let moments = schedule("observables.moments", m.start, m.stop, m.every, dt, n_steps)?;
+    let h = &obs.histogram;
+    let histogram = match schedule(
+        "observables.histogram",
+        h.start,
+        h.stop,
+        h.every,
+        dt,
+        n_steps,
+    )? {
+        None => None,
+        Some(schedule) => {
+            finite("observables.histogram.v_min", h.v_min, "[mV]")?;
+            finite("observables.histogram.v_max", h.v_max, "[mV]")?;
+            if h.v_max <= h.v_min {
+                return Err(invalid(
+                    "observables.histogram.v_max",
+                    h.v_max,
+                    "must exceed v_min [mV]",
+                ));
+            }
+            if h.bins == 0 || h.bins > 1_000_000 {
+                return Err(invalid(
+                    "observables.histogram.bins",
+                    h.bins,
+                    "must be in 1..=1000000",
+                ));
+            }
+            Some(HistogramSpec {
+                schedule,
+                v_min: h.v_min,
+                v_max: h.v_max,
+                bins: h.bins as usize,
+            })
+        }
+    };
+
+    Ok(Config {
+        dt,
+        n_steps,
+        seed,
+        populations,
+        projections,
+        rate_bin_steps,
+        moments,
+        histogram,
+        raw,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [population.E]
+        size = 10
+        [projection.EE]
+        source = "E"
+        target = "E"
+        rule = "fixed_indegree"
+        indegree = 3
+        weight = 0.1
+        delay = 1.5
+    "#;
+
+    fn err(text: &str, overrides: &[&str]) -> String {
+        let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+        Config::from_toml(text, &o)
+            .expect_err("configuration should be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn minimal_config_gets_documented_defaults() {
+        let c = Config::from_toml(MINIMAL, &[]).unwrap();
+        assert_eq!(c.n_steps, 10_000);
+        assert_eq!(c.projections[0].delay_steps, 15);
+        assert_eq!(c.populations[0].model.ref_steps, 20);
+        // The resolved TOML parses back to the same configuration.
+        let again = Config::from_toml(&c.resolved_toml(), &[]).unwrap();
+        assert_eq!(again.resolved_toml(), c.resolved_toml());
+    }
+
+    #[test]
+    fn errors_are_one_line_and_name_key_and_value() {
+        let cases: &[(&[&str], &str)] = &[
+            (
+                &["population.E.tau_m=-20"],
+                "population.E.tau_m = -20: must be positive",
+            ),
+            (&["population.E.tau_mm=3"], "population.E"),
+            (
+                &["projection.EE.delay=0.05"],
+                "projection.EE.delay = 0.05: must be at least",
+            ),
+            (
+                &["projection.EE.source=\"X\""],
+                "projection.EE.source = \"X\": no such population",
+            ),
+            (&["simulation.dt=nan"], "simulation.dt = NaN"),
+            (
+                &["simulation.t_stop=100.05"],
+                "simulation.t_stop = 100.05: must be a multiple",
+            ),
+            (&["population.E.size=0"], "population.E.size = 0"),
+            (&["population.E.tau_m=\"slow\""], "population.E.tau_m"),
+        ];
+        for (o, expect) in cases {
+            let e = err(MINIMAL, o);
+            assert!(e.contains(expect), "{o:?}: got {e:?}, expected {expect:?}");
+            assert!(!e.contains('\n'), "{o:?}: multi-line error {e:?}");
+        }
+        assert!(err("[population.E\nsize = 3", &[]).contains("line 1"));
+        assert!(err(MINIMAL, &["nonsense"]).contains("--set = nonsense"));
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = err(MINIMAL, &["population.E.tau_mm=3"]);
+        assert!(e.contains("tau_mm"), "{e}");
+        let e = err(MINIMAL, &["simulaton.dt=0.1"]);
+        assert!(e.contains("simulaton"), "{e}");
+    }
+
+    #[test]
+    fn schedules_fire_on_multiples() {
+        let s = Schedule {
+            start: 10,
+            stop: 50,
+            every: 20,
+        };
+        let fired: Vec<u64> = (0..100).filter(|&b| s.fires(b)).collect();
+        assert_eq!(fired, vec![10, 30, 50]);
+        assert_eq!(s.count(), 3);
+    }
+}

@@ -1,0 +1,304 @@
+//! The configuration file as written by the user: serde structs with defaults. Every key is
+//! documented here with its unit and default; `configs/reference.toml` shows all of them.
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub simulation: RawSimulation,
+    #[serde(default)]
+    pub output: RawOutput,
+    #[serde(default)]
+    pub observables: RawObservables,
+    /// Populations by name, in the order of their global ids.
+    pub population: IndexMap<String, RawPopulation>,
+    /// Projections by name.
+    #[serde(default)]
+    pub projection: IndexMap<String, RawProjection>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSimulation {
+    /// Time step [ms].
+    #[serde(default = "d_dt")]
+    pub dt: f64,
+    /// Model time to simulate [ms]; a multiple of `dt`.
+    #[serde(default = "d_t_stop")]
+    pub t_stop: f64,
+    /// Master seed of every random stream.
+    #[serde(default = "d_seed")]
+    pub seed: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Output HDF5 file; `-o` on the command line overrides it.
+    #[serde(default = "d_path")]
+    pub path: String,
+    /// Record spike trains (SONATA layout).
+    #[serde(default = "d_true")]
+    pub spikes: bool,
+    /// Write the final membrane potential and refractory counter of every neuron.
+    #[serde(default = "d_true")]
+    pub final_state: bool,
+    /// Wall-clock seconds between progress lines when stderr is not a terminal [s].
+    #[serde(default = "d_progress")]
+    pub progress_interval: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObservables {
+    /// Bin width of the population rate time series [ms]; a multiple of `dt`.
+    #[serde(default = "d_rate_bin")]
+    pub rate_bin: f64,
+    #[serde(default)]
+    pub moments: RawSchedule,
+    #[serde(default)]
+    pub histogram: RawHistogram,
+}
+
+/// When a sampled observable is taken: at `start`, `start + every`, ... up to `stop` [ms].
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSchedule {
+    /// First sample time [ms].
+    #[serde(default)]
+    pub start: f64,
+    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Sampling interval [ms]; a multiple of `dt`. Zero switches the observable off.
+    #[serde(default = "d_every")]
+    pub every: f64,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHistogram {
+    /// First sample time [ms].
+    #[serde(default)]
+    pub start: f64,
+    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Sampling interval [ms]; a multiple of `dt`. Zero switches the histograms off.
+    #[serde(default = "d_hist_every")]
+    pub every: f64,
+    /// Lower edge of the first bin [mV].
+    #[serde(default = "d_v_min")]
+    pub v_min: f64,
+    /// Upper edge of the last bin [mV].
+    #[serde(default = "d_v_max")]
+    pub v_max: f64,
+    /// Number of bins.
+    #[serde(default = "d_bins")]
+    pub bins: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    /// Leaky integrate-and-fire with threshold, reset and refractory period.
+    Lif,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Integrator {
+    /// Exact (exponential) step of the Ornstein-Uhlenbeck process between spikes.
+    Exact,
+    /// Euler-Maruyama.
+    Euler,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPopulation {
+    /// Number of neurons.
+    pub size: u64,
+    #[serde(default = "d_model")]
+    pub model: ModelKind,
+    /// Membrane time constant [ms].
+    #[serde(default = "d_tau_m")]
+    pub tau_m: f64,
+    /// Resting (leak reversal) potential [mV].
+    #[serde(default)]
+    pub e_l: f64,
+    /// Spike threshold [mV].
+    #[serde(default = "d_v_th")]
+    pub v_th: f64,
+    /// Reset potential [mV].
+    #[serde(default = "d_v_reset")]
+    pub v_reset: f64,
+    /// Absolute refractory period [ms]; a multiple of `dt`. The potential is held at `v_reset`
+    /// and incoming spikes are discarded meanwhile.
+    #[serde(default = "d_t_ref")]
+    pub t_ref: f64,
+    /// Constant drive I_e / C_m [mV/ms].
+    #[serde(default)]
+    pub i_e: f64,
+    /// Amplitude of the additive white noise, the coefficient of dB [mV/ms^(1/2)].
+    #[serde(default)]
+    pub sigma: f64,
+    /// Brownian-bridge correction for threshold crossings inside a step (with noise only).
+    #[serde(default = "d_true")]
+    pub bridge: bool,
+    #[serde(default = "d_integrator")]
+    pub integrator: Integrator,
+    /// Initial potentials are uniform on [v_init_min, v_init_max] [mV]; default `e_l`.
+    pub v_init_min: Option<f64>,
+    /// See `v_init_min` [mV].
+    pub v_init_max: Option<f64>,
+    /// Rate of the independent external Poisson spike train of each neuron [Hz].
+    #[serde(default)]
+    pub poisson_rate: f64,
+    /// Jump of V per external Poisson spike [mV].
+    #[serde(default)]
+    pub poisson_weight: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// Every target draws exactly `indegree` sources.
+    FixedIndegree,
+    /// Every (source, target) pair is connected with probability `p`.
+    Bernoulli,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProjection {
+    /// Source population name.
+    pub source: String,
+    /// Target population name.
+    pub target: String,
+    pub rule: Rule,
+    /// Number of incoming synapses per target (`fixed_indegree`).
+    pub indegree: Option<u64>,
+    /// Connection probability (`bernoulli`).
+    pub p: Option<f64>,
+    /// Jump of the target's V per spike [mV]; negative for inhibition.
+    pub weight: f64,
+    /// Transmission delay [ms]; a multiple of `dt`, at least `dt`.
+    pub delay: f64,
+    /// Allow a neuron to connect to itself (when source and target are the same population).
+    #[serde(default = "d_true")]
+    pub autapses: bool,
+    /// Allow several synapses between the same pair (`fixed_indegree`).
+    #[serde(default = "d_true")]
+    pub multapses: bool,
+}
+
+fn d_dt() -> f64 {
+    0.1
+}
+fn d_t_stop() -> f64 {
+    1000.0
+}
+fn d_seed() -> u64 {
+    1
+}
+fn d_path() -> String {
+    "lapicque.h5".into()
+}
+fn d_true() -> bool {
+    true
+}
+fn d_progress() -> f64 {
+    10.0
+}
+fn d_rate_bin() -> f64 {
+    1.0
+}
+fn d_every() -> f64 {
+    1.0
+}
+fn d_hist_every() -> f64 {
+    10.0
+}
+fn d_v_min() -> f64 {
+    -20.0
+}
+fn d_v_max() -> f64 {
+    20.0
+}
+fn d_bins() -> u64 {
+    80
+}
+fn d_model() -> ModelKind {
+    ModelKind::Lif
+}
+fn d_tau_m() -> f64 {
+    20.0
+}
+fn d_v_th() -> f64 {
+    20.0
+}
+fn d_v_reset() -> f64 {
+    10.0
+}
+fn d_t_ref() -> f64 {
+    2.0
+}
+fn d_integrator() -> Integrator {
+    Integrator::Exact
+}
+
+impl Default for RawSimulation {
+    fn default() -> Self {
+        RawSimulation {
+            dt: d_dt(),
+            t_stop: d_t_stop(),
+            seed: d_seed(),
+        }
+    }
+}
+
+impl Default for RawOutput {
+    fn default() -> Self {
+        RawOutput {
+            path: d_path(),
+            spikes: true,
+            final_state: true,
+            progress_interval: d_progress(),
+        }
+    }
+}
+
+impl Default for RawSchedule {
+    fn default() -> Self {
+        RawSchedule {
+            start: 0.0,
+            stop: None,
+            every: d_every(),
+        }
+    }
+}
+
+impl Default for RawHistogram {
+    fn default() -> Self {
+        RawHistogram {
+            start: 0.0,
+            stop: None,
+            every: d_hist_every(),
+            v_min: d_v_min(),
+            v_max: d_v_max(),
+            bins: d_bins(),
+        }
+    }
+}
+
+impl Default for RawObservables {
+    fn default() -> Self {
+        RawObservables {
+            rate_bin: d_rate_bin(),
+            moments: RawSchedule::default(),
+            histogram: RawHistogram::default(),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! Spike delivery: per-neuron delay ring buffers and the scatter of exchanged spikes into them.
+//!
+//! Slot `n % slots` holds the summed weight arriving at each local neuron in step `n`. A spike
+//! emitted in step `n` through a synapse of delay `d >= 1` lands in slot `n + d`, never in the
+//! slot being read, so reading and delivering do not race.
+//!
+//! The weights arriving at one neuron in one step are added in a fixed order (projection, then
+//! source gid ascending, then synapse order), which does not depend on the decomposition, so the
+//! floating-point sums are identical for every number of ranks.
+
+use crate::connectivity::Connectivity;
+
+pub struct RingBuffer {
+    slots: usize,
+    n: usize,
+    data: Vec<f64>,
+}
+
+impl RingBuffer {
+    pub fn new(max_delay: u32, n_local: usize) -> Self {
+        let slots = max_delay as usize + 1;
+        RingBuffer {
+            slots,
+            n: n_local,
+            data: vec![0.0; slots * n_local],
+        }
+    }
+
+    /// The inputs arriving in step `step`, one per local neuron.
+    pub fn slot_mut(&mut self, step: u64) -> &mut [f64] {
+        let s = (step % self.slots as u64) as usize;
+        &mut self.data[s * self.n..(s + 1) * self.n]
+    }
+
+    /// Adds the synaptic effect of `spikes` (global gids, ascending), emitted in step `step`.
+    pub fn deliver(&mut self, step: u64, conn: &Connectivity, spikes: &[u32]) {
+        for table in &conn.tables {
+            let slot = self.slot_mut(step + u64::from(table.delay_steps));
+            let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
+            let end = table.source_start + table.n_sources();
+            let hi = spikes.partition_point(|&g| u64::from(g) < end);
+            let w = table.weight;
+            for &g in &spikes[lo..hi] {
+                for &t in table.targets_of(u64::from(g) - table.source_start) {
+                    slot[t as usize] += w;
+                }
+            }
+        }
+    }
+
+    pub fn bytes(&self) -> u64 {
+        8 * self.data.len() as u64
+    }
+}

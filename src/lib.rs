@@ -1,0 +1,69 @@
+//! # lapicque
+//!
+//! A distributed simulator of large networks of noisy integrate-and-fire neurons, seen as
+//! interacting particles, for studying their mean-field limit.
+//!
+//! ## The model
+//!
+//! Neuron `i` of population `p` follows, between spikes (see [`model::lif`]),
+//!
+//! ```text
+//! dV_i = [-(V_i - e_l)/tau_m + i_e] dt + sigma dB_i + sum_j sum_k w_ij delta(t - t_j^k - d_ij)
+//!        + (external Poisson spikes of rate poisson_rate and weight poisson_weight)
+//! ```
+//!
+//! with threshold `v_th`, reset `v_reset` and refractory period `t_ref`. Synapses come from
+//! projections between named populations ([`network`]).
+//!
+//! ## Invariants
+//!
+//! * Every random number comes from a stream keyed by `(seed, gid, purpose)` ([`rng`]), never
+//!   by rank; each rank builds only the incoming synapses of its own neurons ([`connectivity`]).
+//! * Spikes are exchanged as globally sorted gid lists and delivered in a fixed order
+//!   ([`exchange`]); reductions of floating-point observables are exact fixed-point sums
+//!   ([`observables`]). Hence spikes, final state and outputs are bit-identical for every
+//!   number of ranks.
+//! * The step schedule is written down in [`simulation`].
+//!
+//! ## Modules
+//!
+//! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`network`] (per-target
+//! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
+//! [`comm`] (collectives, serial and MPI), [`exchange`] (ring buffers and delivery), [`rng`],
+//! [`simulation`] (the step loop), [`observables`], [`output`] (the HDF5 layout), [`inspect`],
+//! [`app`] (the commands), [`progress`].
+
+pub mod app;
+pub mod cli;
+pub mod comm;
+pub mod config;
+pub mod connectivity;
+pub mod error;
+pub mod exchange;
+pub mod inspect;
+pub mod model;
+pub mod network;
+pub mod observables;
+pub mod output;
+pub mod partition;
+pub mod progress;
+pub mod rng;
+pub mod simulation;
+
+pub use error::Error;
+
+/// The git commit the binary was built from (`git describe --always --dirty`).
+pub const GIT_COMMIT: &str = env!("LAPICQUE_GIT_COMMIT");
+
+/// The MPI library's own version string, on one line.
+pub fn mpi_library_version() -> String {
+    let s = mpi::environment::library_version()
+        .unwrap_or_else(|_| "unknown".into())
+        .replace('\0', "");
+    s.lines()
+        .next()
+        .unwrap_or("unknown")
+        .trim()
+        .trim_end_matches(',')
+        .to_string()
+}

@@ -1,0 +1,4 @@
+//! Neuron models: parameters validated from the configuration and the per-step update of a
+//! population's state, stored as struct-of-arrays.
+
+pub mod lif;

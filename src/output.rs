@@ -1,0 +1,350 @@
+//! The HDF5 output layout (documented in `docs/output.md`) and its collective writer.
+//!
+//! This is the one place that knows dataset names. All ranks create every group, dataset and
+//! attribute together (HDF5 metadata operations are collective) with identical arguments;
+//! replicated data (reduced observables) is written by rank 0 alone, per-neuron data by each
+//! rank into its own slab. The file is written as `<path>.partial` and renamed to `<path>` only
+//! after it is complete and closed on every rank.
+
+use crate::comm::Comm;
+use crate::config::Config;
+use crate::simulation::{RunResult, Timers};
+use hdf5::types::VarLenUnicode;
+use hdf5::{Dataset, File, Group, H5Type, Location};
+use std::path::{Path, PathBuf};
+
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Provenance that is not in the configuration.
+pub struct Provenance {
+    pub started: String,
+    pub finished: String,
+    pub wall_time: f64,
+}
+
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".partial");
+    PathBuf::from(p)
+}
+
+fn text(s: &str) -> hdf5::Result<VarLenUnicode> {
+    s.parse::<VarLenUnicode>()
+        .map_err(|e| hdf5::Error::from(e.to_string().as_str()))
+}
+
+fn attr_str(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+    loc.new_attr::<VarLenUnicode>()
+        .create(name)?
+        .write_scalar(&text(value)?)
+}
+
+fn attr<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Result<()> {
+    loc.new_attr::<T>().create(name)?.write_scalar(&value)
+}
+
+/// Creates a dataset (collectively) with its `units` and `description`.
+fn dataset<T: H5Type>(
+    g: &Group,
+    name: &str,
+    shape: &[usize],
+    units: &str,
+    description: &str,
+) -> hdf5::Result<Dataset> {
+    let ds = g.new_dataset::<T>().shape(shape.to_vec()).create(name)?;
+    attr_str(&ds, "units", units)?;
+    attr_str(&ds, "description", description)?;
+    Ok(ds)
+}
+
+/// A dataset holding data every rank has: created by all, written by rank 0.
+fn replicated<T: H5Type>(
+    g: &Group,
+    name: &str,
+    data: &[T],
+    shape: &[usize],
+    units: &str,
+    description: &str,
+    rank: usize,
+) -> hdf5::Result<()> {
+    let ds = dataset::<T>(g, name, shape, units, description)?;
+    if rank == 0 && !data.is_empty() {
+        ds.write_raw(data)?;
+    }
+    Ok(())
+}
+
+pub fn create_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
+    match comm.mpi() {
+        Some(world) => {
+            use mpi::raw::AsRaw;
+            let raw = world.as_raw();
+            File::with_options()
+                .with_fapl(|p| p.mpio(raw, None))
+                .create(path)
+        }
+        None => File::create(path),
+    }
+}
+
+/// Writes the whole output of a run to `path.partial`, then renames it to `path`.
+pub fn write(
+    path: &Path,
+    config: &Config,
+    comm: &dyn Comm,
+    run: &RunResult,
+    prov: &Provenance,
+) -> hdf5::Result<()> {
+    let tmp = partial_path(path);
+    let written = create_file(&tmp, comm).and_then(|file| {
+        write_contents(&file, config, comm, run, prov)?;
+        // Last, so a file that has it was written through to the end.
+        attr_str(&file, "status", "complete")?;
+        file.close()
+    });
+    comm.barrier();
+    if let Err(e) = written {
+        // Leave nothing behind that could be mistaken for a result.
+        if comm.rank() == 0 {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return Err(e);
+    }
+    if comm.rank() == 0 {
+        std::fs::rename(&tmp, path)
+            .map_err(|e| hdf5::Error::from(format!("renaming {}: {e}", tmp.display()).as_str()))?;
+    }
+    comm.barrier();
+    Ok(())
+}
+
+fn write_contents(
+    file: &File,
+    config: &Config,
+    comm: &dyn Comm,
+    run: &RunResult,
+    prov: &Provenance,
+) -> hdf5::Result<()> {
+    let rank = comm.rank();
+    let n_ranks = comm.size();
+    let n_synapses: u64 = comm.all_gather_u64(run.n_synapses).iter().sum();
+    let (maj, min, rel) = hdf5::library_version();
+    let root: &Location = file;
+    attr_str(root, "format", "lapicque")?;
+    attr(root, "format_version", FORMAT_VERSION)?;
+    attr_str(root, "lapicque_version", env!("CARGO_PKG_VERSION"))?;
+    attr_str(root, "git_commit", crate::GIT_COMMIT)?;
+    attr_str(root, "config", &config.resolved_toml())?;
+    attr(root, "seed", config.seed)?;
+    attr(root, "n_ranks", n_ranks as u64)?;
+    attr(root, "n_neurons", config.n_neurons())?;
+    attr(root, "n_synapses", n_synapses)?;
+    attr(root, "dt", config.dt)?;
+    attr(root, "t_stop", config.n_steps as f64 * config.dt)?;
+    attr_str(root, "mpi_library", &crate::mpi_library_version())?;
+    attr_str(root, "hdf5_version", &format!("{maj}.{min}.{rel}"))?;
+    attr_str(root, "started", &prov.started)?;
+    attr_str(root, "finished", &prov.finished)?;
+    attr(root, "wall_time", prov.wall_time)?;
+
+    let pops = file.create_group("populations")?;
+    for p in &config.populations {
+        let g = pops.create_group(&p.name)?;
+        attr(&g, "gid_start", p.gid_start)?;
+        attr(&g, "size", p.size)?;
+        attr_str(&g, "model", "lif")?;
+    }
+
+    if config.raw.output.spikes {
+        write_spikes(file, config, comm, run)?;
+    }
+
+    let rec = &run.recorder;
+    let rates = file.create_group("rates")?;
+    let n_bins = rec.rate_counts.first().map_or(0, Vec::len);
+    let bin_ms = rec.rate_bin_steps as f64 * config.dt;
+    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * bin_ms).collect();
+    replicated(
+        &rates,
+        "time",
+        &starts,
+        &[n_bins],
+        "ms",
+        "start of each rate bin",
+        rank,
+    )?;
+    attr(&rates, "bin_width", bin_ms)?;
+    for (i, p) in config.populations.iter().enumerate() {
+        let r = rec.rates(i, config.dt, config.n_steps);
+        replicated(
+            &rates,
+            &p.name,
+            &r,
+            &[n_bins],
+            "Hz",
+            "population rate: spikes per neuron per second in each bin",
+            rank,
+        )?;
+    }
+
+    let moments = file.create_group("moments")?;
+    let nt = rec.moment_times.len();
+    replicated(
+        &moments,
+        "time",
+        &rec.moment_times,
+        &[nt],
+        "ms",
+        "sample times",
+        rank,
+    )?;
+    for (i, p) in config.populations.iter().enumerate() {
+        let g = moments.create_group(&p.name)?;
+        replicated(
+            &g,
+            "mean",
+            &rec.means[i],
+            &[nt],
+            "mV",
+            "population mean of V",
+            rank,
+        )?;
+        replicated(
+            &g,
+            "variance",
+            &rec.variances[i],
+            &[nt],
+            "mV^2",
+            "population variance of V",
+            rank,
+        )?;
+    }
+
+    let hist = file.create_group("histograms")?;
+    let nt = rec.histogram_times.len();
+    replicated(
+        &hist,
+        "time",
+        &rec.histogram_times,
+        &[nt],
+        "ms",
+        "sample times",
+        rank,
+    )?;
+    if let Some(h) = &config.histogram {
+        let width = (h.v_max - h.v_min) / h.bins as f64;
+        let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
+        replicated(
+            &hist,
+            "edges",
+            &edges,
+            &[h.bins + 1],
+            "mV",
+            "bin edges of V",
+            rank,
+        )?;
+        for (i, p) in config.populations.iter().enumerate() {
+            replicated(
+                &hist,
+                &p.name,
+                &rec.histograms[i],
+                &[nt, h.bins],
+                "1/mV",
+                "empirical density of V (time x bin); bins times width sum to the fraction of neurons inside [v_min, v_max)",
+                rank,
+            )?;
+        }
+    }
+
+    if config.raw.output.final_state {
+        let state = file.create_group("state")?;
+        attr(&state, "time", config.n_steps as f64 * config.dt)?;
+        let n = config.n_neurons() as usize;
+        let slab = run.local.start as usize..run.local.end as usize;
+        let v = dataset::<f64>(
+            &state,
+            "v",
+            &[n],
+            "mV",
+            "membrane potential at the end of the run, by gid",
+        )?;
+        let r = dataset::<u32>(
+            &state,
+            "refractory_steps",
+            &[n],
+            "steps",
+            "refractory steps left at the end of the run, by gid",
+        )?;
+        if !slab.is_empty() {
+            v.write_slice(&run.v, slab.clone())?;
+            r.write_slice(&run.refractory, slab)?;
+        }
+    }
+
+    let timers = file.create_group("timers")?;
+    let phases = Timers::NAMES.join(",");
+    let ds = dataset::<f64>(
+        &timers,
+        "seconds",
+        &[n_ranks, Timers::NAMES.len()],
+        "s",
+        "wall time per rank (row) and phase (column)",
+    )?;
+    attr_str(&ds, "phases", &phases)?;
+    ds.write_slice(&run.timers.values(), (rank, ..))?;
+    Ok(())
+}
+
+/// Spike trains in the SONATA layout, sorted by node id then time (`sorting = "by_id"`): each
+/// rank's neurons are a contiguous gid block, so each rank writes one contiguous slab.
+fn write_spikes(
+    file: &File,
+    config: &Config,
+    comm: &dyn Comm,
+    run: &RunResult,
+) -> hdf5::Result<()> {
+    let spikes = file.create_group("spikes")?;
+    // Stable sort by gid keeps the steps of each neuron in order.
+    let mut local = run.spikes.clone();
+    local.sort_by_key(|&(g, _)| g);
+    let mut lo = 0;
+    for p in &config.populations {
+        let end = p.gid_start + p.size;
+        let hi = lo + local[lo..].partition_point(|&(g, _)| u64::from(g) < end);
+        let mine = &local[lo..hi];
+        lo = hi;
+        let counts = comm.all_gather_u64(mine.len() as u64);
+        let total: u64 = counts.iter().sum();
+        let offset: u64 = counts[..comm.rank()].iter().sum();
+        let g = spikes.create_group(&p.name)?;
+        attr_str(&g, "sorting", "by_id")?;
+        let ts = dataset::<f64>(
+            &g,
+            "timestamps",
+            &[total as usize],
+            "ms",
+            "spike times (end of the step in which the neuron crossed threshold)",
+        )?;
+        let ids = dataset::<u64>(
+            &g,
+            "node_ids",
+            &[total as usize],
+            "1",
+            "neuron id within the population (gid - gid_start)",
+        )?;
+        if !mine.is_empty() {
+            let range = offset as usize..(offset as usize + mine.len());
+            let times: Vec<f64> = mine
+                .iter()
+                .map(|&(_, s)| f64::from(s + 1) * config.dt)
+                .collect();
+            let nodes: Vec<u64> = mine
+                .iter()
+                .map(|&(g, _)| u64::from(g) - p.gid_start)
+                .collect();
+            ts.write_slice(&times, range.clone())?;
+            ids.write_slice(&nodes, range)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,184 @@
+//! The step loop.
+//!
+//! Schedule of step `n` (from time `n dt` to `(n + 1) dt`), on every rank:
+//!
+//! 1. **update**: every local neuron advances one step, consuming ring-buffer slot `n` (the
+//!    synaptic input arriving in this step); the gids that spike are collected in ascending
+//!    order.
+//! 2. **exchange**: one all-gather-v of the spiking gids. Blocks are contiguous and gathered in
+//!    rank order, so every rank holds the same globally ascending list.
+//! 3. **deliver**: each spike adds its weight into slot `n + delay` of its local targets.
+//! 4. **observe**: population spike counts from the global list; at sample boundaries
+//!    `b = n + 1`, moments and histograms of V (local partial sums, one reduction each).
+//!
+//! Step 3 of step `n` must precede step 1 of step `n + 1`; since delays are at least one step,
+//! nothing delivered in step `n` is read in step `n`.
+
+use crate::comm::Comm;
+use crate::config::Config;
+use crate::connectivity::Connectivity;
+use crate::exchange::RingBuffer;
+use crate::model::lif::LifState;
+use crate::observables::Recorder;
+use crate::partition::Partition;
+use crate::progress::Progress;
+use crate::rng::{self, Purpose, Stream};
+use std::ops::Range;
+use std::time::Instant;
+
+/// Wall time per phase on one rank [s].
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timers {
+    pub build: f64,
+    pub update: f64,
+    pub exchange: f64,
+    pub deliver: f64,
+    pub observe: f64,
+    pub output: f64,
+}
+
+impl Timers {
+    pub const NAMES: [&'static str; 6] = [
+        "build", "update", "exchange", "deliver", "observe", "output",
+    ];
+
+    pub fn values(&self) -> [f64; 6] {
+        [
+            self.build,
+            self.update,
+            self.exchange,
+            self.deliver,
+            self.observe,
+            self.output,
+        ]
+    }
+}
+
+/// What one rank holds at the end of a run.
+pub struct RunResult {
+    /// The gids this rank owned.
+    pub local: Range<u64>,
+    pub recorder: Recorder,
+    /// Local spikes as (gid, step), in step order and ascending gid within a step.
+    pub spikes: Vec<(u32, u32)>,
+    /// Final membrane potential of each local neuron [mV].
+    pub v: Vec<f64>,
+    /// Final remaining refractory steps of each local neuron.
+    pub refractory: Vec<u32>,
+    pub n_synapses: u64,
+    /// Bytes held by synapse tables, ring buffers and neuron state on this rank.
+    pub bytes: u64,
+    pub timers: Timers,
+}
+
+/// Local index ranges of each population on the rank that owns `local`.
+fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
+    config
+        .populations
+        .iter()
+        .enumerate()
+        .filter_map(|(p, pop)| {
+            let g = pop.gids();
+            let (s, e) = (g.start.max(local.start), g.end.min(local.end));
+            (s < e).then(|| (p, (s - local.start) as usize..(e - local.start) as usize))
+        })
+        .collect()
+}
+
+pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResult {
+    let mut timers = Timers::default();
+    let t = Instant::now();
+    let partition = Partition::new(config.n_neurons(), comm.size());
+    let local = partition.range(comm.rank());
+    let n_local = (local.end - local.start) as usize;
+    let blocks = blocks(config, &local);
+
+    let conn = Connectivity::build(config, local.clone());
+    let mut ring = RingBuffer::new(conn.max_delay(), n_local);
+    let gids = local.clone();
+    let mut v: Vec<f64> = gids
+        .clone()
+        .map(|g| {
+            config.populations[config.population_of(g)]
+                .model
+                .initial_v(config.seed, g)
+        })
+        .collect();
+    let mut refractory = vec![0u32; n_local];
+    let mut rngs: Vec<Stream> = gids
+        .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
+        .collect();
+    let steppers: Vec<_> = config
+        .populations
+        .iter()
+        .map(|p| p.model.stepper(config.dt))
+        .collect();
+    let state_bytes = n_local as u64 * (8 + 4 + std::mem::size_of::<Stream>() as u64);
+    let bytes = conn.bytes() + ring.bytes() + state_bytes;
+    let n_synapses = conn.n_synapses();
+    timers.build = t.elapsed().as_secs_f64();
+
+    let mut recorder = Recorder::new(config, blocks.clone());
+    let observe = |b: u64, v: &[f64], recorder: &mut Recorder| {
+        let time = b as f64 * config.dt;
+        if config.moments.is_some_and(|s| s.fires(b)) {
+            recorder.sample_moments(time, v, comm);
+        }
+        if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
+            recorder.sample_histogram(time, v, h, comm);
+        }
+    };
+    observe(0, &v, &mut recorder);
+
+    let record_spikes = config.raw.output.spikes;
+    let mut spikes = Vec::new();
+    let mut fired = Vec::new();
+    let mut global = Vec::new();
+    for n in 0..config.n_steps {
+        let t = Instant::now();
+        fired.clear();
+        let input = ring.slot_mut(n);
+        for (p, r) in &blocks {
+            let state = LifState {
+                v: &mut v[r.clone()],
+                refractory: &mut refractory[r.clone()],
+                rng: &mut rngs[r.clone()],
+                input: &mut input[r.clone()],
+            };
+            let first =
+                u32::try_from(local.start + r.start as u64).expect("validated: gids fit u32");
+            steppers[*p].advance(state, first, &mut fired);
+        }
+        let t1 = Instant::now();
+        timers.update += (t1 - t).as_secs_f64();
+
+        comm.all_gather_u32(&fired, &mut global);
+        let t2 = Instant::now();
+        timers.exchange += (t2 - t1).as_secs_f64();
+
+        ring.deliver(n, &conn, &global);
+        let t3 = Instant::now();
+        timers.deliver += (t3 - t2).as_secs_f64();
+
+        if record_spikes {
+            let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
+            spikes.extend(fired.iter().map(|&g| (g, step)));
+        }
+        recorder.count_spikes(n, &global);
+        observe(n + 1, &v, &mut recorder);
+        timers.observe += t3.elapsed().as_secs_f64();
+        progress.tick(n + 1);
+    }
+    progress.finish();
+
+    RunResult {
+        local,
+        recorder,
+        spikes,
+        v,
+        refractory,
+        n_synapses,
+        bytes,
+        timers,
+    }
+}
