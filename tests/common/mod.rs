@@ -1,0 +1,120 @@
+//! Helpers for tests that run the real binary under `mpirun`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_lapicque")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A fresh scratch directory under the build's target directory.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = repo().join("target").join("test-scratch").join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch directory");
+    dir
+}
+
+/// `mpirun -n ranks lapicque args...`, allowed to run as root and to oversubscribe the cores,
+/// with idle ranks yielding so oversubscribed runs do not starve each other.
+pub fn mpirun(ranks: usize, args: &[&str]) -> Command {
+    let mut c = Command::new("mpirun");
+    c.args([
+        "-n",
+        &ranks.to_string(),
+        "--oversubscribe",
+        "--mca",
+        "mpi_yield_when_idle",
+        "1",
+    ])
+    .arg(binary())
+    .args(args)
+    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    .stdin(Stdio::null());
+    c
+}
+
+/// Runs a command, killing it and failing the test if it takes longer than `limit`.
+pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
+    let out_path = std::env::temp_dir().join(format!(
+        "lapicque-test-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let stdout = std::fs::File::create(out_path.with_extension("out")).expect("stdout file");
+    let stderr = std::fs::File::create(out_path.with_extension("err")).expect("stderr file");
+    let mut child = cmd
+        .stdout(stdout)
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn mpirun");
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait for child") {
+            break s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("command hung for more than {limit:?}: {cmd:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |ext| std::fs::read(out_path.with_extension(ext)).unwrap_or_default();
+    Output {
+        status,
+        stdout: read("out"),
+        stderr: read("err"),
+    }
+}
+
+/// Runs `lapicque run config -o out` on `ranks` ranks and asserts success.
+pub fn run_ok(ranks: usize, config: &Path, out: &Path, extra: &[&str]) {
+    let mut args = vec!["run", config.to_str().unwrap(), "-o", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = run_with_timeout(mpirun(ranks, &args), Duration::from_secs(600));
+    assert!(
+        o.status.success(),
+        "run on {ranks} ranks failed:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Mean population rate over the whole run [Hz], from the file's rate time series.
+pub fn mean_rate(file: &Path, population: &str) -> f64 {
+    let f = hdf5::File::open(file).expect("open output");
+    let r = f
+        .dataset(&format!("rates/{population}"))
+        .unwrap()
+        .read_raw::<f64>()
+        .unwrap();
+    r.iter().sum::<f64>() / r.len() as f64
+}
+
+/// The Siegert formula (Brunel 2000, eq. 21; Amit & Brunel 1997): stationary rate [Hz] of a LIF
+/// neuron with membrane time constant `tau` [ms], refractory period `t_ref` [ms], threshold
+/// `theta` and reset `v_r` [mV], driven by white noise of mean `mu` [mV] and standard deviation
+/// `sigma` [mV] in the sense `tau dV = (mu - V) dt + sigma sqrt(tau) dW`:
+///
+/// 1/nu = t_ref + tau sqrt(pi) int_{(v_r - mu)/sigma}^{(theta - mu)/sigma} e^{u^2} (1 + erf u) du
+///
+/// Computed with composite Simpson on `e^{u^2} erfc(-u)`, written independently of lapicque.
+pub fn siegert(mu: f64, sigma: f64, tau: f64, theta: f64, v_r: f64, t_ref: f64) -> f64 {
+    let f = |u: f64| (u * u).exp() * libm::erfc(-u);
+    let (a, b) = ((v_r - mu) / sigma, (theta - mu) / sigma);
+    let n = 20_000;
+    let h = (b - a) / n as f64;
+    let mut s = f(a) + f(b);
+    for i in 1..n {
+        s += if i % 2 == 1 { 4.0 } else { 2.0 } * f(a + i as f64 * h);
+    }
+    let integral = s * h / 3.0;
+    1000.0 / (t_ref + tau * std::f64::consts::PI.sqrt() * integral)
+}
