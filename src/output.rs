@@ -15,6 +15,16 @@ use std::path::{Path, PathBuf};
 
 pub const FORMAT_VERSION: u32 = 1;
 
+/// SONATA's `sorting` attribute of a spike population: an HDF5 enum over `u8`.
+#[derive(H5Type, Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+#[allow(non_camel_case_types)]
+pub enum Sorting {
+    none = 0,
+    by_id = 1,
+    by_time = 2,
+}
+
 /// Provenance that is not in the configuration.
 pub struct Provenance {
     pub started: String,
@@ -317,7 +327,7 @@ fn write_spikes(
         let total: u64 = counts.iter().sum();
         let offset: u64 = counts[..comm.rank()].iter().sum();
         let g = spikes.create_group(&p.name)?;
-        attr_str(&g, "sorting", "by_id")?;
+        attr(&g, "sorting", Sorting::by_id)?;
         let ts = dataset::<f64>(
             &g,
             "timestamps",
