@@ -127,8 +127,8 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
     result.timers.output = t.elapsed().as_secs_f64();
     output::write(&path, &config, comm, &result, &prov)?;
 
+    let n_syn: u64 = comm.all_gather_u64(result.n_synapses).iter().sum();
     if talk {
-        let n_syn: u64 = comm.all_gather_u64(result.n_synapses).iter().sum();
         eprintln!(
             "lapicque: wrote {} ({} synapses, {:.2} s wall, {:.2} s per model second)",
             path.display(),
@@ -144,8 +144,6 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
                 p.name, spikes
             );
         }
-    } else {
-        comm.all_gather_u64(result.n_synapses);
     }
     Ok(())
 }

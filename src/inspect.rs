@@ -114,5 +114,11 @@ pub fn inspect(path: &Path) -> Result<(), Error> {
             println!("  {name:<10} {mean:>9.3} / {max:>9.3}");
         }
     }
+    if let Ok(ds) = f.dataset("timers/peak_memory") {
+        let m = ds.read_raw::<u64>()?;
+        let max = m.iter().copied().max().unwrap_or(0) as f64 / 1048576.0;
+        let total = m.iter().sum::<u64>() as f64 / 1048576.0;
+        println!("peak memory: {max:.1} MiB on the largest rank, {total:.1} MiB over all ranks");
+    }
     Ok(())
 }

@@ -302,6 +302,14 @@ fn write_contents(
     )?;
     attr_str(&ds, "phases", &phases)?;
     ds.write_slice(&run.timers.values(), (rank, ..))?;
+    let rss = dataset::<u64>(
+        &timers,
+        "peak_memory",
+        &[n_ranks],
+        "bytes",
+        "peak resident memory of each rank's process",
+    )?;
+    rss.write_slice(&[crate::simulation::peak_rss_bytes()], rank..rank + 1)?;
     Ok(())
 }
 

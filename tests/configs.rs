@@ -8,8 +8,16 @@ use std::collections::BTreeSet;
 /// Dotted key paths of a TOML table, with population and projection names replaced by `*`.
 fn keys(table: &toml::Table, prefix: &str, out: &mut BTreeSet<String>) {
     for (k, v) in table {
-        let k = if prefix == "population" || prefix == "projection" { "*" } else { k.as_str() };
-        let path = if prefix.is_empty() { k.to_string() } else { format!("{prefix}.{k}") };
+        let k = if prefix == "population" || prefix == "projection" {
+            "*"
+        } else {
+            k.as_str()
+        };
+        let path = if prefix.is_empty() {
+            k.to_string()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match v {
             toml::Value::Table(t) => keys(t, &path, out),
             _ => {
@@ -27,12 +35,24 @@ fn every_shipped_config_validates() {
         if path.extension().is_some_and(|e| e == "toml") {
             let text = std::fs::read_to_string(&path).unwrap();
             Config::from_toml(&text, &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-            let o = std::process::Command::new(common::binary()).arg("check").arg(&path).output().unwrap();
-            assert!(o.status.success(), "{}: {}", path.display(), String::from_utf8_lossy(&o.stderr));
+            let o = std::process::Command::new(common::binary())
+                .arg("check")
+                .arg(&path)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
             n += 1;
         }
     }
-    assert!(n >= 3, "expected brunel, smoke and reference configs, found {n}");
+    assert!(
+        n >= 3,
+        "expected brunel, smoke and reference configs, found {n}"
+    );
 }
 
 #[test]
@@ -43,27 +63,50 @@ fn reference_config_documents_every_key() {
     let uncommented: String = text
         .lines()
         .map(|l| match l.strip_prefix("# ") {
-            Some(rest) if rest.split_once(" = ").is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')) => rest,
+            Some(rest)
+                if rest.split_once(" = ").is_some_and(|(k, _)| {
+                    k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                }) =>
+            {
+                rest
+            }
             _ => l,
         })
         .collect::<Vec<_>>()
         .join("\n");
     let mut documented = BTreeSet::new();
-    keys(&uncommented.parse::<toml::Table>().unwrap(), "", &mut documented);
+    keys(
+        &uncommented.parse::<toml::Table>().unwrap(),
+        "",
+        &mut documented,
+    );
 
     // Every key the program knows appears in the resolved configuration (defaults filled in),
     // except optional keys without a default; add those by setting them.
     let config = Config::from_toml(
         &text,
-        &["observables.moments.stop=1000".into(), "observables.histogram.stop=1000".into()],
+        &[
+            "observables.moments.stop=1000".into(),
+            "observables.histogram.stop=1000".into(),
+        ],
     )
     .unwrap();
     let mut known = BTreeSet::new();
-    keys(&config.resolved_toml().parse::<toml::Table>().unwrap(), "", &mut known);
+    keys(
+        &config.resolved_toml().parse::<toml::Table>().unwrap(),
+        "",
+        &mut known,
+    );
     known.insert("projection.*.p".into());
     known.insert("projection.*.indegree".into());
     let undocumented: Vec<_> = known.difference(&documented).collect();
-    assert!(undocumented.is_empty(), "keys missing from configs/reference.toml: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "keys missing from configs/reference.toml: {undocumented:?}"
+    );
     let unknown: Vec<_> = documented.difference(&known).collect();
-    assert!(unknown.is_empty(), "configs/reference.toml documents keys that do not exist: {unknown:?}");
+    assert!(
+        unknown.is_empty(),
+        "configs/reference.toml documents keys that do not exist: {unknown:?}"
+    );
 }

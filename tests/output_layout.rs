@@ -8,7 +8,12 @@ use hdf5::{File, Group};
 use lapicque::output::Sorting;
 
 fn text(loc: &hdf5::Location, name: &str) -> String {
-    loc.attr(name).unwrap().read_scalar::<VarLenUnicode>().unwrap().as_str().to_string()
+    loc.attr(name)
+        .unwrap()
+        .read_scalar::<VarLenUnicode>()
+        .unwrap()
+        .as_str()
+        .to_string()
 }
 
 fn every_dataset(g: &Group, prefix: &str, f: &mut dyn FnMut(&str, &hdf5::Dataset)) {
@@ -25,13 +30,28 @@ fn every_dataset(g: &Group, prefix: &str, f: &mut dyn FnMut(&str, &hdf5::Dataset
 fn smoke_run_output_follows_the_documented_layout() {
     let dir = common::scratch("output_layout");
     let out = dir.join("smoke.h5");
-    common::run_ok(2, &common::repo().join("configs/smoke.toml"), &out, &["--set", "simulation.t_stop=100"]);
-    assert!(!dir.join("smoke.h5.partial").exists(), "partial file left behind");
+    common::run_ok(
+        2,
+        &common::repo().join("configs/smoke.toml"),
+        &out,
+        &["--set", "simulation.t_stop=100"],
+    );
+    assert!(
+        !dir.join("smoke.h5.partial").exists(),
+        "partial file left behind"
+    );
     let f = File::open(&out).unwrap();
 
     assert_eq!(text(&f, "status"), "complete");
     assert_eq!(text(&f, "format"), "lapicque");
-    for a in ["lapicque_version", "git_commit", "mpi_library", "hdf5_version", "started", "finished"] {
+    for a in [
+        "lapicque_version",
+        "git_commit",
+        "mpi_library",
+        "hdf5_version",
+        "started",
+        "finished",
+    ] {
         assert!(!text(&f, a).is_empty(), "empty root attribute {a}");
     }
     assert_eq!(f.attr("n_ranks").unwrap().read_scalar::<u64>().unwrap(), 2);
@@ -44,49 +64,94 @@ fn smoke_run_output_follows_the_documented_layout() {
     let mut n = 0;
     every_dataset(&f, "", &mut |path, ds| {
         assert!(!text(ds, "units").is_empty(), "{path} has no units");
-        assert!(!text(ds, "description").is_empty(), "{path} has no description");
+        assert!(
+            !text(ds, "description").is_empty(),
+            "{path} has no description"
+        );
         n += 1;
     });
     assert!(n >= 15, "only {n} datasets");
 
     let t_stop = 100.0;
-    let bin = f.group("rates").unwrap().attr("bin_width").unwrap().read_scalar::<f64>().unwrap();
+    let bin = f
+        .group("rates")
+        .unwrap()
+        .attr("bin_width")
+        .unwrap()
+        .read_scalar::<f64>()
+        .unwrap();
     for (pop, size) in [("E", 1600.0), ("I", 400.0)] {
         let g = f.group(&format!("spikes/{pop}")).unwrap();
-        assert_eq!(g.attr("sorting").unwrap().read_scalar::<Sorting>().unwrap(), Sorting::by_id);
+        assert_eq!(
+            g.attr("sorting").unwrap().read_scalar::<Sorting>().unwrap(),
+            Sorting::by_id
+        );
         let ids = g.dataset("node_ids").unwrap().read_raw::<u64>().unwrap();
         let ts = g.dataset("timestamps").unwrap().read_raw::<f64>().unwrap();
         assert_eq!(ids.len(), ts.len());
         assert!(ids.len() > 1000, "{pop}: only {} spikes", ids.len());
         for k in 1..ids.len() {
-            assert!((ids[k - 1], ts[k - 1]) < (ids[k], ts[k]), "{pop}: spikes not sorted by id then time at {k}");
+            assert!(
+                (ids[k - 1], ts[k - 1]) < (ids[k], ts[k]),
+                "{pop}: spikes not sorted by id then time at {k}"
+            );
         }
         assert!(ts.iter().all(|&t| t > 0.0 && t <= t_stop + 1e-9));
         assert!(ids.iter().all(|&i| (i as f64) < size));
         // The rate series accounts for exactly the recorded spikes.
-        let rates = f.dataset(&format!("rates/{pop}")).unwrap().read_raw::<f64>().unwrap();
+        let rates = f
+            .dataset(&format!("rates/{pop}"))
+            .unwrap()
+            .read_raw::<f64>()
+            .unwrap();
         let from_rates: f64 = rates.iter().map(|r| r * size * bin / 1000.0).sum();
-        assert!((from_rates - ids.len() as f64).abs() < 1e-6 * ids.len() as f64, "{pop}: {from_rates} vs {}", ids.len());
+        assert!(
+            (from_rates - ids.len() as f64).abs() < 1e-6 * ids.len() as f64,
+            "{pop}: {from_rates} vs {}",
+            ids.len()
+        );
         // Histogram rows integrate to at most one and are non-negative.
         let h = f.dataset(&format!("histograms/{pop}")).unwrap();
         let shape = h.shape();
-        let edges = f.dataset("histograms/edges").unwrap().read_raw::<f64>().unwrap();
+        let edges = f
+            .dataset("histograms/edges")
+            .unwrap()
+            .read_raw::<f64>()
+            .unwrap();
         assert_eq!(edges.len(), shape[1] + 1);
         let width = edges[1] - edges[0];
         for row in h.read_raw::<f64>().unwrap().chunks(shape[1]) {
             let mass: f64 = row.iter().map(|d| d * width).sum();
-            assert!(row.iter().all(|&d| d >= 0.0) && mass <= 1.0 + 1e-12, "{pop}: mass {mass}");
+            assert!(
+                row.iter().all(|&d| d >= 0.0) && mass <= 1.0 + 1e-12,
+                "{pop}: mass {mass}"
+            );
         }
         // The final moments agree with the final state written per neuron.
         let v = f.dataset("state/v").unwrap().read_raw::<f64>().unwrap();
         let start = if pop == "E" { 0 } else { 1600 };
         let vs = &v[start..start + size as usize];
         let mean = vs.iter().sum::<f64>() / size;
-        let means = f.dataset(&format!("moments/{pop}/mean")).unwrap().read_raw::<f64>().unwrap();
-        assert!((means.last().unwrap() - mean).abs() < 1e-6, "{pop}: {} vs {mean}", means.last().unwrap());
+        let means = f
+            .dataset(&format!("moments/{pop}/mean"))
+            .unwrap()
+            .read_raw::<f64>()
+            .unwrap();
+        assert!(
+            (means.last().unwrap() - mean).abs() < 1e-6,
+            "{pop}: {} vs {mean}",
+            means.last().unwrap()
+        );
     }
 
-    let o = std::process::Command::new(common::binary()).arg("inspect").arg(&out).output().unwrap();
+    let o = std::process::Command::new(common::binary())
+        .arg("inspect")
+        .arg(&out)
+        .output()
+        .unwrap();
     let s = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success() && s.contains("complete") && s.contains("where the time went"), "{s}");
+    assert!(
+        o.status.success() && s.contains("complete") && s.contains("where the time went"),
+        "{s}"
+    );
 }
