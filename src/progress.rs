@@ -1,8 +1,12 @@
 //! Progress of a run, reported by rank 0 only: a bar with ETA and real-time factor on a
 //! terminal, plain periodic lines otherwise (batch logs).
+//!
+//! Under `mpirun` a rank's stderr is a pipe to the launcher even when the launcher writes to a
+//! terminal, so rank 0 also looks at its parent's stderr (Linux `/proc`) and, when that is a
+//! terminal, draws the bar with plain ANSI sequences through the pipe.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::io::IsTerminal;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
+use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
 pub struct Progress {
@@ -24,8 +28,9 @@ impl Progress {
         let start = Instant::now();
         let mode = if !show {
             Mode::Silent
-        } else if std::io::stderr().is_terminal() {
-            let bar = ProgressBar::with_draw_target(Some(n_steps), ProgressDrawTarget::stderr());
+        } else if stderr_reaches_terminal() {
+            let target = ProgressDrawTarget::term_like_with_hz(Box::new(AnsiStderr), 4);
+            let bar = ProgressBar::with_draw_target(Some(n_steps), target);
             bar.set_style(
                 ProgressStyle::with_template("{bar:40} {percent:>3}% {msg} ETA {eta}")
                     .expect("static template is valid"),
@@ -100,5 +105,64 @@ impl Progress {
         if let Mode::Bar(bar) = &self.mode {
             bar.finish_and_clear();
         }
+    }
+}
+
+/// Whether what this process writes to stderr ends up on a terminal: its own stderr is one, or
+/// its parent (the MPI launcher, which forwards our stderr) writes to one.
+fn stderr_reaches_terminal() -> bool {
+    if std::io::stderr().is_terminal() {
+        return true;
+    }
+    let parent = std::os::unix::process::parent_id();
+    std::fs::read_link(format!("/proc/{parent}/fd/2")).is_ok_and(|p| {
+        let p = p.to_string_lossy();
+        p.starts_with("/dev/pts/") || p.starts_with("/dev/tty")
+    })
+}
+
+/// A terminal reached through a pipe: ANSI cursor sequences written to stderr.
+#[derive(Debug)]
+struct AnsiStderr;
+
+impl AnsiStderr {
+    fn put(&self, s: &str) -> std::io::Result<()> {
+        std::io::stderr().write_all(s.as_bytes())
+    }
+    fn cursor(&self, n: usize, code: char) -> std::io::Result<()> {
+        if n > 0 {
+            self.put(&format!("\x1b[{n}{code}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl TermLike for AnsiStderr {
+    fn width(&self) -> u16 {
+        100
+    }
+    fn move_cursor_up(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'A')
+    }
+    fn move_cursor_down(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'B')
+    }
+    fn move_cursor_right(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'C')
+    }
+    fn move_cursor_left(&self, n: usize) -> std::io::Result<()> {
+        self.cursor(n, 'D')
+    }
+    fn write_line(&self, s: &str) -> std::io::Result<()> {
+        self.put(&format!("{s}\n"))
+    }
+    fn write_str(&self, s: &str) -> std::io::Result<()> {
+        self.put(s)
+    }
+    fn clear_line(&self) -> std::io::Result<()> {
+        self.put("\r\x1b[2K")
+    }
+    fn flush(&self) -> std::io::Result<()> {
+        std::io::stderr().flush()
     }
 }
