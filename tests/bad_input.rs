@@ -61,18 +61,7 @@ fn invalid_configs_fail_cleanly_on_three_ranks() {
             out.display(),
             dir.display()
         );
-        let mut cmd = common::mpirun(3, &[]);
-        // Replace the program: mpirun runs the shell, which runs lapicque.
-        let mut args: Vec<String> = cmd
-            .get_args()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        args.pop();
-        let mut c = std::process::Command::new("mpirun");
-        c.args(&args)
-            .args(["sh", "-c", &script])
-            .envs(cmd.get_envs().filter_map(|(k, v)| Some((k, v?))));
-        cmd = c;
+        let cmd = common::mpirun_program(3, "sh", &["-c", &script]);
         let o = common::run_with_timeout(cmd, Duration::from_secs(60));
         assert!(
             o.status.success(),

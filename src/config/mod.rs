@@ -210,7 +210,7 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     Ok(())
 }
 
-fn positive(key: &str, v: f64, unit: &str) -> Result<f64> {
+pub(crate) fn positive(key: &str, v: f64, unit: &str) -> Result<f64> {
     if v.is_finite() && v > 0.0 {
         Ok(v)
     } else {
@@ -222,7 +222,7 @@ fn positive(key: &str, v: f64, unit: &str) -> Result<f64> {
     }
 }
 
-fn finite(key: &str, v: f64, unit: &str) -> Result<f64> {
+pub(crate) fn finite(key: &str, v: f64, unit: &str) -> Result<f64> {
     if v.is_finite() {
         Ok(v)
     } else {
@@ -230,7 +230,7 @@ fn finite(key: &str, v: f64, unit: &str) -> Result<f64> {
     }
 }
 
-fn non_negative(key: &str, v: f64, unit: &str) -> Result<f64> {
+pub(crate) fn non_negative(key: &str, v: f64, unit: &str) -> Result<f64> {
     if v.is_finite() && v >= 0.0 {
         Ok(v)
     } else {
@@ -243,7 +243,7 @@ fn non_negative(key: &str, v: f64, unit: &str) -> Result<f64> {
 }
 
 /// `v` [ms] as a whole number of steps of `dt`.
-fn steps(key: &str, v: f64, dt: f64) -> Result<u64> {
+pub(crate) fn steps(key: &str, v: f64, dt: f64) -> Result<u64> {
     let v = non_negative(key, v, "[ms]")?;
     let ratio = v / dt;
     let n = ratio.round();

@@ -48,82 +48,53 @@ impl Lif {
         dt: f64,
         key: &dyn Fn(&str) -> String,
     ) -> Result<Lif, ConfigError> {
-        let bad = |k: &str, v: f64, why: &str| ConfigError::Invalid {
-            key: key(k),
+        use crate::config::{finite, non_negative, positive, steps};
+        let k = |name: &str| key(name);
+        let tau_m = positive(&k("tau_m"), p.tau_m, "[ms]")?;
+        let e_l = finite(&k("e_l"), p.e_l, "[mV]")?;
+        let v_th = finite(&k("v_th"), p.v_th, "[mV]")?;
+        let v_reset = finite(&k("v_reset"), p.v_reset, "[mV]")?;
+        let invalid = |name: &str, v: f64, why: &str| ConfigError::Invalid {
+            key: key(name),
             value: v.to_string(),
             reason: why.to_string(),
         };
-        let finite = |k: &str, v: f64| {
-            if v.is_finite() {
-                Ok(v)
-            } else {
-                Err(bad(k, v, "must be finite"))
-            }
-        };
-        if !(p.tau_m.is_finite() && p.tau_m > 0.0) {
-            return Err(bad("tau_m", p.tau_m, "must be positive and finite [ms]"));
-        }
-        let e_l = finite("e_l", p.e_l)?;
-        let v_th = finite("v_th", p.v_th)?;
-        let v_reset = finite("v_reset", p.v_reset)?;
         if v_reset >= v_th {
-            return Err(bad("v_reset", v_reset, "must lie below v_th [mV]"));
+            return Err(invalid("v_reset", v_reset, "must lie below v_th [mV]"));
         }
-        if !(p.t_ref.is_finite() && p.t_ref >= 0.0) {
-            return Err(bad(
-                "t_ref",
-                p.t_ref,
-                "must be non-negative and finite [ms]",
-            ));
-        }
-        let ratio = p.t_ref / dt;
-        if (ratio - ratio.round()).abs() > 1e-6 * ratio.max(1.0) || ratio > f64::from(u32::MAX) {
-            return Err(bad(
-                "t_ref",
-                p.t_ref,
-                &format!("must be a multiple of simulation.dt = {dt} [ms]"),
-            ));
-        }
-        let i_e = finite("i_e", p.i_e)?;
-        if !(p.sigma.is_finite() && p.sigma >= 0.0) {
-            return Err(bad(
-                "sigma",
-                p.sigma,
-                "must be non-negative and finite [mV/ms^(1/2)]",
-            ));
-        }
-        let lo = finite("v_init_min", p.v_init_min.unwrap_or(e_l))?;
-        let hi = finite("v_init_max", p.v_init_max.unwrap_or(e_l))?;
+        let ref_steps = steps(&k("t_ref"), p.t_ref, dt)?;
+        let i_e = finite(&k("i_e"), p.i_e, "[mV/ms]")?;
+        let sigma = non_negative(&k("sigma"), p.sigma, "[mV/ms^(1/2)]")?;
+        let lo = finite(&k("v_init_min"), p.v_init_min.unwrap_or(e_l), "[mV]")?;
+        let hi = finite(&k("v_init_max"), p.v_init_max.unwrap_or(e_l), "[mV]")?;
         if hi < lo {
-            return Err(bad("v_init_max", hi, "must not be below v_init_min [mV]"));
-        }
-        if !(p.poisson_rate.is_finite() && p.poisson_rate >= 0.0) {
-            return Err(bad(
-                "poisson_rate",
-                p.poisson_rate,
-                "must be non-negative and finite [Hz]",
+            return Err(invalid(
+                "v_init_max",
+                hi,
+                "must not be below v_init_min [mV]",
             ));
         }
-        if p.poisson_rate * dt / 1000.0 > 1e6 {
-            return Err(bad(
+        let poisson_rate = non_negative(&k("poisson_rate"), p.poisson_rate, "[Hz]")?;
+        if poisson_rate * dt / 1000.0 > 1e6 {
+            return Err(invalid(
                 "poisson_rate",
-                p.poisson_rate,
+                poisson_rate,
                 "more than 10^6 events per step [Hz]",
             ));
         }
-        let poisson_weight = finite("poisson_weight", p.poisson_weight)?;
+        let poisson_weight = finite(&k("poisson_weight"), p.poisson_weight, "[mV]")?;
         Ok(Lif {
-            tau_m: p.tau_m,
+            tau_m,
             e_l,
             v_th,
             v_reset,
-            ref_steps: ratio.round() as u32,
+            ref_steps: u32::try_from(ref_steps).expect("steps() bounds values by u32::MAX"),
             i_e,
-            sigma: p.sigma,
+            sigma,
             bridge: p.bridge,
             integrator: p.integrator,
             v_init: (lo, hi),
-            poisson_rate: p.poisson_rate,
+            poisson_rate,
             poisson_weight,
         })
     }

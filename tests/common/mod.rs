@@ -24,6 +24,11 @@ pub fn scratch(name: &str) -> PathBuf {
 /// `mpirun -n ranks lapicque args...`, allowed to run as root and to oversubscribe the cores,
 /// with idle ranks yielding so oversubscribed runs do not starve each other.
 pub fn mpirun(ranks: usize, args: &[&str]) -> Command {
+    mpirun_program(ranks, binary(), args)
+}
+
+/// `mpirun -n ranks program args...` with the settings of [`mpirun`].
+pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
     let mut c = Command::new("mpirun");
     c.args([
         "-n",
@@ -33,7 +38,7 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Command {
         "mpi_yield_when_idle",
         "1",
     ])
-    .arg(binary())
+    .arg(program)
     .args(args)
     .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
     .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
