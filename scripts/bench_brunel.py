@@ -56,7 +56,7 @@ def run_nest(py, cores, seed):
 
 
 def summary(xs):
-    return f"{statistics.median(xs):.3g} ({min(xs):.3g}-{max(xs):.3g})"
+    return f"{statistics.median(xs):.4g} ({min(xs):.4g}-{max(xs):.4g})"
 
 
 def main():
