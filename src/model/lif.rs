@@ -18,10 +18,11 @@
 //! during which arriving inputs are discarded (the convention of NEST's `iaf_psc_delta`). The
 //! spike is stamped at the end of the step.
 
+use super::poisson::PoissonSampler;
 use crate::config::{ConfigError, Integrator, RawPopulation};
 use crate::rng::{self, Purpose, Stream};
 use rand::RngExt;
-use rand_distr::{Distribution, Poisson, StandardNormal};
+use rand_distr::{Distribution, StandardNormal};
 
 /// Validated parameters of a LIF population (units as in the configuration).
 #[derive(Clone, Debug, PartialEq)]
@@ -138,8 +139,7 @@ impl Lif {
             } else {
                 0.0
             },
-            poisson: (lambda > 0.0)
-                .then(|| Poisson::new(lambda).expect("validated: finite positive Poisson mean")),
+            poisson: (lambda > 0.0).then(|| PoissonSampler::new(lambda)),
             poisson_weight: self.poisson_weight,
         }
     }
@@ -156,7 +156,7 @@ pub struct LifStep {
     ref_steps: u32,
     /// `-2 / (sigma^2 dt)`, or 0 without the bridge correction.
     bridge_coef: f64,
-    poisson: Option<Poisson<f64>>,
+    poisson: Option<PoissonSampler>,
     poisson_weight: f64,
 }
 
@@ -209,8 +209,7 @@ impl LifStep {
             }
             let mut jump = arriving;
             if let Some(poisson) = &self.poisson {
-                let k: f64 = poisson.sample(rng);
-                jump += k * self.poisson_weight;
+                jump += f64::from(poisson.sample(rng)) * self.poisson_weight;
             }
             let v1 = vc + jump;
             if spiked || v1 >= self.v_th {

@@ -2,3 +2,4 @@
 //! population's state, stored as struct-of-arrays.
 
 pub mod lif;
+pub mod poisson;
