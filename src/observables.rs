@@ -6,13 +6,21 @@ use crate::comm::Comm;
 use crate::config::Config;
 use std::ops::Range;
 
-/// Fixed-point scale of exact sums: values are rounded to multiples of 2^-32 before summing,
+/// Fixed-point scale of exact sums: values are cut to multiples of 2^-32 before summing,
 /// so the sum is an integer sum, exact and independent of order. An i128 holds 2^32 neurons at
 /// |V|^2 up to 2^60 without overflow.
 const FIXED: f64 = 4_294_967_296.0;
 
+#[inline]
 fn fixed(x: f64) -> i128 {
-    (x * FIXED).round() as i128
+    // Truncation toward zero: any fixed rule gives order independence. Through i64 where the
+    // value fits (|x| < 2^31), which compiles to one instruction; i128 conversion is a call.
+    let y = x * FIXED;
+    if y.abs() < 9.0e18 {
+        y as i64 as i128
+    } else {
+        y as i128
+    }
 }
 
 fn unfixed(x: i128) -> f64 {

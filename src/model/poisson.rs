@@ -8,8 +8,10 @@
 use rand::RngExt;
 use rand_distr::Distribution;
 
-/// Size of the guide table: `guide[j]` is the smallest k with `cdf[k] > j / GUIDE`.
-const GUIDE: usize = 64;
+/// Size of the guide table: `guide[j]` is the smallest k with `cdf[k] > j / GUIDE`. With 1024
+/// cells nearly all contain no jump of the CDF, so the search after the look-up almost never
+/// iterates and its branch is predictable.
+const GUIDE: usize = 1024;
 
 /// Means above this use `rand_distr`'s sampler, whose cost does not grow with the mean.
 const TABLE_MAX_MEAN: f64 = 64.0;
@@ -67,6 +69,7 @@ impl PoissonSampler {
         }
     }
 
+    #[inline]
     pub fn sample<R: rand::Rng + ?Sized>(&self, rng: &mut R) -> u32 {
         if let Some(large) = &self.large {
             return large.sample(rng) as u32;
@@ -79,6 +82,11 @@ impl PoissonSampler {
         if k < self.cdf.len() {
             return k as u32;
         }
+        self.tail(u, k)
+    }
+
+    #[cold]
+    fn tail(&self, u: f64, mut k: usize) -> u32 {
         // Past the table (probability below 1e-17): continue the recurrence.
         let mut c = self.cdf[k - 1];
         let mut p = (-self.mean).exp();
