@@ -4,7 +4,9 @@
 //! The network exercises every source of randomness and every ordering hazard: noise with the
 //! bridge correction, external Poisson input, random initial potentials, fixed in-degree
 //! without autapses or multapses, Bernoulli connectivity, two delays, three populations whose
-//! sizes do not divide evenly among the ranks.
+//! sizes do not divide evenly among the ranks, and four different delays (0.5 to 2 ms) so that
+//! the exchange window (the smallest delay, 5 steps) differs from every delay. A run that
+//! exchanges every step must give the same output as the windowed default.
 
 mod common;
 
@@ -86,7 +88,7 @@ rule = "bernoulli"
 p = 0.1
 autapses = false
 weight = -1.0
-delay = 0.1
+delay = 0.5
 
 [projection.XE]
 source = "X"
@@ -144,9 +146,16 @@ fn outputs_are_identical_on_one_to_four_ranks() {
     let config = dir.join("net.toml");
     std::fs::write(&config, CONFIG).unwrap();
     let mut reference: Option<Vec<(String, Vec<u8>)>> = None;
-    for ranks in 1..=4 {
-        let out = dir.join(format!("out{ranks}.h5"));
-        common::run_ok(ranks, &config, &out, &[]);
+    let runs: [(usize, &[&str]); 5] = [
+        (1, &[]),
+        (2, &[]),
+        (3, &[]),
+        (4, &[]),
+        (2, &["--set", "simulation.exchange=\"step\""]),
+    ];
+    for (i, (ranks, extra)) in runs.into_iter().enumerate() {
+        let out = dir.join(format!("out{i}.h5"));
+        common::run_ok(ranks, &config, &out, extra);
         let data = datasets(&out);
         let f = File::open(&out).unwrap();
         assert_eq!(
@@ -169,7 +178,11 @@ fn outputs_are_identical_on_one_to_four_ranks() {
                 reference = Some(data);
             }
             Some(r) => {
-                assert_eq!(r.len(), data.len(), "{ranks} ranks: different datasets");
+                assert_eq!(
+                    r.len(),
+                    data.len(),
+                    "{ranks} ranks {extra:?}: different datasets"
+                );
                 for ((pa, a), (pb, b)) in r.iter().zip(&data) {
                     assert_eq!(pa, pb);
                     assert!(

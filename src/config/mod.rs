@@ -144,6 +144,19 @@ impl Config {
         validate(raw)
     }
 
+    /// Steps between spike exchanges: 1, or the smallest delay with `exchange = "window"`.
+    pub fn exchange_window(&self) -> u64 {
+        match self.raw.simulation.exchange {
+            Exchange::Step => 1,
+            Exchange::Window => self
+                .projections
+                .iter()
+                .map(|p| u64::from(p.delay_steps))
+                .min()
+                .unwrap_or(1),
+        }
+    }
+
     pub fn n_neurons(&self) -> u64 {
         self.populations.iter().map(|p| p.size).sum()
     }

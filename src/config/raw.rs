@@ -32,6 +32,18 @@ pub struct RawSimulation {
     /// Master seed of every random stream.
     #[serde(default = "d_seed")]
     pub seed: u64,
+    /// How often spikes are exchanged between ranks; results are identical either way.
+    #[serde(default = "d_exchange")]
+    pub exchange: Exchange,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exchange {
+    /// One collective per time step.
+    Step,
+    /// One collective per window of the smallest synaptic delay.
+    Window,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -203,6 +215,9 @@ fn d_t_stop() -> f64 {
 fn d_seed() -> u64 {
     1
 }
+fn d_exchange() -> Exchange {
+    Exchange::Window
+}
 fn d_path() -> String {
     "lapicque.h5".into()
 }
@@ -255,6 +270,7 @@ impl Default for RawSimulation {
             dt: d_dt(),
             t_stop: d_t_stop(),
             seed: d_seed(),
+            exchange: d_exchange(),
         }
     }
 }
