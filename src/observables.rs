@@ -43,6 +43,13 @@ pub struct Recorder {
     pub histograms: Vec<Vec<f64>>,
     /// Population of each local neuron block: (population, local index range).
     blocks: Vec<(usize, Range<usize>)>,
+    /// Local partial sums of samples not yet reduced across ranks: per sample and population,
+    /// sum V and sum V^2 (fixed point); per sample, population and bin, counts.
+    pending_moments: Vec<i128>,
+    pending_histograms: Vec<u64>,
+    bins: usize,
+    /// Histogram bin width [mV].
+    width: f64,
     sizes: Vec<u64>,
     pop_starts: Vec<u64>,
 }
@@ -60,6 +67,13 @@ impl Recorder {
             histogram_times: Vec::new(),
             histograms: vec![Vec::new(); n_pop],
             blocks,
+            pending_moments: Vec::new(),
+            pending_histograms: Vec::new(),
+            bins: config.histogram.as_ref().map_or(0, |h| h.bins),
+            width: config
+                .histogram
+                .as_ref()
+                .map_or(1.0, |h| (h.v_max - h.v_min) / h.bins as f64),
             sizes: config.populations.iter().map(|p| p.size).collect(),
             pop_starts: config.populations.iter().map(|p| p.gid_start).collect(),
         }
@@ -77,39 +91,30 @@ impl Recorder {
         }
     }
 
-    /// Mean and variance of V per population at time `t` [ms], from the local potentials.
-    pub fn sample_moments(&mut self, t: f64, v: &[f64], comm: &dyn Comm) {
+    /// Takes the local part of the mean and variance of V per population at time `t` [ms];
+    /// the global values appear after the next [`Recorder::reduce`].
+    pub fn sample_moments(&mut self, t: f64, v: &[f64]) {
         let n_pop = self.sizes.len();
-        let mut sums = vec![0i128; 2 * n_pop];
+        let base = self.pending_moments.len();
+        self.pending_moments.resize(base + 2 * n_pop, 0);
+        let sums = &mut self.pending_moments[base..];
         for (p, range) in &self.blocks {
             for &x in &v[range.clone()] {
                 sums[2 * p] += fixed(x);
                 sums[2 * p + 1] += fixed(x * x);
             }
         }
-        comm.sum_i128(&mut sums);
         self.moment_times.push(t);
-        for p in 0..n_pop {
-            let n = self.sizes[p] as f64;
-            let mean = unfixed(sums[2 * p]) / n;
-            let var = (unfixed(sums[2 * p + 1]) / n - mean * mean).max(0.0);
-            self.means[p].push(mean);
-            self.variances[p].push(var);
-        }
     }
 
-    /// Normalised histograms of V per population at time `t` [ms].
-    pub fn sample_histogram(
-        &mut self,
-        t: f64,
-        v: &[f64],
-        spec: &crate::config::HistogramSpec,
-        comm: &dyn Comm,
-    ) {
-        let n_pop = self.sizes.len();
+    /// Takes the local part of the normalised histograms of V per population at time `t` [ms].
+    pub fn sample_histogram(&mut self, t: f64, v: &[f64], spec: &crate::config::HistogramSpec) {
         let bins = spec.bins;
         let width = (spec.v_max - spec.v_min) / bins as f64;
-        let mut counts = vec![0u64; n_pop * bins];
+        let base = self.pending_histograms.len();
+        self.pending_histograms
+            .resize(base + self.sizes.len() * bins, 0);
+        let counts = &mut self.pending_histograms[base..];
         for (p, range) in &self.blocks {
             for &x in &v[range.clone()] {
                 let b = ((x - spec.v_min) / width).floor();
@@ -118,15 +123,43 @@ impl Recorder {
                 }
             }
         }
-        comm.sum_u64(&mut counts);
         self.histogram_times.push(t);
-        for p in 0..n_pop {
-            let norm = 1.0 / (self.sizes[p] as f64 * width);
-            self.histograms[p].extend(
-                counts[p * bins..(p + 1) * bins]
-                    .iter()
-                    .map(|&c| c as f64 * norm),
-            );
+    }
+
+    /// Number of local partial values waiting for [`Recorder::reduce`]; the same on every rank.
+    pub fn pending(&self) -> usize {
+        self.pending_moments.len() + self.pending_histograms.len()
+    }
+
+    /// Reduces the pending samples across ranks (a collective) into global values. Batching
+    /// samples keeps reductions out of most steps, so ranks need not wait for each other
+    /// between spike exchanges.
+    pub fn reduce(&mut self, comm: &dyn Comm) {
+        let n_pop = self.sizes.len();
+        if !self.pending_moments.is_empty() {
+            comm.sum_i128(&mut self.pending_moments);
+            for sample in self.pending_moments.chunks_exact(2 * n_pop) {
+                for p in 0..n_pop {
+                    let n = self.sizes[p] as f64;
+                    let mean = unfixed(sample[2 * p]) / n;
+                    let var = (unfixed(sample[2 * p + 1]) / n - mean * mean).max(0.0);
+                    self.means[p].push(mean);
+                    self.variances[p].push(var);
+                }
+            }
+            self.pending_moments.clear();
+        }
+        if !self.pending_histograms.is_empty() {
+            comm.sum_u64(&mut self.pending_histograms);
+            let bins = self.bins;
+            for sample in self.pending_histograms.chunks_exact(n_pop * bins) {
+                for p in 0..n_pop {
+                    let norm = 1.0 / (self.sizes[p] as f64 * self.width);
+                    let row = &sample[p * bins..(p + 1) * bins];
+                    self.histograms[p].extend(row.iter().map(|&c| c as f64 * norm));
+                }
+            }
+            self.pending_histograms.clear();
         }
     }
 
@@ -148,6 +181,39 @@ impl Recorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::comm::SerialComm;
+
+    /// Reducing after every sample or once for all samples gives the same series, and the
+    /// moments are those of the values.
+    #[test]
+    fn batched_reduction_equals_immediate_reduction() {
+        let text = "[population.A]\nsize = 3\n[population.B]\nsize = 2\n\
+                    [observables.histogram]\nv_min = 0.0\nv_max = 4.0\nbins = 4\n";
+        let config = Config::from_toml(text, &[]).unwrap();
+        let spec = config.histogram.clone().unwrap();
+        let blocks = vec![(0, 0..3), (1, 3..5)];
+        let (mut now, mut later) = (
+            Recorder::new(&config, blocks.clone()),
+            Recorder::new(&config, blocks),
+        );
+        for k in 0..7 {
+            let v: Vec<f64> = (0..5).map(|i| 0.37 * (i * k) as f64 % 4.5).collect();
+            for r in [&mut now, &mut later] {
+                r.sample_moments(k as f64, &v);
+                r.sample_histogram(k as f64, &v, &spec);
+            }
+            now.reduce(&SerialComm);
+            assert_eq!(now.pending(), 0);
+            let a = &v[0..3];
+            let mean = a.iter().sum::<f64>() / 3.0;
+            assert!((now.means[0][k] - mean).abs() < 1e-8);
+        }
+        later.reduce(&SerialComm);
+        assert_eq!(now.means, later.means);
+        assert_eq!(now.variances, later.variances);
+        assert_eq!(now.histograms, later.histograms);
+        assert_eq!(now.histograms[0].len(), 7 * 4);
+    }
 
     #[test]
     fn fixed_point_sums_are_order_independent() {

@@ -5,8 +5,8 @@
 //! 1. **update**: every local neuron advances one step, consuming ring-buffer slot `n` (the
 //!    synaptic input arriving in this step); the gids that spike are collected in ascending
 //!    order.
-//! 2. **observe**: at sample boundaries `b = n + 1`, moments and histograms of V (local partial
-//!    sums, one reduction each).
+//! 2. **observe**: at sample boundaries `b = n + 1`, local partial sums for moments and
+//!    histograms of V; they are reduced across ranks in batches after an exchange.
 //! 3. **exchange**: one all-gather-v of the spiking gids. Blocks are contiguous and gathered in
 //!    rank order, so every rank holds the same globally ascending list.
 //! 4. **deliver**: each spike adds its weight into slot `n + delay` of its local targets; the
@@ -29,6 +29,10 @@ use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
 use std::ops::Range;
 use std::time::Instant;
+
+/// Sampled observables are reduced across ranks once this many local partial values wait
+/// (and at the end), not at every sample.
+const REDUCE_BATCH: usize = 1 << 16;
 
 /// Wall time per phase on one rank [s].
 #[derive(Clone, Copy, Debug, Default)]
@@ -136,10 +140,10 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     let observe = |b: u64, v: &[f64], recorder: &mut Recorder| {
         let time = b as f64 * config.dt;
         if config.moments.is_some_and(|s| s.fires(b)) {
-            recorder.sample_moments(time, v, comm);
+            recorder.sample_moments(time, v);
         }
         if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
-            recorder.sample_histogram(time, v, h, comm);
+            recorder.sample_histogram(time, v, h);
         }
     };
     observe(0, &v, &mut recorder);
@@ -213,6 +217,11 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
         }
         timers.deliver += t1.elapsed().as_secs_f64();
         n0 += w as u64;
+        if recorder.pending() >= REDUCE_BATCH || n0 == config.n_steps {
+            let t = Instant::now();
+            recorder.reduce(comm);
+            timers.observe += t.elapsed().as_secs_f64();
+        }
     }
     progress.finish();
 
