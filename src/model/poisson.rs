@@ -5,13 +5,14 @@
 //! and about one comparison, where the multiplication method costs `mean + 1` draws; on the
 //! Brunel benchmark this is the largest part of the neuron update (see BENCHMARKS.md).
 
-use rand::RngExt;
 use rand_distr::Distribution;
 
 /// Size of the guide table: `guide[j]` is the smallest k with `cdf[k] > j / GUIDE`. With 1024
 /// cells nearly all contain no jump of the CDF, so the search after the look-up almost never
 /// iterates and its branch is predictable.
-const GUIDE: usize = 1024;
+const GUIDE: usize = 1 << GUIDE_BITS;
+const GUIDE_BITS: u32 = 10;
+const TWO53: f64 = 9_007_199_254_740_992.0;
 
 /// Means above this use `rand_distr`'s sampler, whose cost does not grow with the mean.
 const TABLE_MAX_MEAN: f64 = 64.0;
@@ -20,6 +21,9 @@ const TABLE_MAX_MEAN: f64 = 64.0;
 pub struct PoissonSampler {
     mean: f64,
     cdf: Vec<f64>,
+    /// `cdf[k]` in units of 2^-53, rounded up: for a 53-bit uniform `m 2^-53`,
+    /// `m >= cdf_int[k]` exactly when `m 2^-53 >= cdf[k]`, so the search runs on integers.
+    cdf_int: Vec<u64>,
     guide: Vec<u32>,
     large: Option<rand_distr::Poisson<f64>>,
 }
@@ -36,6 +40,7 @@ impl PoissonSampler {
             return PoissonSampler {
                 mean,
                 cdf: Vec::new(),
+                cdf_int: Vec::new(),
                 guide: Vec::new(),
                 large: Some(large),
             };
@@ -61,9 +66,11 @@ impl PoissonSampler {
                 cdf.partition_point(|&c| c <= u) as u32
             })
             .collect();
+        let cdf_int = cdf.iter().map(|&c| (c * TWO53).ceil() as u64).collect();
         PoissonSampler {
             mean,
             cdf,
+            cdf_int,
             guide,
             large: None,
         }
@@ -74,14 +81,18 @@ impl PoissonSampler {
         if let Some(large) = &self.large {
             return large.sample(rng) as u32;
         }
-        let u: f64 = rng.random();
-        let mut k = self.guide[(u * GUIDE as f64) as usize] as usize;
-        while k < self.cdf.len() && u >= self.cdf[k] {
+        // The uniform is u = m 2^-53 with m the top 53 bits of one draw (as `rng.random::<f64>()`
+        // makes it); its guide cell floor(u GUIDE) is the top 10 bits.
+        let x = rng.next_u64();
+        let m = x >> 11;
+        let mut k = self.guide[(x >> (64 - GUIDE_BITS)) as usize] as usize;
+        while k < self.cdf_int.len() && m >= self.cdf_int[k] {
             k += 1;
         }
-        if k < self.cdf.len() {
+        if k < self.cdf_int.len() {
             return k as u32;
         }
+        let u = m as f64 / TWO53;
         self.tail(u, k)
     }
 
