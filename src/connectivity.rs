@@ -48,27 +48,31 @@ impl Connectivity {
                 let src = &config.populations[proj.source];
                 let tgt = config.populations[proj.target].gids();
                 let mine = tgt.start.max(local.start)..tgt.end.min(local.end);
-                // (source offset, local target) in ascending target order.
-                let mut pairs: Vec<(u32, u32)> = Vec::new();
-                for gid in mine {
+                // Two passes over the same streams: count the synapses of each source, then
+                // regenerate them and place each target directly (a counting sort without
+                // storing the (source, target) pairs), so building never needs more than the
+                // final 4 bytes per synapse. Targets come in ascending order within a source.
+                let mut offsets = vec![0u64; src.size as usize + 1];
+                for gid in mine.clone() {
                     sources.clear();
                     network::sources_of(config, k, gid, &mut sources);
-                    let t = (gid - local.start) as u32;
-                    pairs.extend(sources.iter().map(|&s| (s, t)));
-                }
-                // Counting sort by source; stable, so targets stay ascending within a source.
-                let mut offsets = vec![0u64; src.size as usize + 1];
-                for &(s, _) in &pairs {
-                    offsets[s as usize + 1] += 1;
+                    for &s in &sources {
+                        offsets[s as usize + 1] += 1;
+                    }
                 }
                 for i in 1..offsets.len() {
                     offsets[i] += offsets[i - 1];
                 }
                 let mut fill = offsets.clone();
-                let mut targets = vec![0u32; pairs.len()];
-                for (s, t) in pairs {
-                    targets[fill[s as usize] as usize] = t;
-                    fill[s as usize] += 1;
+                let mut targets = vec![0u32; offsets[src.size as usize] as usize];
+                for gid in mine {
+                    sources.clear();
+                    network::sources_of(config, k, gid, &mut sources);
+                    let t = (gid - local.start) as u32;
+                    for &s in &sources {
+                        targets[fill[s as usize] as usize] = t;
+                        fill[s as usize] += 1;
+                    }
                 }
                 ProjectionTable {
                     source_start: src.gid_start,
