@@ -7,6 +7,11 @@ NEST / lapicque ratios. Machines are shared and noisy: only ratios from one sitt
 
     scripts/bench_brunel.py [--reps 3] [--cores 1 2] [--json results.json]
 
+Besides time, it reports bytes per synapse (peak memory with the synapses minus peak memory
+of the same network without them, over the synapse count) and lapicque's delivery time per
+synaptic event against a plain scatter-add loop of the same event count
+(`examples/scatter_add.rs`), the bound for delivery on this machine.
+
 Uses Debian's python3 (for h5py); NEST is installed into a venv by scripts/install_nest.sh.
 """
 import argparse
@@ -24,11 +29,14 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PHASES_SIM = ("update", "exchange", "deliver", "observe")
 
 
-def run_lapicque(cores, out):
+EMPTY = [a for p in ("EE", "EI", "IE", "II") for a in ("--set", f"projection.{p}.indegree=0")]
+
+
+def run_lapicque(cores, out, extra=()):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-n", str(cores), "--oversubscribe",
            os.path.join(ROOT, "target/release/lapicque"), "run",
-           os.path.join(ROOT, "configs/brunel.toml"), "-o", out]
+           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, *extra]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0
@@ -38,20 +46,27 @@ def run_lapicque(cores, out):
         col = {p: t[:, i].max() for i, p in enumerate(phases)}
         rate = {p: float(f[f"rates/{p}"][:].mean()) for p in ("E", "I")}
         rss = int(f["timers/peak_memory"][:].sum())
+        rss_build = int(f["timers/peak_memory_build"][:].sum())
         syn = int(f.attrs["n_synapses"])
+        # Delivery cost per event on the slowest rank.
+        deliver_ns = max(t[r, phases.index("deliver")] / max(int(e), 1) * 1e9
+                         for r, e in enumerate(f["timers/events"][:]))
+        events = int(f["timers/events"][:].max())
     return {"simulator": "lapicque", "cores": cores, "wall_s": wall, "build_s": col["build"],
             "sim_s": sum(col[p] for p in PHASES_SIM), "rss_mib": rss / 2**20,
-            "rate_e_hz": rate["E"], "rate_i_hz": rate["I"], "n_synapses": syn}
+            "rss_build_mib": rss_build / 2**20, "rate_e_hz": rate["E"], "rate_i_hz": rate["I"], "n_synapses": syn,
+            "deliver_ns_per_event": deliver_ns, "events": events}
 
 
-def run_nest(py, cores, seed):
-    cmd = [py, os.path.join(ROOT, "scripts/nest_brunel.py"), "--threads", str(cores), "--seed", str(seed)]
+def run_nest(py, cores, seed, extra=()):
+    cmd = [py, os.path.join(ROOT, "scripts/nest_brunel.py"), "--threads", str(cores), "--seed", str(seed), *extra]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
     wall = time.perf_counter() - t0
     r = json.loads(out.strip().splitlines()[-1])
     return {"simulator": "nest", "cores": cores, "wall_s": wall, "build_s": r["build_s"],
             "sim_s": r["sim_s"], "rss_mib": r["rss_peak_kib"] / 1024,
+            "rss_build_mib": r["rss_build_kib"] / 1024,
             "rate_e_hz": r["rate_e_hz"], "rate_i_hz": r["rate_i_hz"], "n_synapses": r["n_synapses"]}
 
 
@@ -66,7 +81,7 @@ def main():
     ap.add_argument("--json", help="write every measurement to this file")
     a = ap.parse_args()
 
-    subprocess.run(["cargo", "build", "--release", "--locked"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--release", "--locked", "--bins", "--examples"], cwd=ROOT, check=True)
     py = subprocess.run([os.path.join(ROOT, "scripts/install_nest.sh")], check=True,
                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
     results = []
@@ -77,9 +92,23 @@ def main():
                 results.append(run_nest(py, cores, seed=rep + 1))
                 print(f"rep {rep + 1} cores {cores}: " + ", ".join(
                     f"{r['simulator']} {r['sim_s']:.2f} s" for r in results[-2:]), file=sys.stderr)
+        # Memory of the same network without recurrent synapses: the baseline of the
+        # bytes-per-synapse figure. Memory is not noisy, so once per core count is enough.
+        empty = {}
+        for cores in a.cores:
+            empty[("lapicque", cores)] = run_lapicque(cores, os.path.join(tmp, "empty.h5"), EMPTY)["rss_build_mib"]
+            empty[("nest", cores)] = run_nest(py, cores, 1, ["--no-connect"])["rss_build_mib"]
+    # The scatter-add bound for the event count and table size of the 1-rank run.
+    one = next(r for r in results if r["simulator"] == "lapicque" and r["cores"] == min(a.cores))
+    n_neurons = 12500
+    out = subprocess.run([os.path.join(ROOT, "target/release/examples/scatter_add"), str(one["events"]),
+                          str(n_neurons), str(one["n_synapses"]), str(one["n_synapses"] // n_neurons)],
+                         check=True, capture_output=True, text=True).stdout
+    bound = json.loads(out)["ns_per_event"]
     if a.json:
         with open(a.json, "w") as f:
-            json.dump(results, f, indent=1)
+            json.dump({"runs": results, "empty_rss_mib": {f"{k[0]}-{k[1]}": v for k, v in empty.items()},
+                       "scatter_add_ns_per_event": bound}, f, indent=1)
 
     print("| cores | simulator | build [s] | simulate [s] | process wall [s] | peak memory [MiB] | rate E [Hz] | rate I [Hz] |")
     print("|---|---|---|---|---|---|---|---|")
@@ -97,6 +126,25 @@ def main():
         print(f"| {cores} | {med['nest']['sim_s'] / med['lapicque']['sim_s']:.1f}x | "
               f"{med['nest']['build_s'] / med['lapicque']['build_s']:.1f}x | "
               f"{med['nest']['wall_s'] / med['lapicque']['wall_s']:.1f}x |")
+    print()
+    print("Memory once the network is built (before simulating), with and without the recurrent synapses:")
+    print()
+    print("| cores | simulator | memory with synapses [MiB] | without [MiB] | bytes per synapse |")
+    print("|---|---|---|---|---|")
+    for cores in a.cores:
+        for sim in ("lapicque", "nest"):
+            rs = [r for r in results if r["cores"] == cores and r["simulator"] == sim]
+            full = statistics.median(r["rss_build_mib"] for r in rs)
+            per = (full - empty[(sim, cores)]) * 2**20 / rs[0]["n_synapses"]
+            print(f"| {cores} | {sim} | {full:.1f} | {empty[(sim, cores)]:.1f} | {per:.2f} |")
+    print()
+    print(f"Scatter-add bound ({one['events']} events into {n_neurons} targets): {bound:.3f} ns per event")
+    print("| cores | lapicque delivery [ns per event, slowest rank] | bound / lapicque |")
+    print("|---|---|---|")
+    for cores in a.cores:
+        d = statistics.median(r["deliver_ns_per_event"] for r in results
+                              if r["cores"] == cores and r["simulator"] == "lapicque")
+        print(f"| {cores} | {d:.3f} | {bound / d:.2f} |")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,12 @@ def parse_args():
     p.add_argument("--eta", type=float, default=2.0, help="external rate / threshold rate")
     p.add_argument("--delay", type=float, default=1.5, help="synaptic delay (ms)")
     p.add_argument(
+        "--no-connect",
+        action="store_true",
+        help="skip the recurrent synapses (the empty network whose memory is the baseline "
+        "of the bytes-per-synapse figure)",
+    )
+    p.add_argument(
         "--record-all",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -108,8 +114,9 @@ def main():
     # poisson->neuron and neuron->recorder device connections.
     n_device = nest.GetKernelStatus("num_connections")
     # fixed_indegree with NEST's defaults: autapses and multapses allowed.
-    nest.Connect(exc, exc + inh, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
-    nest.Connect(inh, exc + inh, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
+    if not a.no_connect:
+        nest.Connect(exc, exc + inh, {"rule": "fixed_indegree", "indegree": CE}, "excitatory")
+        nest.Connect(inh, exc + inh, {"rule": "fixed_indegree", "indegree": CI}, "inhibitory")
     n_synapses = nest.GetKernelStatus("num_connections") - n_device
     build_s = time.perf_counter() - t0
     rss_build = peak_rss_kib()

@@ -32,8 +32,10 @@ impl RingBuffer {
         &mut self.data[s * self.n..(s + 1) * self.n]
     }
 
-    /// Adds the synaptic effect of `spikes` (global gids, ascending), emitted in step `step`.
-    pub fn deliver(&mut self, step: u64, conn: &Connectivity, spikes: &[u32]) {
+    /// Adds the synaptic effect of `spikes` (global gids, ascending), emitted in step `step`;
+    /// returns the number of synaptic events delivered on this rank.
+    pub fn deliver(&mut self, step: u64, conn: &Connectivity, spikes: &[u32]) -> u64 {
+        let mut events = 0;
         for table in &conn.tables {
             let slot = self.slot_mut(step + u64::from(table.delay_steps));
             let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
@@ -41,11 +43,14 @@ impl RingBuffer {
             let hi = spikes.partition_point(|&g| u64::from(g) < end);
             let w = table.weight;
             for &g in &spikes[lo..hi] {
-                for &t in table.targets_of(u64::from(g) - table.source_start) {
+                let targets = table.targets_of(u64::from(g) - table.source_start);
+                events += targets.len() as u64;
+                for &t in targets {
                     slot[t as usize] += w;
                 }
             }
         }
+        events
     }
 
     pub fn bytes(&self) -> u64 {

@@ -310,6 +310,22 @@ fn write_contents(
         "peak resident memory of each rank's process",
     )?;
     rss.write_slice(&[crate::simulation::peak_rss_bytes()], rank..rank + 1)?;
+    let rss = dataset::<u64>(
+        &timers,
+        "peak_memory_build",
+        &[n_ranks],
+        "bytes",
+        "peak resident memory of each rank's process once the network is built",
+    )?;
+    rss.write_slice(&[run.build_memory], rank..rank + 1)?;
+    let ev = dataset::<u64>(
+        &timers,
+        "events",
+        &[n_ranks],
+        "1",
+        "synaptic events delivered to each rank's neurons",
+    )?;
+    ev.write_slice(&[run.events], rank..rank + 1)?;
     Ok(())
 }
 

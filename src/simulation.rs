@@ -84,6 +84,10 @@ pub struct RunResult {
     /// Final remaining refractory steps of each local neuron.
     pub refractory: Vec<u32>,
     pub n_synapses: u64,
+    /// Synaptic events delivered to this rank's neurons.
+    pub events: u64,
+    /// Peak resident memory once the network and state are built [bytes].
+    pub build_memory: u64,
     /// Bytes held by synapse tables, ring buffers and neuron state on this rank.
     pub bytes: u64,
     pub timers: Timers,
@@ -135,6 +139,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     let bytes = conn.bytes() + ring.bytes() + state_bytes;
     let n_synapses = conn.n_synapses();
     timers.build = t.elapsed().as_secs_f64();
+    let build_memory = peak_rss_bytes();
 
     let mut recorder = Recorder::new(config, blocks.clone());
     let observe = |b: u64, v: &[f64], recorder: &mut Recorder| {
@@ -156,6 +161,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     let mut gathered = Vec::new();
     let mut parts: Vec<(usize, usize)> = Vec::new();
     let mut step_spikes = Vec::new();
+    let mut events = 0u64;
     let mut n0 = 0;
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
@@ -212,7 +218,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
                 step_spikes.extend_from_slice(&gathered[*next..*next + c]);
                 *next += c;
             }
-            ring.deliver(n0 + k as u64, &conn, &step_spikes);
+            events += ring.deliver(n0 + k as u64, &conn, &step_spikes);
             recorder.count_spikes(n0 + k as u64, &step_spikes);
         }
         timers.deliver += t1.elapsed().as_secs_f64();
@@ -226,6 +232,8 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     progress.finish();
 
     RunResult {
+        events,
+        build_memory,
         local,
         recorder,
         spikes,
