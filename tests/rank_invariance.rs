@@ -6,7 +6,7 @@
 //! without autapses or multapses, Bernoulli connectivity, two delays, three populations whose
 //! sizes do not divide evenly among the ranks, and four different delays (0.5 to 2 ms) so that
 //! the exchange window (the smallest delay, 5 steps) differs from every delay. A run that
-//! exchanges every step must give the same output as the windowed default.
+//! exchanges once per window must give the same output as the every-step default.
 
 mod common;
 
@@ -151,7 +151,7 @@ fn outputs_are_identical_on_one_to_four_ranks() {
         (2, &[]),
         (3, &[]),
         (4, &[]),
-        (2, &["--set", "simulation.exchange=\"step\""]),
+        (2, &["--set", "simulation.exchange=\"window\""]),
     ];
     for (i, (ranks, extra)) in runs.into_iter().enumerate() {
         let out = dir.join(format!("out{i}.h5"));

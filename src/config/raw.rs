@@ -216,7 +216,7 @@ fn d_seed() -> u64 {
     1
 }
 fn d_exchange() -> Exchange {
-    Exchange::Window
+    Exchange::Step
 }
 fn d_path() -> String {
     "lapicque.h5".into()
