@@ -36,7 +36,7 @@ def run_lapicque(cores, out, extra=()):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-n", str(cores), "--oversubscribe",
            os.path.join(ROOT, "target/release/lapicque"), "run",
-           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, *extra]
+           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force", *extra]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     wall = time.perf_counter() - t0

@@ -5,6 +5,6 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh"
 
 out="${1:-$ROOT/smoke.h5}"
-mpirun -n 2 --oversubscribe "$ROOT/target/release/lapicque" run "$ROOT/configs/smoke.toml" -o "$out"
+mpirun -n 2 --oversubscribe "$ROOT/target/release/lapicque" run "$ROOT/configs/smoke.toml" -o "$out" --force
 "$ROOT/target/release/lapicque" inspect "$out"
 echo "output: $out"

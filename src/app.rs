@@ -40,7 +40,7 @@ fn read_config_everywhere(path: &Path, comm: &dyn Comm) -> Result<String, Error>
 
 /// Rank 0 checks that the output can be created before any work is done; all ranks learn the
 /// verdict.
-fn check_output_path(path: &Path, comm: &dyn Comm) -> Result<(), Error> {
+fn check_output_path(path: &Path, force: bool, comm: &dyn Comm) -> Result<(), Error> {
     let mut verdict = Vec::new();
     if comm.rank() == 0 {
         let dir = match path.parent() {
@@ -53,6 +53,8 @@ fn check_output_path(path: &Path, comm: &dyn Comm) -> Result<(), Error> {
             Some(format!("directory {} does not exist", dir.display()))
         } else if path.is_dir() {
             Some("is a directory".to_string())
+        } else if path.exists() && !force {
+            Some("exists; pass --force to replace it".to_string())
         } else {
             // Probe by creating the partial file the writer will create anyway.
             let probe = output::partial_path(path);
@@ -93,7 +95,7 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.raw.output.path));
-    check_output_path(&path, comm)?;
+    check_output_path(&path, args.force, comm)?;
     let talk = comm.rank() == 0;
     if talk {
         eprintln!(
@@ -111,7 +113,7 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         config.dt,
         config.raw.output.progress_interval,
     );
-    let mut result = simulation::run(&config, comm, &mut progress);
+    let mut result = simulation::run(&config, comm, &mut progress)?;
 
     let t = Instant::now();
     let mut finished = now().into_bytes();

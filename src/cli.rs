@@ -39,6 +39,9 @@ pub struct RunArgs {
     /// Output file (HDF5); default: `output.path` of the configuration.
     #[arg(short, long)]
     pub output: Option<PathBuf>,
+    /// Replace the output file if it exists (it is replaced only when the new one is complete).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -22,11 +22,12 @@ use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::exchange::RingBuffer;
-use crate::model::lif::LifState;
+use crate::model::lif::{LifState, DIVERGED};
 use crate::observables::Recorder;
 use crate::partition::Partition;
 use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
+use crate::Error;
 use std::ops::Range;
 use std::time::Instant;
 
@@ -107,7 +108,11 @@ fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
         .collect()
 }
 
-pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResult {
+/// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
+/// whose state diverged (0: none) and the step, within the window, when it did.
+const HEADER: usize = 2;
+
+pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<RunResult, Error> {
     let mut timers = Timers::default();
     let t = Instant::now();
     let partition = Partition::new(config.n_neurons(), comm.size());
@@ -156,7 +161,8 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     let record_spikes = config.raw.output.spikes;
     let window = config.exchange_window();
     let mut spikes = Vec::new();
-    // Per window, what this rank sends: the number of spikes of each step, then their gids.
+    // Per window, what this rank sends: a header (a diverged neuron, see HEADER), the number of
+    // spikes of each step, then their gids.
     let mut send: Vec<u32> = Vec::new();
     let mut gathered = Vec::new();
     let mut parts: Vec<(usize, usize)> = Vec::new();
@@ -166,7 +172,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
         send.clear();
-        send.resize(w, 0);
+        send.resize(HEADER + w, 0);
         for k in 0..w {
             let n = n0 + k as u64;
             let t = Instant::now();
@@ -183,7 +189,16 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
                     u32::try_from(local.start + r.start as u64).expect("validated: gids fit u32");
                 steppers[*p].advance(state, first, &mut send);
             }
-            send[k] = u32::try_from(send.len() - before).expect("fewer than 2^32 local neurons");
+            let (header, fired) = send.split_at_mut(before);
+            for g in fired.iter_mut().filter(|g| **g & DIVERGED != 0) {
+                *g &= !DIVERGED;
+                if header[0] == 0 {
+                    header[0] = *g + 1;
+                    header[1] = k as u32;
+                }
+            }
+            send[HEADER + k] =
+                u32::try_from(send.len() - before).expect("fewer than 2^32 local neurons");
             if record_spikes {
                 let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
                 spikes.extend(send[before..].iter().map(|&g| (g, step)));
@@ -206,10 +221,30 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
         // step, so the window changes no result.
         parts.clear();
         let mut pos = 0;
+        let mut diverged = None;
         while pos < gathered.len() {
-            let total: usize = gathered[pos..pos + w].iter().map(|&c| c as usize).sum();
-            parts.push((pos, pos + w));
-            pos += w + total;
+            if gathered[pos] != 0 && diverged.is_none() {
+                diverged = Some((
+                    u64::from(gathered[pos] - 1),
+                    n0 + u64::from(gathered[pos + 1]),
+                ));
+            }
+            let counts = pos + HEADER;
+            let total: usize = gathered[counts..counts + w]
+                .iter()
+                .map(|&c| c as usize)
+                .sum();
+            parts.push((counts, counts + w));
+            pos = counts + w + total;
+        }
+        // Every rank sees the same messages, so all stop together, at the same place.
+        if let Some((gid, step)) = diverged {
+            progress.finish();
+            return Err(Error::Diverged {
+                gid,
+                population: config.populations[config.population_of(gid)].name.clone(),
+                time: (step + 1) as f64 * config.dt,
+            });
         }
         for k in 0..w {
             step_spikes.clear();
@@ -231,7 +266,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
     }
     progress.finish();
 
-    RunResult {
+    Ok(RunResult {
         events,
         build_memory,
         local,
@@ -242,5 +277,5 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> RunResu
         n_synapses,
         bytes,
         timers,
-    }
+    })
 }

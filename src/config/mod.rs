@@ -32,6 +32,13 @@ fn invalid(key: impl Into<String>, value: impl ToString, reason: impl Into<Strin
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
+/// Largest network: every step's spike list, gids plus a small header per rank, must fit in
+/// one MPI message, whose counts are 32-bit.
+pub const MAX_NEURONS: u64 = (1 << 31) - (1 << 20);
+
+/// Largest projection, in expected synapses (2^40: 4 TiB of synapse tables).
+pub const MAX_SYNAPSES: f64 = 1_099_511_627_776.0;
+
 /// A projection rule with its parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnRule {
@@ -174,18 +181,22 @@ impl Config {
 
     /// Expected number of synapses of a projection (exact for `fixed_indegree`).
     pub fn expected_synapses(&self, proj: &Projection) -> f64 {
-        let src = self.populations[proj.source].size as f64;
-        let tgt = self.populations[proj.target].size as f64;
-        match proj.rule {
-            ConnRule::FixedIndegree { indegree, .. } => indegree as f64 * tgt,
-            ConnRule::Bernoulli { p, autapses } => {
-                let pairs = if !autapses && proj.source == proj.target {
-                    src - 1.0
-                } else {
-                    src
-                };
-                p * pairs * tgt
-            }
+        expected_synapses(&self.populations, proj)
+    }
+}
+
+fn expected_synapses(populations: &[Population], proj: &Projection) -> f64 {
+    let src = populations[proj.source].size as f64;
+    let tgt = populations[proj.target].size as f64;
+    match proj.rule {
+        ConnRule::FixedIndegree { indegree, .. } => indegree as f64 * tgt,
+        ConnRule::Bernoulli { p, autapses } => {
+            let pairs = if !autapses && proj.source == proj.target {
+                src - 1.0
+            } else {
+                src
+            };
+            p * pairs * tgt
         }
     }
 }
@@ -367,11 +378,11 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         });
         gid_start += p.size;
     }
-    if gid_start > u64::from(u32::MAX) {
+    if gid_start > MAX_NEURONS {
         return Err(invalid(
             "population",
             gid_start,
-            "more than 2^32 - 1 neurons in total",
+            format!("more than {MAX_NEURONS} neurons in total (spike exchange counts are 32-bit)"),
         ));
     }
 
@@ -446,14 +457,27 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             ));
         }
         let delay_steps = u32::try_from(delay_steps).expect("steps() bounds values by u32::MAX");
-        projections.push(Projection {
+        let projection = Projection {
             name: name.clone(),
             source,
             target,
             rule,
             weight,
             delay_steps,
-        });
+        };
+        let expected = expected_synapses(&populations, &projection);
+        if expected > MAX_SYNAPSES {
+            let (k, v) = match r.rule {
+                Rule::FixedIndegree => ("indegree", r.indegree.unwrap_or(0).to_string()),
+                Rule::Bernoulli => ("p", r.p.unwrap_or(0.0).to_string()),
+            };
+            return Err(invalid(
+                key(k),
+                v,
+                format!("{expected:.3e} synapses expected; at most 2^40 per projection"),
+            ));
+        }
+        projections.push(projection);
     }
 
     let obs = &raw.observables;
@@ -503,7 +527,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         }
     };
 
-    Ok(Config {
+    let config = Config {
         dt,
         n_steps,
         seed,
@@ -513,7 +537,19 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         moments,
         histogram,
         raw,
-    })
+    };
+    let window = config.exchange_window();
+    if (config.n_neurons() + 2) * window > i32::MAX as u64 {
+        return Err(invalid(
+            "simulation.exchange",
+            "\"window\"",
+            format!(
+                "a window of {window} steps of {} neurons may exceed one MPI message (2^31 - 1 values); use \"step\"",
+                config.n_neurons()
+            ),
+        ));
+    }
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -171,7 +171,10 @@ pub struct LifState<'a> {
 
 impl LifStep {
     /// Advances every neuron of `state` by one step and appends the gids that spiked
-    /// (`first_gid` is the gid of the first neuron of the slices) in ascending order.
+    /// (`first_gid` is the gid of the first neuron of the slices) in ascending order. A neuron
+    /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
+    // The negated comparison is the point: it is true for NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn advance(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
         let LifState {
             v,
@@ -212,16 +215,23 @@ impl LifStep {
                 jump += f64::from(poisson.sample(rng)) * self.poisson_weight;
             }
             let v1 = vc + jump;
-            if spiked || v1 >= self.v_th {
+            // `!(v1 < v_th)` also sends NaN, and the second test -inf, down the rare spike
+            // path, where they are marked: no state is carried through the loop for it.
+            if spiked || !(v1 < self.v_th) || v1 == f64::NEG_INFINITY {
+                let mark = if v1.is_finite() { 0 } else { DIVERGED };
                 *v = self.v_reset;
                 *r = self.ref_steps;
-                spikes.push(first_gid + i as u32);
+                spikes.push((first_gid + i as u32) | mark);
             } else {
                 *v = v1;
             }
         }
     }
 }
+
+/// Set in a gid appended by [`LifStep::advance`] when that neuron's potential became NaN or
+/// infinite. Gids stay below 2^31 (`config::MAX_NEURONS`), so the bit is free.
+pub const DIVERGED: u32 = 1 << 31;
 
 #[cfg(test)]
 mod tests {
