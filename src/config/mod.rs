@@ -24,10 +24,24 @@ pub enum ConfigError {
 
 fn invalid(key: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
+        key: one_line(&key.into()),
+        value: one_line(&value.to_string()),
         reason: reason.into(),
     }
+}
+
+/// `s` with control characters (newlines among them) escaped, so that an error quoting user
+/// input stays on one line.
+pub fn one_line(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -132,7 +146,7 @@ impl Config {
                 .unwrap_or(0);
             ConfigError::Parse(format!(
                 "TOML syntax error at line {line}: {}",
-                e.message().trim().replace('\n', " ")
+                one_line(e.message().trim())
             ))
         })?;
         for o in overrides {
@@ -140,8 +154,8 @@ impl Config {
         }
         let raw: RawConfig =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
-                let path = e.path().to_string();
-                let msg = e.inner().message().trim().replace('\n', " ");
+                let path = one_line(&e.path().to_string());
+                let msg = one_line(e.inner().message().trim());
                 ConfigError::Parse(if path == "." {
                     msg
                 } else {
