@@ -75,13 +75,30 @@ fn replicated<T: H5Type>(
     shape: &[usize],
     units: &str,
     description: &str,
-    rank: usize,
+    w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let ds = dataset::<T>(g, name, shape, units, description)?;
-    if rank == 0 && !data.is_empty() {
-        ds.write_raw(data)?;
+    if w.rank == 0 && !data.is_empty() {
+        w.keep(ds.write_raw(data));
     }
     Ok(())
+}
+
+/// Raw data writes are independent (per rank) while creating groups, datasets and attributes
+/// is collective. A failed raw write (a full disk, a file size limit) is therefore recorded
+/// and the rank carries on with the collective calls, so that no rank leaves the others
+/// waiting; the ranks agree on success before the file is declared complete.
+struct RawWrites {
+    rank: usize,
+    first_error: Option<hdf5::Error>,
+}
+
+impl RawWrites {
+    fn keep(&mut self, r: hdf5::Result<()>) {
+        if let Err(e) = r {
+            self.first_error.get_or_insert(e);
+        }
+    }
 }
 
 pub fn create_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
@@ -89,8 +106,13 @@ pub fn create_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
         Some(world) => {
             use mpi::raw::AsRaw;
             let raw = world.as_raw();
+            // Strong close: closing the file closes every object in it, even after a failed
+            // write, so nothing is left for HDF5 to flush after MPI has finalised.
             File::with_options()
-                .with_fapl(|p| p.mpio(raw, None))
+                .with_fapl(|p| {
+                    p.mpio(raw, None)
+                        .fclose_degree(hdf5::file::FileCloseDegree::Strong)
+                })
                 .create(path)
         }
         None => File::create(path),
@@ -106,8 +128,19 @@ pub fn write(
     prov: &Provenance,
 ) -> hdf5::Result<()> {
     let tmp = partial_path(path);
+    let mut w = RawWrites {
+        rank: comm.rank(),
+        first_error: None,
+    };
     let written = create_file(&tmp, comm).and_then(|file| {
-        write_contents(&file, config, comm, run, prov)?;
+        write_contents(&file, config, comm, run, prov, &mut w)?;
+        let failed = comm.all_gather_u64(u64::from(w.first_error.is_some()));
+        if let Some(r) = failed.iter().position(|&f| f != 0) {
+            let _ = file.close();
+            return Err(w.first_error.take().unwrap_or_else(|| {
+                hdf5::Error::from(format!("writing the output failed on rank {r}").as_str())
+            }));
+        }
         // Last, so a file that has it was written through to the end.
         attr_str(&file, "status", "complete")?;
         file.close()
@@ -134,6 +167,7 @@ fn write_contents(
     comm: &dyn Comm,
     run: &RunResult,
     prov: &Provenance,
+    w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let rank = comm.rank();
     let n_ranks = comm.size();
@@ -166,7 +200,7 @@ fn write_contents(
     }
 
     if config.raw.output.spikes {
-        write_spikes(file, config, comm, run)?;
+        write_spikes(file, config, comm, run, w)?;
     }
 
     let rec = &run.recorder;
@@ -181,7 +215,7 @@ fn write_contents(
         &[n_bins],
         "ms",
         "start of each rate bin",
-        rank,
+        w,
     )?;
     attr(&rates, "bin_width", bin_ms)?;
     for (i, p) in config.populations.iter().enumerate() {
@@ -193,7 +227,7 @@ fn write_contents(
             &[n_bins],
             "Hz",
             "population rate: spikes per neuron per second in each bin",
-            rank,
+            w,
         )?;
     }
 
@@ -206,7 +240,7 @@ fn write_contents(
         &[nt],
         "ms",
         "sample times",
-        rank,
+        w,
     )?;
     for (i, p) in config.populations.iter().enumerate() {
         let g = moments.create_group(&p.name)?;
@@ -217,7 +251,7 @@ fn write_contents(
             &[nt],
             "mV",
             "population mean of V",
-            rank,
+            w,
         )?;
         replicated(
             &g,
@@ -226,7 +260,7 @@ fn write_contents(
             &[nt],
             "mV^2",
             "population variance of V",
-            rank,
+            w,
         )?;
     }
 
@@ -239,7 +273,7 @@ fn write_contents(
         &[nt],
         "ms",
         "sample times",
-        rank,
+        w,
     )?;
     if let Some(h) = &config.histogram {
         let width = (h.v_max - h.v_min) / h.bins as f64;
@@ -251,7 +285,7 @@ fn write_contents(
             &[h.bins + 1],
             "mV",
             "bin edges of V",
-            rank,
+            w,
         )?;
         for (i, p) in config.populations.iter().enumerate() {
             replicated(
@@ -261,7 +295,7 @@ fn write_contents(
                 &[nt, h.bins],
                 "1/mV",
                 "empirical density of V (time x bin); bins times width sum to the fraction of neurons inside [v_min, v_max)",
-                rank,
+                w,
             )?;
         }
     }
@@ -286,8 +320,8 @@ fn write_contents(
             "refractory steps left at the end of the run, by gid",
         )?;
         if !slab.is_empty() {
-            v.write_slice(&run.v, slab.clone())?;
-            r.write_slice(&run.refractory, slab)?;
+            w.keep(v.write_slice(&run.v, slab.clone()));
+            w.keep(r.write_slice(&run.refractory, slab));
         }
     }
 
@@ -301,7 +335,7 @@ fn write_contents(
         "wall time per rank (row) and phase (column)",
     )?;
     attr_str(&ds, "phases", &phases)?;
-    ds.write_slice(&run.timers.values(), (rank, ..))?;
+    w.keep(ds.write_slice(&run.timers.values(), (rank, ..)));
     let rss = dataset::<u64>(
         &timers,
         "peak_memory",
@@ -309,7 +343,7 @@ fn write_contents(
         "bytes",
         "peak resident memory of each rank's process",
     )?;
-    rss.write_slice(&[crate::simulation::peak_rss_bytes()], rank..rank + 1)?;
+    w.keep(rss.write_slice(&[crate::simulation::peak_rss_bytes()], rank..rank + 1));
     let rss = dataset::<u64>(
         &timers,
         "peak_memory_build",
@@ -317,7 +351,7 @@ fn write_contents(
         "bytes",
         "peak resident memory of each rank's process once the network is built",
     )?;
-    rss.write_slice(&[run.build_memory], rank..rank + 1)?;
+    w.keep(rss.write_slice(&[run.build_memory], rank..rank + 1));
     let ev = dataset::<u64>(
         &timers,
         "events",
@@ -325,7 +359,7 @@ fn write_contents(
         "1",
         "synaptic events delivered to each rank's neurons",
     )?;
-    ev.write_slice(&[run.events], rank..rank + 1)?;
+    w.keep(ev.write_slice(&[run.events], rank..rank + 1));
     Ok(())
 }
 
@@ -336,6 +370,7 @@ fn write_spikes(
     config: &Config,
     comm: &dyn Comm,
     run: &RunResult,
+    w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let spikes = file.create_group("spikes")?;
     // Stable sort by gid keeps the steps of each neuron in order.
@@ -376,8 +411,8 @@ fn write_spikes(
                 .iter()
                 .map(|&(g, _)| u64::from(g) - p.gid_start)
                 .collect();
-            ts.write_slice(&times, range.clone())?;
-            ids.write_slice(&nodes, range)?;
+            w.keep(ts.write_slice(&times, range.clone()));
+            w.keep(ids.write_slice(&nodes, range));
         }
     }
     Ok(())
