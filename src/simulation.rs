@@ -215,7 +215,7 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
         let t1 = Instant::now();
         timers.exchange += (t1 - t).as_secs_f64();
 
-        // Each rank's part: `w` counts, then its gids step by step. Concatenating the ranks'
+        // Each rank's part: the header, `w` counts, then its gids step by step. Concatenating the ranks'
         // gids of one step in rank order gives that step's global, ascending list, and steps
         // are delivered in order: the same additions in the same order as exchanging every
         // step, so the window changes no result.
