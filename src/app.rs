@@ -113,9 +113,9 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         config.dt,
         config.raw.output.progress_interval,
     );
-    let mut result = simulation::run(&config, comm, &mut progress)?;
+    let result = simulation::run(&config, comm, &mut progress)?;
 
-    let t = Instant::now();
+    let output_start = Instant::now();
     let mut finished = now().into_bytes();
     comm.broadcast_bytes(&mut finished);
     let mut elapsed = wall.elapsed().as_secs_f64().to_le_bytes().to_vec();
@@ -124,9 +124,8 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         started: String::from_utf8_lossy(&started).into_owned(),
         finished: String::from_utf8_lossy(&finished).into_owned(),
         wall_time: f64::from_le_bytes(elapsed[..8].try_into().expect("8 bytes broadcast")),
+        output_start,
     };
-    // The output timer covers everything but the final write of the timers themselves.
-    result.timers.output = t.elapsed().as_secs_f64();
     output::write(&path, &config, comm, &result, &prov)?;
 
     let n_syn: u64 = comm.all_gather_u64(result.n_synapses).iter().sum();

@@ -30,6 +30,9 @@ pub struct Provenance {
     pub started: String,
     pub finished: String,
     pub wall_time: f64,
+    /// When writing the output began: the `output` timer runs from here to the write of the
+    /// timers themselves, which come last.
+    pub output_start: std::time::Instant,
 }
 
 pub fn partial_path(path: &Path) -> PathBuf {
@@ -335,7 +338,9 @@ fn write_contents(
         "wall time per rank (row) and phase (column)",
     )?;
     attr_str(&ds, "phases", &phases)?;
-    w.keep(ds.write_slice(&run.timers.values(), (rank, ..)));
+    let mut phases = run.timers;
+    phases.output = prov.output_start.elapsed().as_secs_f64();
+    w.keep(ds.write_slice(&phases.values(), (rank, ..)));
     let rss = dataset::<u64>(
         &timers,
         "peak_memory",
