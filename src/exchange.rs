@@ -42,7 +42,14 @@ impl RingBuffer {
             let end = table.source_start + table.n_sources();
             let hi = spikes.partition_point(|&g| u64::from(g) < end);
             let w = table.weight;
-            for &g in &spikes[lo..hi] {
+            let spikes = &spikes[lo..hi];
+            for (i, &g) in spikes.iter().enumerate() {
+                // Touch the start of the next spike's run: the load is independent of the
+                // scatter below, so its cache miss overlaps with it (a software prefetch).
+                if let Some(&next) = spikes.get(i + 1) {
+                    let run = table.targets_of(u64::from(next) - table.source_start);
+                    std::hint::black_box(run.first());
+                }
                 let targets = table.targets_of(u64::from(g) - table.source_start);
                 events += targets.len() as u64;
                 for &t in targets {
