@@ -1,12 +1,13 @@
 //! The commands: `run` (collective, every rank) and `check`.
 
-use crate::cli::{ConfigArgs, RunArgs};
+use crate::cli::{CheckArgs, RunArgs};
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
 use crate::output::{self, Provenance};
 use crate::progress::Progress;
 use crate::simulation;
 use crate::Error;
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -149,25 +150,33 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
     Ok(())
 }
 
-/// `lapicque check`: validates and prints the resolved network.
-pub fn check(args: &ConfigArgs) -> Result<(), Error> {
-    let text = std::fs::read_to_string(&args.config).map_err(|e| Error::Read {
-        path: args.config.display().to_string(),
+/// `lapicque check`: validates and describes the resolved network (or, with `--resolved`,
+/// returns the resolved configuration as TOML).
+pub fn check(args: &CheckArgs) -> Result<String, Error> {
+    let path = &args.config.config;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+        path: path.display().to_string(),
         reason: e.to_string(),
     })?;
-    let c = Config::from_toml(&text, &args.set)?;
-    println!("{}: valid", args.config.display());
-    println!(
+    let c = Config::from_toml(&text, &args.config.set)?;
+    if args.resolved {
+        return Ok(c.resolved_toml());
+    }
+    let mut out = String::new();
+    let _ = writeln!(out, "{}: valid", path.display());
+    let _ = writeln!(
+        out,
         "simulation: dt = {} ms, t_stop = {} ms ({} steps), seed = {}",
         c.dt,
         c.n_steps as f64 * c.dt,
         c.n_steps,
         c.seed
     );
-    println!("populations ({} neurons):", c.n_neurons());
+    let _ = writeln!(out, "populations ({} neurons):", c.n_neurons());
     for p in &c.populations {
         let m = &p.model;
-        println!(
+        let _ = writeln!(
+        out,
             "  {:<10} {:>9} neurons, gids {}..{}, lif: tau_m {} ms, v_th {} mV, v_reset {} mV, t_ref {} ms, i_e {} mV/ms, sigma {} mV/ms^0.5, poisson {} Hz x {} mV",
             p.name,
             p.size,
@@ -185,7 +194,7 @@ pub fn check(args: &ConfigArgs) -> Result<(), Error> {
     }
     let mut total = 0.0;
     let mut max_delay = 1;
-    println!("projections:");
+    let _ = writeln!(out, "projections:");
     for proj in &c.projections {
         let n = c.expected_synapses(proj);
         total += n;
@@ -202,7 +211,8 @@ pub fn check(args: &ConfigArgs) -> Result<(), Error> {
                 format!("bernoulli p = {p} (autapses {autapses})")
             }
         };
-        println!(
+        let _ = writeln!(
+            out,
             "  {:<10} {} -> {}: {rule}, weight {} mV, delay {} steps, ~{n:.0} synapses",
             proj.name,
             c.populations[proj.source].name,
@@ -221,11 +231,12 @@ pub fn check(args: &ConfigArgs) -> Result<(), Error> {
             .sum::<f64>();
     let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
     let bytes = 4.0 * total + offsets + state;
-    println!("expected synapses: {total:.0}");
-    println!(
+    let _ = writeln!(out, "expected synapses: {total:.0}");
+    let _ = writeln!(
+        out,
         "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source offsets per extra rank)",
         bytes / 1048576.0,
         offsets / 1048576.0
     );
-    Ok(())
+    Ok(out)
 }

@@ -18,7 +18,7 @@ pub enum Command {
     /// Run a simulation (under `mpirun -n R` or `srun` for R ranks).
     Run(RunArgs),
     /// Validate a configuration and print the resolved network without running.
-    Check(ConfigArgs),
+    Check(CheckArgs),
     /// Print a summary of an output file.
     Inspect(InspectArgs),
 }
@@ -30,6 +30,15 @@ pub struct ConfigArgs {
     /// Override a key, e.g. `--set simulation.t_stop=200` or `--set population.E.size=800`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Print the resolved configuration (every key, defaults filled in) as TOML instead.
+    #[arg(long)]
+    pub resolved: bool,
 }
 
 #[derive(Args, Debug)]

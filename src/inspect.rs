@@ -4,6 +4,7 @@ use crate::simulation::Timers;
 use crate::Error;
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Location};
+use std::fmt::Write as _;
 use std::path::Path;
 
 fn text(loc: &Location, name: &str) -> Option<String> {
@@ -37,13 +38,15 @@ pub fn mean_cv(node_ids: &[u64], times: &[f64]) -> Option<f64> {
     (n > 0).then(|| sum / n as f64)
 }
 
-pub fn inspect(path: &Path) -> Result<(), Error> {
+pub fn inspect(path: &Path) -> Result<String, Error> {
+    let mut out = String::new();
     let f = File::open(path)?;
     let status = text(&f, "status")
         .unwrap_or_else(|| "INCOMPLETE (no status: the run did not finish writing)".into());
     let t_stop: f64 = num(&f, "t_stop").unwrap_or(f64::NAN);
-    println!("{}: {status}", path.display());
-    println!(
+    let _ = writeln!(out, "{}: {status}", path.display());
+    let _ = writeln!(
+        out,
         "lapicque {} ({}), {} rank(s), seed {}, {} -> {}, {:.2} s wall",
         text(&f, "lapicque_version").unwrap_or_default(),
         text(&f, "git_commit").unwrap_or_default(),
@@ -53,14 +56,16 @@ pub fn inspect(path: &Path) -> Result<(), Error> {
         text(&f, "finished").unwrap_or_default(),
         num::<f64>(&f, "wall_time").unwrap_or(f64::NAN),
     );
-    println!(
+    let _ = writeln!(
+        out,
         "network: {} neurons, {} synapses; {} ms at dt = {} ms",
         num::<u64>(&f, "n_neurons").unwrap_or(0),
         num::<u64>(&f, "n_synapses").unwrap_or(0),
         t_stop,
         num::<f64>(&f, "dt").unwrap_or(f64::NAN)
     );
-    println!(
+    let _ = writeln!(
+        out,
         "{:<12} {:>9} {:>10} {:>10} {:>8} {:>12} {:>9}",
         "population", "size", "spikes", "rate [Hz]", "CV(ISI)", "<V> end [mV]", "sd V [mV]"
     );
@@ -91,7 +96,8 @@ pub fn inspect(path: &Path) -> Result<(), Error> {
                 .copied()
         };
         let fmt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |x| format!("{x:.p$}"));
-        println!(
+        let _ = writeln!(
+            out,
             "{:<12} {:>9} {:>10} {:>10.3} {:>8} {:>12} {:>9}",
             name,
             size,
@@ -106,19 +112,25 @@ pub fn inspect(path: &Path) -> Result<(), Error> {
         let shape = ds.shape();
         let t = ds.read_raw::<f64>()?;
         let (ranks, phases) = (shape[0], shape[1]);
-        println!("where the time went [s], mean / max over {ranks} rank(s):");
+        let _ = writeln!(
+            out,
+            "where the time went [s], mean / max over {ranks} rank(s):"
+        );
         for (k, name) in Timers::NAMES.iter().enumerate().take(phases) {
             let col: Vec<f64> = (0..ranks).map(|r| t[r * phases + k]).collect();
             let mean = col.iter().sum::<f64>() / ranks as f64;
             let max = col.iter().cloned().fold(0.0, f64::max);
-            println!("  {name:<10} {mean:>9.3} / {max:>9.3}");
+            let _ = writeln!(out, "  {name:<10} {mean:>9.3} / {max:>9.3}");
         }
     }
     if let Ok(ds) = f.dataset("timers/peak_memory") {
         let m = ds.read_raw::<u64>()?;
         let max = m.iter().copied().max().unwrap_or(0) as f64 / 1048576.0;
         let total = m.iter().sum::<u64>() as f64 / 1048576.0;
-        println!("peak memory: {max:.1} MiB on the largest rank, {total:.1} MiB over all ranks");
+        let _ = writeln!(
+            out,
+            "peak memory: {max:.1} MiB on the largest rank, {total:.1} MiB over all ranks"
+        );
     }
-    Ok(())
+    Ok(out)
 }

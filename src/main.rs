@@ -15,6 +15,13 @@ fn report(result: Result<(), lapicque::Error>, speaks: bool) -> ExitCode {
     }
 }
 
+/// Prints a report to stdout; a reader that has gone (`lapicque inspect F | head`) is not an
+/// error.
+fn print(text: String) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
@@ -27,7 +34,7 @@ fn main() -> ExitCode {
             let result = lapicque::app::run(&args, &comm);
             report(result, lapicque::comm::Comm::rank(&comm) == 0)
         }
-        Command::Check(args) => report(lapicque::app::check(&args), true),
-        Command::Inspect(args) => report(lapicque::inspect::inspect(&args.file), true),
+        Command::Check(args) => report(lapicque::app::check(&args).map(print), true),
+        Command::Inspect(args) => report(lapicque::inspect::inspect(&args.file).map(print), true),
     }
 }

@@ -110,3 +110,26 @@ fn reference_config_documents_every_key() {
         "configs/reference.toml documents keys that do not exist: {unknown:?}"
     );
 }
+
+/// `check --resolved` prints a configuration that applies the overrides and, read back,
+/// describes the same network.
+#[test]
+fn check_resolved_prints_a_config_that_reads_back() {
+    let smoke = common::repo().join("configs/smoke.toml");
+    let o = std::process::Command::new(common::binary())
+        .arg("check")
+        .arg(&smoke)
+        .args(["--set", "population.E.size=123", "--resolved"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    let again = Config::from_toml(&printed, &[]).unwrap();
+    assert_eq!(again.populations[0].size, 123);
+    let direct = Config::from_toml(
+        &std::fs::read_to_string(&smoke).unwrap(),
+        &["population.E.size=123".into()],
+    )
+    .unwrap();
+    assert_eq!(again.resolved_toml(), direct.resolved_toml());
+}
