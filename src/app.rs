@@ -1,5 +1,6 @@
 //! The commands: `run` (collective, every rank) and `check`.
 
+use crate::checkpoint;
 use crate::cli::{CheckArgs, RunArgs};
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
@@ -9,6 +10,7 @@ use crate::simulation;
 use crate::Error;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
 /// Rank 0 reads the file and broadcasts its text, so every rank parses the same bytes and
@@ -39,9 +41,9 @@ fn read_config_everywhere(path: &Path, comm: &dyn Comm) -> Result<String, Error>
     }
 }
 
-/// Rank 0 checks that the output can be created before any work is done; all ranks learn the
-/// verdict.
-fn check_output_path(path: &Path, force: bool, comm: &dyn Comm) -> Result<(), Error> {
+/// Rank 0 checks that an output file (`key`: the setting that names it) can be created before
+/// any work is done; all ranks learn the verdict.
+fn check_output_path(key: &str, path: &Path, force: bool, comm: &dyn Comm) -> Result<(), Error> {
     let mut verdict = Vec::new();
     if comm.rank() == 0 {
         let dir = match path.parent() {
@@ -74,7 +76,7 @@ fn check_output_path(path: &Path, force: bool, comm: &dyn Comm) -> Result<(), Er
         Ok(())
     } else {
         Err(Error::Argument {
-            key: "output.path".into(),
+            key: key.into(),
             value: path.display().to_string(),
             reason: String::from_utf8_lossy(&verdict).into_owned(),
         })
@@ -85,8 +87,9 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
-/// `lapicque run`: every rank calls this.
-pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
+/// `lapicque run`: every rank calls this. `stop` is set by a signal handler to ask for a
+/// checkpoint and a stop.
+pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Error> {
     let wall = Instant::now();
     let mut started = now().into_bytes();
     comm.broadcast_bytes(&mut started);
@@ -96,7 +99,24 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.raw.output.path));
-    check_output_path(&path, args.force, comm)?;
+    check_output_path("output.path", &path, args.force, comm)?;
+    let checkpoint_path = checkpoint::path_for(&config, &path);
+    if checkpoint_path == path {
+        return Err(Error::Argument {
+            key: "checkpoint.path".into(),
+            value: checkpoint_path.display().to_string(),
+            reason: "must differ from the output path".into(),
+        });
+    }
+    // The checkpoint a run resumes from is replaced by its next checkpoint; any other existing
+    // file needs --force, like the output.
+    if args.restart.as_deref() != Some(checkpoint_path.as_path()) {
+        check_output_path("checkpoint.path", &checkpoint_path, args.force, comm)?;
+    }
+    let restart = match &args.restart {
+        Some(p) => Some((p.as_path(), checkpoint::verify(p, &config, comm)?)),
+        None => None,
+    };
     let talk = comm.rank() == 0;
     if talk {
         eprintln!(
@@ -113,8 +133,21 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         config.n_steps,
         config.dt,
         config.raw.output.progress_interval,
-    );
-    let result = simulation::run(&config, comm, &mut progress)?;
+    )
+    .starting_at(restart.map_or(0, |(_, step)| step));
+    if let (Some((p, step)), true) = (restart, talk) {
+        eprintln!(
+            "lapicque: resuming from {} at t = {} ms",
+            p.display(),
+            step as f64 * config.dt
+        );
+    }
+    let control = simulation::Control {
+        stop,
+        checkpoint: &checkpoint_path,
+        restart,
+    };
+    let result = simulation::run(&config, comm, &mut progress, &control)?;
 
     let output_start = Instant::now();
     let mut finished = now().into_bytes();
@@ -128,6 +161,10 @@ pub fn run(args: &RunArgs, comm: &dyn Comm) -> Result<(), Error> {
         output_start,
     };
     output::write(&path, &config, comm, &result, &prov)?;
+    // The output supersedes every checkpoint of this run.
+    if talk && checkpoint_path.exists() {
+        let _ = std::fs::remove_file(&checkpoint_path);
+    }
 
     let n_syn: u64 = comm.all_gather_u64(result.n_synapses).iter().sum();
     if talk {

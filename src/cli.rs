@@ -51,6 +51,10 @@ pub struct RunArgs {
     /// Replace the output file if it exists (it is replaced only when the new one is complete).
     #[arg(long)]
     pub force: bool,
+    /// Continue from this checkpoint (written by a run of the same configuration, on any
+    /// number of ranks); the output is identical to that of an uninterrupted run.
+    #[arg(long, value_name = "CHECKPOINT")]
+    pub restart: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

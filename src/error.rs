@@ -23,15 +23,19 @@ pub enum Error {
         population: String,
         time: f64,
     },
+    #[error("stopped by a signal at t = {time} ms after writing checkpoint {checkpoint}; continue with `lapicque run ... --restart {checkpoint}`")]
+    Stopped { time: f64, checkpoint: String },
 }
 
 impl Error {
     /// 2 for bad input (configuration, arguments, unreadable files), 3 for a run whose
-    /// dynamics diverged, 1 for failures while writing.
+    /// dynamics diverged, 4 for a run stopped by a signal after writing a checkpoint, 1 for
+    /// failures while writing.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Config(_) | Error::Read { .. } | Error::Argument { .. } => 2,
             Error::Diverged { .. } => 3,
+            Error::Stopped { .. } => 4,
             Error::Hdf5(_) => 1,
         }
     }

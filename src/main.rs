@@ -1,14 +1,23 @@
 use clap::Parser;
 use lapicque::cli::{Cli, Command};
 use lapicque::comm::MpiComm;
+use signal_hook::consts::{SIGTERM, SIGUSR1};
 use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 fn report(result: Result<(), lapicque::Error>, speaks: bool) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             if speaks {
-                eprintln!("lapicque: error: {}", e.to_string().replace('\n', " "));
+                // A stop on a signal is an outcome the user asked for, not an error.
+                let kind = if matches!(e, lapicque::Error::Stopped { .. }) {
+                    ""
+                } else {
+                    "error: "
+                };
+                eprintln!("lapicque: {kind}{}", e.to_string().replace('\n', " "));
             }
             ExitCode::from(e.exit_code())
         }
@@ -31,7 +40,18 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             let comm = MpiComm::new(universe.world());
-            let result = lapicque::app::run(&args, &comm);
+            // SIGUSR1 (what Slurm's `--signal` sends before the time limit) and SIGTERM ask for
+            // a checkpoint and a clean stop; a second SIGTERM terminates at once.
+            let stop = Arc::new(AtomicBool::new(false));
+            let registered =
+                signal_hook::flag::register_conditional_shutdown(SIGTERM, 1, Arc::clone(&stop))
+                    .and_then(|_| signal_hook::flag::register(SIGTERM, Arc::clone(&stop)))
+                    .and_then(|_| signal_hook::flag::register(SIGUSR1, Arc::clone(&stop)));
+            if let Err(e) = registered {
+                eprintln!("lapicque: error: cannot install signal handlers: {e}");
+                return ExitCode::from(1);
+            }
+            let result = lapicque::app::run(&args, &comm, &stop);
             report(result, lapicque::comm::Comm::rank(&comm) == 0)
         }
         Command::Check(args) => report(lapicque::app::check(&args).map(print), true),

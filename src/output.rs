@@ -41,23 +41,23 @@ pub fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn text(s: &str) -> hdf5::Result<VarLenUnicode> {
+pub(crate) fn text(s: &str) -> hdf5::Result<VarLenUnicode> {
     s.parse::<VarLenUnicode>()
         .map_err(|e| hdf5::Error::from(e.to_string().as_str()))
 }
 
-fn attr_str(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
+pub(crate) fn attr_str(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     loc.new_attr::<VarLenUnicode>()
         .create(name)?
         .write_scalar(&text(value)?)
 }
 
-fn attr<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Result<()> {
+pub(crate) fn attr<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Result<()> {
     loc.new_attr::<T>().create(name)?.write_scalar(&value)
 }
 
 /// Creates a dataset (collectively) with its `units` and `description`.
-fn dataset<T: H5Type>(
+pub(crate) fn dataset<T: H5Type>(
     g: &Group,
     name: &str,
     shape: &[usize],
@@ -71,7 +71,7 @@ fn dataset<T: H5Type>(
 }
 
 /// A dataset holding data every rank has: created by all, written by rank 0.
-fn replicated<T: H5Type>(
+pub(crate) fn replicated<T: H5Type>(
     g: &Group,
     name: &str,
     data: &[T],
@@ -91,35 +91,42 @@ fn replicated<T: H5Type>(
 /// is collective. A failed raw write (a full disk, a file size limit) is therefore recorded
 /// and the rank carries on with the collective calls, so that no rank leaves the others
 /// waiting; the ranks agree on success before the file is declared complete.
-struct RawWrites {
-    rank: usize,
+pub(crate) struct RawWrites {
+    pub(crate) rank: usize,
     first_error: Option<hdf5::Error>,
 }
 
 impl RawWrites {
-    fn keep(&mut self, r: hdf5::Result<()>) {
+    pub(crate) fn keep(&mut self, r: hdf5::Result<()>) {
         if let Err(e) = r {
             self.first_error.get_or_insert(e);
         }
     }
 }
 
+/// Opens an existing file for reading on every rank (collectively, through MPI-IO, when there
+/// is more than the serial communicator).
+pub fn open_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
+    parallel(comm).map_or_else(|| File::open(path), |b| b.open(path))
+}
+
+/// Creates a file collectively on every rank.
 pub fn create_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
-    match comm.mpi() {
-        Some(world) => {
-            use mpi::raw::AsRaw;
-            let raw = world.as_raw();
-            // Strong close: closing the file closes every object in it, even after a failed
-            // write, so nothing is left for HDF5 to flush after MPI has finalised.
-            File::with_options()
-                .with_fapl(|p| {
-                    p.mpio(raw, None)
-                        .fclose_degree(hdf5::file::FileCloseDegree::Strong)
-                })
-                .create(path)
-        }
-        None => File::create(path),
-    }
+    parallel(comm).map_or_else(|| File::create(path), |b| b.create(path))
+}
+
+/// The MPI-IO file builder of `comm`, when it is an MPI communicator.
+fn parallel(comm: &dyn Comm) -> Option<hdf5::file::FileBuilder> {
+    use mpi::raw::AsRaw;
+    let raw = comm.mpi()?.as_raw();
+    let mut builder = File::with_options();
+    // Strong close: closing the file closes every object in it, even after a failed write, so
+    // nothing is left for HDF5 to flush after MPI has finalised.
+    builder.with_fapl(|p| {
+        p.mpio(raw, None)
+            .fclose_degree(hdf5::file::FileCloseDegree::Strong)
+    });
+    Some(builder)
 }
 
 /// Writes the whole output of a run to `path.partial`, then renames it to `path`.
@@ -130,18 +137,31 @@ pub fn write(
     run: &RunResult,
     prov: &Provenance,
 ) -> hdf5::Result<()> {
+    write_file(path, comm, |file, w| {
+        write_contents(file, config, comm, run, prov, w)
+    })
+}
+
+/// Creates `path.partial` collectively, fills it with `contents`, marks it complete (root
+/// attribute `status`) and renames it to `path` once it is closed on every rank. On failure
+/// nothing is left behind, and an existing `path` is untouched.
+pub(crate) fn write_file(
+    path: &Path,
+    comm: &dyn Comm,
+    contents: impl FnOnce(&File, &mut RawWrites) -> hdf5::Result<()>,
+) -> hdf5::Result<()> {
     let tmp = partial_path(path);
     let mut w = RawWrites {
         rank: comm.rank(),
         first_error: None,
     };
     let written = create_file(&tmp, comm).and_then(|file| {
-        write_contents(&file, config, comm, run, prov, &mut w)?;
+        contents(&file, &mut w)?;
         let failed = comm.all_gather_u64(u64::from(w.first_error.is_some()));
         if let Some(r) = failed.iter().position(|&f| f != 0) {
             let _ = file.close();
             return Err(w.first_error.take().unwrap_or_else(|| {
-                hdf5::Error::from(format!("writing the output failed on rank {r}").as_str())
+                hdf5::Error::from(format!("writing {} failed on rank {r}", path.display()).as_str())
             }));
         }
         // Last, so a file that has it was written through to the end.

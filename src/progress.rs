@@ -14,6 +14,8 @@ pub struct Progress {
     n_steps: u64,
     dt: f64,
     start: Instant,
+    /// The step this process started at (not 0 when resuming from a checkpoint).
+    first: u64,
 }
 
 enum Mode {
@@ -48,7 +50,14 @@ impl Progress {
             n_steps,
             dt,
             start,
+            first: 0,
         }
+    }
+
+    /// A run resumed at `step`: speed and ETA count only the steps this process makes.
+    pub fn starting_at(mut self, step: u64) -> Self {
+        self.first = step;
+        self
     }
 
     pub fn silent() -> Self {
@@ -58,9 +67,10 @@ impl Progress {
     fn status(&self, step: u64) -> String {
         let wall = self.start.elapsed().as_secs_f64();
         let model_ms = step as f64 * self.dt;
+        let done_ms = step.saturating_sub(self.first) as f64 * self.dt;
         // Real-time factor: wall seconds per second of model time.
-        let rtf = if model_ms > 0.0 {
-            wall / (model_ms / 1000.0)
+        let rtf = if done_ms > 0.0 {
+            wall / (done_ms / 1000.0)
         } else {
             0.0
         };
@@ -90,7 +100,8 @@ impl Progress {
                         next: now + every,
                     };
                     let wall = self.start.elapsed().as_secs_f64();
-                    let eta = wall * (self.n_steps - step) as f64 / step as f64;
+                    let done = step.saturating_sub(self.first).max(1);
+                    let eta = wall * (self.n_steps - step) as f64 / done as f64;
                     let pct = 100.0 * step as f64 / self.n_steps as f64;
                     eprintln!(
                         "lapicque: {pct:5.1}% {}, elapsed {wall:.1} s, ETA {eta:.1} s",

@@ -18,6 +18,7 @@
 //! Either way the spikes of step `n` are delivered before step `n + 1 - W + d` reads them, for
 //! every delay `d >= W`, and the additions into each ring-buffer slot come in the same order.
 
+use crate::checkpoint;
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
@@ -29,6 +30,8 @@ use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
 use crate::Error;
 use std::ops::Range;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 /// Sampled observables are reduced across ranks once this many local partial values wait
@@ -73,12 +76,52 @@ pub fn peak_rss_bytes() -> u64 {
         .map_or(0, |kib| kib * 1024)
 }
 
+/// The dynamic state of a rank's neurons: everything a checkpoint saves.
+pub struct Dynamic {
+    /// Membrane potential of each local neuron [mV].
+    pub v: Vec<f64>,
+    /// Remaining refractory steps of each local neuron.
+    pub refractory: Vec<u32>,
+    /// Each local neuron's dynamics stream.
+    pub rngs: Vec<Stream>,
+    /// Synaptic input scheduled for the coming steps.
+    pub ring: RingBuffer,
+    pub recorder: Recorder,
+    /// Local spikes as (gid, step), in step order and ascending gid within a step (a resumed
+    /// run holds the spikes before its first step sorted by gid, which the writers keep).
+    pub spikes: Vec<(u32, u32)>,
+}
+
+/// How a run is steered from outside.
+pub struct Control<'a> {
+    /// Set (by a signal handler) to ask for a checkpoint and a stop; every rank learns of it at
+    /// the next spike exchange, so all stop at the same step.
+    pub stop: &'a AtomicBool,
+    /// Where checkpoints are written.
+    pub checkpoint: &'a Path,
+    /// A verified checkpoint to continue from, and its step.
+    pub restart: Option<(&'a Path, u64)>,
+}
+
+impl<'a> Control<'a> {
+    /// A run from the start that no signal stops (periodic checkpoints, if configured, go to
+    /// `checkpoint`).
+    pub fn uninterrupted(checkpoint: &'a Path) -> Self {
+        static NEVER: AtomicBool = AtomicBool::new(false);
+        Control {
+            stop: &NEVER,
+            checkpoint,
+            restart: None,
+        }
+    }
+}
+
 /// What one rank holds at the end of a run.
 pub struct RunResult {
     /// The gids this rank owned.
     pub local: Range<u64>,
     pub recorder: Recorder,
-    /// Local spikes as (gid, step), in step order and ascending gid within a step.
+    /// Local spikes as (gid, step), sorted by step within each gid.
     pub spikes: Vec<(u32, u32)>,
     /// Final membrane potential of each local neuron [mV].
     pub v: Vec<f64>,
@@ -109,10 +152,16 @@ fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
 }
 
 /// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
-/// whose state diverged (0: none) and the step, within the window, when it did.
-const HEADER: usize = 2;
+/// whose state diverged (0: none), the step, within the window, when it did, and whether this
+/// rank was asked to stop.
+const HEADER: usize = 3;
 
-pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<RunResult, Error> {
+pub fn run(
+    config: &Config,
+    comm: &dyn Comm,
+    progress: &mut Progress,
+    control: &Control,
+) -> Result<RunResult, Error> {
     let mut timers = Timers::default();
     let t = Instant::now();
     let partition = Partition::new(config.n_neurons(), comm.size());
@@ -121,32 +170,40 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
     let blocks = blocks(config, &local);
 
     let conn = Connectivity::build(config, local.clone());
-    let mut ring = RingBuffer::new(conn.max_delay(), n_local);
     let gids = local.clone();
-    let mut v: Vec<f64> = gids
-        .clone()
-        .map(|g| {
-            config.populations[config.population_of(g)]
-                .model
-                .initial_v(config.seed, g)
-        })
-        .collect();
-    let mut refractory = vec![0u32; n_local];
-    let mut rngs: Vec<Stream> = gids
-        .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
-        .collect();
+    let mut state = Dynamic {
+        v: gids
+            .clone()
+            .map(|g| {
+                config.populations[config.population_of(g)]
+                    .model
+                    .initial_v(config.seed, g)
+            })
+            .collect(),
+        refractory: vec![0u32; n_local],
+        rngs: gids
+            .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
+            .collect(),
+        ring: RingBuffer::new(conn.max_delay(), n_local),
+        recorder: Recorder::new(config, blocks.clone()),
+        spikes: Vec::new(),
+    };
+    let mut n0 = 0;
+    if let Some((path, step)) = control.restart {
+        checkpoint::read(path, config, comm, &local, step, &mut state)?;
+        n0 = step;
+    }
     let steppers: Vec<_> = config
         .populations
         .iter()
         .map(|p| p.model.stepper(config.dt))
         .collect();
     let state_bytes = n_local as u64 * (8 + 4 + std::mem::size_of::<Stream>() as u64);
-    let bytes = conn.bytes() + ring.bytes() + state_bytes;
+    let bytes = conn.bytes() + state.ring.bytes() + state_bytes;
     let n_synapses = conn.n_synapses();
     timers.build = t.elapsed().as_secs_f64();
     let build_memory = peak_rss_bytes();
 
-    let mut recorder = Recorder::new(config, blocks.clone());
     let observe = |b: u64, v: &[f64], recorder: &mut Recorder| {
         let time = b as f64 * config.dt;
         if config.moments.is_some_and(|s| s.fires(b)) {
@@ -156,11 +213,12 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
             recorder.sample_histogram(time, v, h);
         }
     };
-    observe(0, &v, &mut recorder);
+    if n0 == 0 {
+        observe(0, &state.v, &mut state.recorder);
+    }
 
     let record_spikes = config.raw.output.spikes;
     let window = config.exchange_window();
-    let mut spikes = Vec::new();
     // Per window, what this rank sends: a header (a diverged neuron, see HEADER), the number of
     // spikes of each step, then their gids.
     let mut send: Vec<u32> = Vec::new();
@@ -168,7 +226,6 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
     let mut parts: Vec<(usize, usize)> = Vec::new();
     let mut step_spikes = Vec::new();
     let mut events = 0u64;
-    let mut n0 = 0;
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
         send.clear();
@@ -177,17 +234,17 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
             let n = n0 + k as u64;
             let t = Instant::now();
             let before = send.len();
-            let input = ring.slot_mut(n);
+            let input = state.ring.slot_mut(n);
             for (p, r) in &blocks {
-                let state = LifState {
-                    v: &mut v[r.clone()],
-                    refractory: &mut refractory[r.clone()],
-                    rng: &mut rngs[r.clone()],
+                let neurons = LifState {
+                    v: &mut state.v[r.clone()],
+                    refractory: &mut state.refractory[r.clone()],
+                    rng: &mut state.rngs[r.clone()],
                     input: &mut input[r.clone()],
                 };
                 let first =
                     u32::try_from(local.start + r.start as u64).expect("validated: gids fit u32");
-                steppers[*p].advance(state, first, &mut send);
+                steppers[*p].advance(neurons, first, &mut send);
             }
             let (header, fired) = send.split_at_mut(before);
             for g in fired.iter_mut().filter(|g| **g & DIVERGED != 0) {
@@ -201,15 +258,18 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
                 u32::try_from(send.len() - before).expect("fewer than 2^32 local neurons");
             if record_spikes {
                 let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
-                spikes.extend(send[before..].iter().map(|&g| (g, step)));
+                state
+                    .spikes
+                    .extend(send[before..].iter().map(|&g| (g, step)));
             }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
-            observe(n + 1, &v, &mut recorder);
+            observe(n + 1, &state.v, &mut state.recorder);
             timers.observe += t1.elapsed().as_secs_f64();
             progress.tick(n + 1);
         }
 
+        send[2] = u32::from(control.stop.load(Ordering::Relaxed));
         let t = Instant::now();
         comm.all_gather_u32(&send, &mut gathered);
         let t1 = Instant::now();
@@ -222,7 +282,9 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
         parts.clear();
         let mut pos = 0;
         let mut diverged = None;
+        let mut stop = false;
         while pos < gathered.len() {
+            stop |= gathered[pos + 2] != 0;
             if gathered[pos] != 0 && diverged.is_none() {
                 diverged = Some((
                     u64::from(gathered[pos] - 1),
@@ -253,19 +315,43 @@ pub fn run(config: &Config, comm: &dyn Comm, progress: &mut Progress) -> Result<
                 step_spikes.extend_from_slice(&gathered[*next..*next + c]);
                 *next += c;
             }
-            events += ring.deliver(n0 + k as u64, &conn, &step_spikes);
-            recorder.count_spikes(n0 + k as u64, &step_spikes);
+            events += state.ring.deliver(n0 + k as u64, &conn, &step_spikes);
+            state.recorder.count_spikes(n0 + k as u64, &step_spikes);
         }
         timers.deliver += t1.elapsed().as_secs_f64();
         n0 += w as u64;
-        if recorder.pending() >= REDUCE_BATCH || n0 == config.n_steps {
+        let periodic = config
+            .checkpoint_every
+            .is_some_and(|e| n0 / e != (n0 - w as u64) / e);
+        let stop = stop && n0 < config.n_steps;
+        let save = (periodic || stop) && n0 < config.n_steps;
+        if save || state.recorder.pending() >= REDUCE_BATCH || n0 == config.n_steps {
             let t = Instant::now();
-            recorder.reduce(comm);
+            state.recorder.reduce(comm);
             timers.observe += t.elapsed().as_secs_f64();
+        }
+        if save {
+            let t = Instant::now();
+            checkpoint::write(control.checkpoint, config, comm, &local, n0, &state)?;
+            timers.output += t.elapsed().as_secs_f64();
+        }
+        if stop {
+            progress.finish();
+            return Err(Error::Stopped {
+                time: n0 as f64 * config.dt,
+                checkpoint: control.checkpoint.display().to_string(),
+            });
         }
     }
     progress.finish();
 
+    let Dynamic {
+        v,
+        refractory,
+        recorder,
+        spikes,
+        ..
+    } = state;
     Ok(RunResult {
         events,
         build_memory,

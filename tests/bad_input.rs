@@ -479,6 +479,49 @@ fn rows() -> Vec<Row> {
             Args(&["{config}", "-o", "{dir}/exists.h5"]),
             "exists; pass --force",
         ),
+        row(
+            "checkpoint exists without --force",
+            Args(&[
+                "{config}",
+                "-o",
+                "{out}",
+                "--set",
+                "checkpoint.path=\"{dir}/exists.h5\"",
+            ]),
+            "checkpoint.path = ",
+        ),
+        row(
+            "checkpoint path equals the output path",
+            Args(&[
+                "{config}",
+                "-o",
+                "{out}",
+                "--set",
+                "checkpoint.path=\"{out}\"",
+            ]),
+            "must differ from the output path",
+        ),
+        row(
+            "restart from a missing checkpoint",
+            Args(&[
+                "{config}",
+                "-o",
+                "{out}",
+                "--restart",
+                "{dir}/no-such.checkpoint.h5",
+            ]),
+            "--restart = ",
+        ),
+        row(
+            "checkpoint interval negative",
+            Set(&["checkpoint.every=-1"]),
+            "checkpoint.every = -1",
+        ),
+        row(
+            "checkpoint interval not a multiple of dt",
+            Set(&["checkpoint.every=0.05"]),
+            "checkpoint.every = 0.05",
+        ),
     ]
 }
 

@@ -11,7 +11,6 @@
 mod common;
 
 use hdf5::File;
-use std::path::Path;
 
 const CONFIG: &str = r#"
 [simulation]
@@ -99,47 +98,6 @@ weight = 0.3
 delay = 2.0
 "#;
 
-/// Every numeric dataset of the file except the timers, as (path, raw bytes).
-fn datasets(path: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        for name in g.member_names().unwrap() {
-            let full = format!("{prefix}/{name}");
-            if full == "/timers" {
-                continue;
-            }
-            if let Ok(sub) = g.group(&name) {
-                walk(&sub, &full, out);
-            } else {
-                let ds = g.dataset(&name).unwrap();
-                let bytes: Vec<u8> = if ds.dtype().unwrap().is::<f64>() {
-                    ds.read_raw::<f64>()
-                        .unwrap()
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect()
-                } else if ds.dtype().unwrap().is::<u64>() {
-                    ds.read_raw::<u64>()
-                        .unwrap()
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect()
-                } else {
-                    ds.read_raw::<u32>()
-                        .unwrap()
-                        .iter()
-                        .flat_map(|x| x.to_le_bytes())
-                        .collect()
-                };
-                out.push((full, bytes));
-            }
-        }
-    }
-    let f = File::open(path).unwrap();
-    let mut out = Vec::new();
-    walk(&f, "", &mut out);
-    out
-}
-
 #[test]
 fn outputs_are_identical_on_one_to_four_ranks() {
     let dir = common::scratch("rank_invariance");
@@ -156,7 +114,7 @@ fn outputs_are_identical_on_one_to_four_ranks() {
     for (i, (ranks, extra)) in runs.into_iter().enumerate() {
         let out = dir.join(format!("out{i}.h5"));
         common::run_ok(ranks, &config, &out, extra);
-        let data = datasets(&out);
+        let data = common::datasets(&out);
         let f = File::open(&out).unwrap();
         assert_eq!(
             f.attr("n_ranks").unwrap().read_scalar::<u64>().unwrap(),

@@ -26,7 +26,9 @@ fn simulated_rate(mu: f64, sigma_v: f64, n: u64, t: f64, extra: &str) -> f64 {
         sigma_v / tau.sqrt()
     );
     let config = Config::from_toml(&text, &[]).expect("valid test configuration");
-    let result = simulation::run(&config, &SerialComm, &mut Progress::silent()).expect("run");
+    let control = simulation::Control::uninterrupted(std::path::Path::new("siegert.checkpoint.h5"));
+    let result =
+        simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).expect("run");
     let spikes: u64 = result.recorder.rate_counts[0].iter().sum();
     spikes as f64 / (n as f64 * t / 1000.0)
 }

@@ -134,6 +134,8 @@ pub struct Config {
     pub rate_bin_steps: u64,
     pub moments: Option<Schedule>,
     pub histogram: Option<HistogramSpec>,
+    /// Steps between periodic checkpoints (`None`: only on a signal).
+    pub checkpoint_every: Option<u64>,
 }
 
 impl Config {
@@ -541,6 +543,9 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         }
     };
 
+    let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
+    let checkpoint_every = (every > 0).then_some(every);
+
     let config = Config {
         dt,
         n_steps,
@@ -550,6 +555,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         rate_bin_steps,
         moments,
         histogram,
+        checkpoint_every,
         raw,
     };
     let window = config.exchange_window();

@@ -13,6 +13,8 @@ pub struct RawConfig {
     pub output: RawOutput,
     #[serde(default)]
     pub observables: RawObservables,
+    #[serde(default)]
+    pub checkpoint: RawCheckpoint,
     /// Populations by name, in the order of their global ids.
     pub population: IndexMap<String, RawPopulation>,
     /// Projections by name.
@@ -61,6 +63,20 @@ pub struct RawOutput {
     /// Wall-clock seconds between progress lines when stderr is not a terminal [s].
     #[serde(default = "d_progress")]
     pub progress_interval: f64,
+}
+
+/// Checkpoints: the whole dynamic state, written so that `lapicque run --restart` continues
+/// the run with results identical to an uninterrupted one. One is always written when the
+/// process receives SIGUSR1 or SIGTERM, after which the run stops (exit code 4).
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheckpoint {
+    /// Model time between periodic checkpoints [ms], a multiple of `dt`; 0: only on a signal.
+    #[serde(default)]
+    pub every: f64,
+    /// Checkpoint file; empty: the output path with `.h5` replaced by `.checkpoint.h5`.
+    #[serde(default)]
+    pub path: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

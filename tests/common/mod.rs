@@ -123,3 +123,66 @@ pub fn siegert(mu: f64, sigma: f64, tau: f64, theta: f64, v_r: f64, t_ref: f64) 
     let integral = s * h / 3.0;
     1000.0 / (t_ref + tau * std::f64::consts::PI.sqrt() * integral)
 }
+
+/// Every numeric dataset of the file except the timers, as (path, raw bytes).
+pub fn datasets(path: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
+        for name in g.member_names().unwrap() {
+            let full = format!("{prefix}/{name}");
+            if full == "/timers" {
+                continue;
+            }
+            if let Ok(sub) = g.group(&name) {
+                walk(&sub, &full, out);
+            } else {
+                let ds = g.dataset(&name).unwrap();
+                let bytes: Vec<u8> = if ds.dtype().unwrap().is::<f64>() {
+                    ds.read_raw::<f64>()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect()
+                } else if ds.dtype().unwrap().is::<u64>() {
+                    ds.read_raw::<u64>()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect()
+                } else {
+                    ds.read_raw::<u32>()
+                        .unwrap()
+                        .iter()
+                        .flat_map(|x| x.to_le_bytes())
+                        .collect()
+                };
+                out.push((full, bytes));
+            }
+        }
+    }
+    let f = hdf5::File::open(path).unwrap();
+    let mut out = Vec::new();
+    walk(&f, "", &mut out);
+    out
+}
+
+/// Asserts that two output files hold the same results: the same datasets (all but the
+/// timers), byte for byte.
+pub fn assert_same_results(a: &Path, b: &Path) {
+    let (da, db) = (datasets(a), datasets(b));
+    let names = |d: &[(String, Vec<u8>)]| d.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&da),
+        names(&db),
+        "{} and {}: different datasets",
+        a.display(),
+        b.display()
+    );
+    for ((name, x), (_, y)) in da.iter().zip(&db) {
+        assert!(
+            x == y,
+            "dataset {name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}

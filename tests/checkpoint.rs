@@ -1,0 +1,155 @@
+//! Checkpoint and restart: a run stopped by SIGUSR1 and resumed, on the same or another number
+//! of ranks, gives the same output, byte for byte, as the uninterrupted run; damaged or foreign
+//! checkpoints are refused with one line naming `--restart`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// The smoke network for 8 s of model time (a few seconds of wall time on 2 ranks), with
+/// periodic checkpoints every 100 ms of model time.
+fn args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml");
+    let mut a = vec![
+        "run",
+        config,
+        "-o",
+        out,
+        "--set",
+        "simulation.t_stop=8000",
+        "--set",
+        "checkpoint.every=100",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn stderr_of(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs to the end and asserts success.
+fn complete(ranks: usize, out: &Path, extra: &[&str]) {
+    let o = common::run_with_timeout(
+        common::mpirun(ranks, &args(out.to_str().unwrap(), extra)),
+        Duration::from_secs(600),
+    );
+    assert!(o.status.success(), "{ranks} ranks: {}", stderr_of(&o));
+}
+
+/// Starts a run on 2 ranks, waits for its first periodic checkpoint (the signal handlers are
+/// installed by then), sends SIGUSR1 to one rank only, and expects every rank to stop with
+/// exit code 4 after writing the checkpoint, and no output.
+fn interrupt(out: &Path, checkpoint: &Path) {
+    let mut child = common::mpirun(2, &args(out.to_str().unwrap(), &[]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = Instant::now();
+    while !checkpoint.exists() {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before its first checkpoint"
+        );
+        assert!(start.elapsed() < Duration::from_secs(120), "no checkpoint");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let ranks = Command::new("pgrep")
+        .args(["-P", &child.id().to_string()])
+        .output()
+        .unwrap();
+    let first_rank = String::from_utf8_lossy(&ranks.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a rank process")
+        .to_string();
+    let sent = Command::new("kill")
+        .args(["-USR1", &first_rank])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let o = child.wait_with_output().unwrap();
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("stopped by a signal") && err.contains("--restart"),
+        "{err}"
+    );
+    assert!(!out.exists(), "a stopped run must not leave an output");
+}
+
+fn step_of(checkpoint: &Path) -> u64 {
+    let f = hdf5::File::open(checkpoint).unwrap();
+    f.attr("step").unwrap().read_scalar::<u64>().unwrap()
+}
+
+/// A refused restart: exit code 2 on every rank, one line naming `--restart` and `expect`,
+/// and no output.
+fn refused(checkpoint: &Path, out: &Path, extra: &[&str], expect: &str) {
+    let mut a = args(out.to_str().unwrap(), extra);
+    a.extend_from_slice(&["--restart", checkpoint.to_str().unwrap()]);
+    let o = common::run_with_timeout(common::mpirun(2, &a), Duration::from_secs(120));
+    let err = stderr_of(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("lapicque: error:"))
+        .unwrap_or_else(|| panic!("no error line in {err}"));
+    assert!(
+        line.contains("--restart") && line.contains(expect),
+        "expected '{expect}' in: {line}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
+    let dir = common::scratch("checkpoint");
+    let full = dir.join("full.h5");
+    complete(2, &full, &[]);
+    assert!(
+        !dir.join("full.checkpoint.h5").exists(),
+        "a complete run removes its checkpoint"
+    );
+
+    let out = dir.join("out.h5");
+    let checkpoint = dir.join("out.checkpoint.h5");
+    interrupt(&out, &checkpoint);
+    let step = step_of(&checkpoint);
+    assert!(
+        step > 0 && step < 80_000,
+        "the stop must fall inside the run: step {step}"
+    );
+    let saved = dir.join("saved.checkpoint.h5");
+    std::fs::rename(&checkpoint, &saved).unwrap();
+
+    // Damaged and foreign checkpoints.
+    let bytes = std::fs::read(&saved).unwrap();
+    let truncated = dir.join("truncated.h5");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    refused(&truncated, &out, &[], "truncated");
+    refused(
+        &saved,
+        &out,
+        &["--set", "simulation.seed=2"],
+        "simulation.seed = 1 in the checkpoint, 2 in this run",
+    );
+    refused(&full, &out, &[], "not a lapicque checkpoint");
+
+    // Resumed on the same number of ranks, with the exchange once per window (which must not
+    // matter), and on one and three ranks from the same checkpoint.
+    for (i, ranks) in [2, 1, 3].into_iter().enumerate() {
+        std::fs::copy(&saved, &checkpoint).unwrap();
+        let resumed = dir.join(format!("resumed{i}.h5"));
+        let restart = ["--restart", checkpoint.to_str().unwrap()];
+        let mut extra = restart.to_vec();
+        if ranks == 2 {
+            extra.extend_from_slice(&["--set", "simulation.exchange=\"window\""]);
+        }
+        complete(ranks, &resumed, &extra);
+        common::assert_same_results(&full, &resumed);
+    }
+}
