@@ -1,6 +1,5 @@
 //! `lapicque inspect`: a readable summary of an output file.
 
-use crate::simulation::Timers;
 use crate::Error;
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Location};
@@ -116,7 +115,9 @@ pub fn inspect(path: &Path) -> Result<String, Error> {
             out,
             "where the time went [s], mean / max over {ranks} rank(s):"
         );
-        for (k, name) in Timers::NAMES.iter().enumerate().take(phases) {
+        // The file names its phases (older files have fewer).
+        let names = text(&ds, "phases").unwrap_or_default();
+        for (k, name) in names.split(',').enumerate().take(phases) {
             let col: Vec<f64> = (0..ranks).map(|r| t[r * phases + k]).collect();
             let mean = col.iter().sum::<f64>() / ranks as f64;
             let max = col.iter().cloned().fold(0.0, f64::max);

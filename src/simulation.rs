@@ -43,22 +43,26 @@ const REDUCE_BATCH: usize = 1 << 16;
 pub struct Timers {
     pub build: f64,
     pub update: f64,
+    /// The spike all-gather, without the waiting below.
     pub exchange: f64,
+    /// Waiting in the all-gather for slower ranks (load imbalance).
+    pub wait: f64,
     pub deliver: f64,
     pub observe: f64,
     pub output: f64,
 }
 
 impl Timers {
-    pub const NAMES: [&'static str; 6] = [
-        "build", "update", "exchange", "deliver", "observe", "output",
+    pub const NAMES: [&'static str; 7] = [
+        "build", "update", "exchange", "wait", "deliver", "observe", "output",
     ];
 
-    pub fn values(&self) -> [f64; 6] {
+    pub fn values(&self) -> [f64; 7] {
         [
             self.build,
             self.update,
             self.exchange,
+            self.wait,
             self.deliver,
             self.observe,
             self.output,
@@ -152,9 +156,13 @@ fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
 }
 
 /// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
-/// whose state diverged (0: none), the step, within the window, when it did, and whether this
-/// rank was asked to stop.
-const HEADER: usize = 3;
+/// whose state diverged (0: none), the step, within the window, when it did, whether this
+/// rank was asked to stop, and the microseconds it worked since the previous exchange.
+///
+/// The last word measures waiting without another collective: every rank leaves an
+/// all-gather at about the same moment, so in the next one rank `r` waits for the slowest,
+/// `max_k work_k - work_r`.
+const HEADER: usize = 4;
 
 pub fn run(
     config: &Config,
@@ -226,6 +234,7 @@ pub fn run(
     let mut parts: Vec<(usize, usize)> = Vec::new();
     let mut step_spikes = Vec::new();
     let mut events = 0u64;
+    let mut since_exchange = Instant::now();
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
         send.clear();
@@ -270,10 +279,12 @@ pub fn run(
         }
 
         send[2] = u32::from(control.stop.load(Ordering::Relaxed));
+        let work = u32::try_from(since_exchange.elapsed().as_micros()).unwrap_or(u32::MAX);
+        send[3] = work;
         let t = Instant::now();
         comm.all_gather_u32(&send, &mut gathered);
         let t1 = Instant::now();
-        timers.exchange += (t1 - t).as_secs_f64();
+        since_exchange = t1;
 
         // Each rank's part: the header, `w` counts, then its gids step by step. Concatenating the ranks'
         // gids of one step in rank order gives that step's global, ascending list, and steps
@@ -283,8 +294,10 @@ pub fn run(
         let mut pos = 0;
         let mut diverged = None;
         let mut stop = false;
+        let mut slowest = 0;
         while pos < gathered.len() {
             stop |= gathered[pos + 2] != 0;
+            slowest = slowest.max(gathered[pos + 3]);
             if gathered[pos] != 0 && diverged.is_none() {
                 diverged = Some((
                     u64::from(gathered[pos] - 1),
@@ -299,6 +312,10 @@ pub fn run(
             parts.push((counts, counts + w));
             pos = counts + w + total;
         }
+        let gather = (t1 - t).as_secs_f64();
+        let wait = (f64::from(slowest - work) * 1e-6).min(gather);
+        timers.wait += wait;
+        timers.exchange += gather - wait;
         // Every rank sees the same messages, so all stop together, at the same place.
         if let Some((gid, step)) = diverged {
             progress.finish();

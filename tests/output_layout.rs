@@ -144,6 +144,20 @@ fn smoke_run_output_follows_the_documented_layout() {
         );
     }
 
+    // Timers: the documented phases; per rank, the phases of the run fit in its wall time
+    // (waiting is split off the all-gather, never counted twice).
+    let ds = f.dataset("timers/seconds").unwrap();
+    assert_eq!(
+        text(&ds, "phases"),
+        "build,update,exchange,wait,deliver,observe,output"
+    );
+    let wall = f.attr("wall_time").unwrap().read_scalar::<f64>().unwrap();
+    for row in ds.read_raw::<f64>().unwrap().chunks(7) {
+        assert!(row.iter().all(|&t| t >= 0.0), "{row:?}");
+        let run: f64 = row[..6].iter().sum();
+        assert!(run <= wall * 1.01 + 0.01, "phases {run} s > wall {wall} s");
+    }
+
     let o = std::process::Command::new(common::binary())
         .arg("inspect")
         .arg(&out)
