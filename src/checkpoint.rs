@@ -304,7 +304,7 @@ fn write_contents(
         w,
     )?;
     table(&obs, "histogram", &rec.histograms, w)?;
-    Ok(())
+    state.trees.save(&file.create_group("trees")?, w)
 }
 
 /// Reads the local part of the state from a checkpoint that [`verify`] accepted (collective).
@@ -393,6 +393,7 @@ fn read_contents(
     rec.variances = rows("variance")?;
     rec.histogram_times = obs.dataset("histogram_time")?.read_raw()?;
     rec.histograms = rows("histogram")?;
+    state.trees.restore(&file.group("trees")?)?;
     file.close()
 }
 

@@ -50,6 +50,7 @@ pub mod partition;
 pub mod progress;
 pub mod rng;
 pub mod simulation;
+pub mod trees;
 
 pub use error::Error;
 

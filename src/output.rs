@@ -323,6 +323,8 @@ fn write_contents(
         }
     }
 
+    run.trees.write(file, config, comm, w)?;
+
     if config.raw.output.final_state {
         let state = file.create_group("state")?;
         attr(&state, "time", config.n_steps as f64 * config.dt)?;

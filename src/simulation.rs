@@ -28,6 +28,7 @@ use crate::observables::Recorder;
 use crate::partition::Partition;
 use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
+use crate::trees::TreeRecorder;
 use crate::Error;
 use std::ops::Range;
 use std::path::Path;
@@ -91,6 +92,7 @@ pub struct Dynamic {
     /// Synaptic input scheduled for the coming steps.
     pub ring: RingBuffer,
     pub recorder: Recorder,
+    pub trees: TreeRecorder,
     /// Local spikes as (gid, step), in step order and ascending gid within a step (a resumed
     /// run holds the spikes before its first step sorted by gid, which the writers keep).
     pub spikes: Vec<(u32, u32)>,
@@ -125,6 +127,7 @@ pub struct RunResult {
     /// The gids this rank owned.
     pub local: Range<u64>,
     pub recorder: Recorder,
+    pub trees: TreeRecorder,
     /// Local spikes as (gid, step), sorted by step within each gid.
     pub spikes: Vec<(u32, u32)>,
     /// Final membrane potential of each local neuron [mV].
@@ -194,6 +197,7 @@ pub fn run(
             .collect(),
         ring: RingBuffer::new(conn.max_delay(), n_local),
         recorder: Recorder::new(config, blocks.clone()),
+        trees: TreeRecorder::new(config, local.clone()),
         spikes: Vec::new(),
     };
     let mut n0 = 0;
@@ -274,6 +278,11 @@ pub fn run(
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
             observe(n + 1, &state.v, &mut state.recorder);
+            if state.trees.fires(n + 1) {
+                state
+                    .trees
+                    .sample(n + 1, &state.v, &send[before..], &conn, comm);
+            }
             timers.observe += t1.elapsed().as_secs_f64();
             progress.tick(n + 1);
         }
@@ -366,6 +375,7 @@ pub fn run(
         v,
         refractory,
         recorder,
+        trees,
         spikes,
         ..
     } = state;
@@ -374,6 +384,7 @@ pub fn run(
         build_memory,
         local,
         recorder,
+        trees,
         spikes,
         v,
         refractory,

@@ -5,6 +5,7 @@
 //! `population.E.tau_m = -20: must be positive [ms]`.
 
 pub mod raw;
+pub mod trees;
 
 use crate::model::lif::Lif;
 pub use raw::*;
@@ -136,6 +137,7 @@ pub struct Config {
     pub histogram: Option<HistogramSpec>,
     /// Steps between periodic checkpoints (`None`: only on a signal).
     pub checkpoint_every: Option<u64>,
+    pub trees: trees::TreeObservables,
 }
 
 impl Config {
@@ -543,6 +545,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         }
     };
 
+    let trees = trees::validate(&raw.observables, &populations, &projections, dt, n_steps)?;
     let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
     let checkpoint_every = (every > 0).then_some(every);
 
@@ -556,6 +559,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         moments,
         histogram,
         checkpoint_every,
+        trees,
         raw,
     };
     let window = config.exchange_window();

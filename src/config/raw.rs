@@ -89,6 +89,11 @@ pub struct RawObservables {
     pub moments: RawSchedule,
     #[serde(default)]
     pub histogram: RawHistogram,
+    /// Tree-indexed observables by name.
+    #[serde(default)]
+    pub tree: IndexMap<String, super::trees::RawTree>,
+    #[serde(default)]
+    pub pair_histogram: super::trees::RawPairHistogram,
 }
 
 /// When a sampled observable is taken: at `start`, `start + every`, ... up to `stop` [ms].
@@ -331,6 +336,8 @@ impl Default for RawObservables {
             rate_bin: d_rate_bin(),
             moments: RawSchedule::default(),
             histogram: RawHistogram::default(),
+            tree: IndexMap::new(),
+            pair_histogram: super::trees::RawPairHistogram::default(),
         }
     }
 }
