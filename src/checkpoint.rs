@@ -183,6 +183,22 @@ pub fn write(
     .map_err(|e| failed("writing", path, e))
 }
 
+/// A per-neuron dataset of `n` values by gid; this rank writes its slab.
+fn per_neuron<T: hdf5::H5Type>(
+    g: &Group,
+    name: &str,
+    data: &[T],
+    n: usize,
+    slab: &Range<usize>,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let ds = output::dataset::<T>(g, name, &[n], "", "by gid")?;
+    if !slab.is_empty() {
+        w.keep(ds.write_slice(data, slab.clone()));
+    }
+    Ok(())
+}
+
 fn write_contents(
     file: &File,
     config: &Config,
@@ -263,7 +279,7 @@ fn write_contents(
         "step of each spike so far (by gid, then time)",
     )?;
     if n_local > 0 {
-        w.keep(c.write_slice(&counts, slab));
+        w.keep(c.write_slice(&counts, slab.clone()));
     }
     if !mine.is_empty() {
         let steps: Vec<u32> = mine.iter().map(|&(_, s)| s).collect();
@@ -304,6 +320,45 @@ fn write_contents(
         w,
     )?;
     table(&obs, "histogram", &rec.histograms, w)?;
+    let nb = rec.balance_events.len();
+    replicated(
+        &obs,
+        "balance_events",
+        &rec.balance_events,
+        &[nb],
+        "1",
+        "",
+        w,
+    )?;
+    attr(&obs, "v_samples", rec.v_samples)?;
+
+    // Per-neuron accumulators of the statistics and the snapshots, by gid.
+    let acc = file.create_group("accumulators")?;
+    let nr = &rec.neurons;
+    per_neuron(&acc, "last_spike", &nr.last_spike, n, &slab, w)?;
+    per_neuron(&acc, "isi_count", &nr.isi_count, n, &slab, w)?;
+    per_neuron(&acc, "isi_sum", &nr.isi_sum, n, &slab, w)?;
+    per_neuron(&acc, "isi_sum2", &nr.isi_sum2, n, &slab, w)?;
+    per_neuron(&acc, "v_sum", &nr.v_sum, n, &slab, w)?;
+    per_neuron(&acc, "v_sum2", &nr.v_sum2, n, &slab, w)?;
+    let nt = rec.snapshot_times.len();
+    replicated(
+        &acc,
+        "snapshot_time",
+        &rec.snapshot_times,
+        &[nt],
+        "ms",
+        "",
+        w,
+    )?;
+    let sv = dataset::<f64>(&acc, "snapshot_v", &[nt, n], "mV", "time x gid")?;
+    let sr = dataset::<u32>(&acc, "snapshot_refractory", &[nt, n], "steps", "time x gid")?;
+    if nt > 0 && n_local > 0 {
+        let view = ArrayView2::from_shape((nt, n_local), &nr.snapshot_v).expect("rows");
+        w.keep(sv.write_slice(view, (.., slab.clone())));
+        let view = ArrayView2::from_shape((nt, n_local), &nr.snapshot_refractory).expect("rows");
+        w.keep(sr.write_slice(view, (.., slab.clone())));
+    }
     state.trees.save(&file.create_group("trees")?, w)
 }
 
@@ -393,6 +448,37 @@ fn read_contents(
     rec.variances = rows("variance")?;
     rec.histogram_times = obs.dataset("histogram_time")?.read_raw()?;
     rec.histograms = rows("histogram")?;
+    rec.balance_events = obs.dataset("balance_events")?.read_raw()?;
+    rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
+    let acc = file.group("accumulators")?;
+    let nt = acc.dataset("snapshot_time")?.size();
+    rec.snapshot_times = acc.dataset("snapshot_time")?.read_raw()?;
+    if n_local > 0 {
+        let nr = &mut rec.neurons;
+        let slice = |name: &str| acc.dataset(name).map(|d| (d, slab.clone()));
+        let (d, r) = slice("last_spike")?;
+        nr.last_spike = d.read_slice_1d(r)?.to_vec();
+        let (d, r) = slice("isi_count")?;
+        nr.isi_count = d.read_slice_1d(r)?.to_vec();
+        let (d, r) = slice("isi_sum")?;
+        nr.isi_sum = d.read_slice_1d(r)?.to_vec();
+        let (d, r) = slice("isi_sum2")?;
+        nr.isi_sum2 = d.read_slice_1d(r)?.to_vec();
+        let (d, r) = slice("v_sum")?;
+        nr.v_sum = d.read_slice_1d(r)?.to_vec();
+        let (d, r) = slice("v_sum2")?;
+        nr.v_sum2 = d.read_slice_1d(r)?.to_vec();
+        if nt > 0 {
+            let (d, r) = slice("snapshot_v")?;
+            nr.snapshot_v = d
+                .read_slice_2d((.., r))
+                .map(|a| a.iter().copied().collect())?;
+            let (d, r) = slice("snapshot_refractory")?;
+            nr.snapshot_refractory = d
+                .read_slice_2d((.., r))
+                .map(|a| a.iter().copied().collect())?;
+        }
+    }
     state.trees.restore(&file.group("trees")?)?;
     file.close()
 }

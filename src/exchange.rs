@@ -33,10 +33,18 @@ impl RingBuffer {
     }
 
     /// Adds the synaptic effect of `spikes` (global gids, ascending), emitted in step `step`;
-    /// returns the number of synaptic events delivered on this rank.
-    pub fn deliver(&mut self, step: u64, conn: &Connectivity, spikes: &[u32]) -> u64 {
-        let mut events = 0;
-        for table in &conn.tables {
+    /// returns the number of synaptic events delivered on this rank and adds those of each
+    /// projection to `per_table`.
+    pub fn deliver(
+        &mut self,
+        step: u64,
+        conn: &Connectivity,
+        spikes: &[u32],
+        per_table: &mut [u64],
+    ) -> u64 {
+        let mut total = 0;
+        for (table, count) in conn.tables.iter().zip(per_table) {
+            let mut events = 0;
             let slot = self.slot_mut(step + u64::from(table.delay_steps));
             let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
             let end = table.source_start + table.n_sources();
@@ -56,8 +64,10 @@ impl RingBuffer {
                     slot[t as usize] += w;
                 }
             }
+            *count += events;
+            total += events;
         }
-        events
+        total
     }
 
     /// Number of slots: the largest delay + 1.

@@ -65,8 +65,16 @@ pub fn inspect(path: &Path) -> Result<String, Error> {
     );
     let _ = writeln!(
         out,
-        "{:<12} {:>9} {:>10} {:>10} {:>8} {:>12} {:>9}",
-        "population", "size", "spikes", "rate [Hz]", "CV(ISI)", "<V> end [mV]", "sd V [mV]"
+        "{:<12} {:>9} {:>10} {:>10} {:>8} {:>7} {:>7} {:>12} {:>9}",
+        "population",
+        "size",
+        "spikes",
+        "rate [Hz]",
+        "CV(ISI)",
+        "Fano",
+        "chi",
+        "<V> end [mV]",
+        "sd V [mV]"
     );
     let pops = f.group("populations")?;
     for name in pops.member_names()? {
@@ -94,15 +102,21 @@ pub fn inspect(path: &Path) -> Result<String, Error> {
                 .last()
                 .copied()
         };
+        // The run's own statistics (over its analysis window) where the file has them.
+        let stats = f.group(&format!("statistics/{name}")).ok();
+        let stat = |k: &str| stats.as_ref().and_then(|g| num::<f64>(g, k));
+        let cv = stat("cv_isi").or(cv);
         let fmt = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |x| format!("{x:.p$}"));
         let _ = writeln!(
             out,
-            "{:<12} {:>9} {:>10} {:>10.3} {:>8} {:>12} {:>9}",
+            "{:<12} {:>9} {:>10} {:>10.3} {:>8} {:>7} {:>7} {:>12} {:>9}",
             name,
             size,
             spikes,
             rate,
             fmt(cv, 3),
+            fmt(stat("fano_factor"), 2),
+            fmt(stat("chi"), 3),
             fmt(last("mean"), 3),
             fmt(last("variance").map(f64::sqrt), 3)
         );

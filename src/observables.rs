@@ -3,7 +3,7 @@
 //! (exact fixed-point sums) and normalised histograms of V (integer counts).
 
 use crate::comm::Comm;
-use crate::config::Config;
+use crate::config::{Config, Schedule, StatisticsSpec};
 use std::ops::Range;
 
 /// Fixed-point scale of exact sums: values are cut to multiples of 2^-32 before summing,
@@ -25,6 +25,18 @@ fn fixed(x: f64) -> i128 {
 
 fn unfixed(x: i128) -> f64 {
     x as f64 / FIXED
+}
+
+/// Population variance of a series (NaN when empty).
+fn variance(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n
+}
+
+/// Number of balance bins.
+pub fn balance_bins(schedule: Option<Schedule>) -> usize {
+    schedule.map_or(0, |b| (b.stop - b.start).div_ceil(b.every) as usize)
 }
 
 /// Global observables, identical on every rank.
@@ -52,13 +64,83 @@ pub struct Recorder {
     width: f64,
     sizes: Vec<u64>,
     pop_starts: Vec<u64>,
+    /// Synaptic events per projection and balance bin (global, reduced), by the step their
+    /// spike was emitted in; row-major (projection, bin).
+    pub balance_events: Vec<u64>,
+    /// The local events not yet reduced, same shape.
+    pending_balance: Vec<u64>,
+    balance: Option<Schedule>,
+    stats: StatisticsSpec,
+    /// Per local neuron accumulators for the spike statistics and snapshots.
+    pub neurons: PerNeuron,
+    /// Number of V samples in `neurons.v_sum` (moment samples inside the statistics window).
+    pub v_samples: u64,
+    snapshots: Option<Schedule>,
+    /// Snapshot times [ms].
+    pub snapshot_times: Vec<f64>,
+    /// First local gid.
+    local_start: u64,
+}
+
+/// Accumulators per local neuron: inter-spike intervals (in steps, exact integers) and time
+/// sums of V for Golomb's chi, over the statistics window; snapshots of the state.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PerNeuron {
+    /// Step of the last spike in the window, `u32::MAX` before the first.
+    pub last_spike: Vec<u32>,
+    pub isi_count: Vec<u32>,
+    /// Sum of the intervals [steps].
+    pub isi_sum: Vec<u64>,
+    /// Sum of the squared intervals [steps^2]: integers, exact in f64 below 2^53.
+    pub isi_sum2: Vec<f64>,
+    /// Sums of V and V^2 over the V samples [mV], [mV^2].
+    pub v_sum: Vec<f64>,
+    pub v_sum2: Vec<f64>,
+    /// Snapshots, one row of local neurons per snapshot time.
+    pub snapshot_v: Vec<f64>,
+    pub snapshot_refractory: Vec<u32>,
+}
+
+/// Spike statistics of one population over the statistics window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PopulationStatistics {
+    /// Mean over neurons with at least 3 spikes of the coefficient of variation of their
+    /// inter-spike intervals (sample standard deviation / mean).
+    pub cv_isi: f64,
+    /// Number of neurons in that mean.
+    pub cv_neurons: u64,
+    /// Variance / mean of the population spike count in consecutive windows.
+    pub fano_factor: f64,
+    /// Golomb's synchrony measure: sqrt(Var_t(mean_i V_i) / mean_i Var_t(V_i)).
+    pub chi: f64,
 }
 
 impl Recorder {
-    pub fn new(config: &Config, blocks: Vec<(usize, Range<usize>)>) -> Self {
+    /// `local`: the gids of this rank; `blocks`: the local index range of each population.
+    pub fn new(config: &Config, local: Range<u64>, blocks: Vec<(usize, Range<usize>)>) -> Self {
         let n_pop = config.populations.len();
         let n_bins = config.n_steps.div_ceil(config.rate_bin_steps) as usize;
+        let n_local = (local.end - local.start) as usize;
+        let balance_len = config.projections.len() * balance_bins(config.balance);
         Recorder {
+            balance_events: vec![0; balance_len],
+            pending_balance: vec![0; balance_len],
+            balance: config.balance,
+            stats: config.statistics,
+            neurons: PerNeuron {
+                last_spike: vec![u32::MAX; n_local],
+                isi_count: vec![0; n_local],
+                isi_sum: vec![0; n_local],
+                isi_sum2: vec![0.0; n_local],
+                v_sum: vec![0.0; n_local],
+                v_sum2: vec![0.0; n_local],
+                snapshot_v: Vec::new(),
+                snapshot_refractory: Vec::new(),
+            },
+            v_samples: 0,
+            snapshots: config.snapshots,
+            snapshot_times: Vec::new(),
+            local_start: local.start,
             rate_counts: vec![vec![0; n_bins]; n_pop],
             rate_bin_steps: config.rate_bin_steps,
             moment_times: Vec::new(),
@@ -91,9 +173,65 @@ impl Recorder {
         }
     }
 
-    /// Takes the local part of the mean and variance of V per population at time `t` [ms];
-    /// the global values appear after the next [`Recorder::reduce`].
-    pub fn sample_moments(&mut self, t: f64, v: &[f64]) {
+    /// Adds the synaptic events of the spikes emitted in step `step`, per projection, to the
+    /// input balance.
+    pub fn count_input(&mut self, step: u64, per_projection: &[u64]) {
+        let Some(b) = self.balance else { return };
+        if step < b.start || step >= b.stop {
+            return;
+        }
+        let n_bins = balance_bins(self.balance);
+        let bin = ((step - b.start) / b.every) as usize;
+        for (k, &e) in per_projection.iter().enumerate() {
+            self.pending_balance[k * n_bins + bin] += e;
+        }
+    }
+
+    /// Updates the inter-spike intervals with the local spikes of step `step` (gids
+    /// ascending).
+    pub fn count_intervals(&mut self, step: u64, fired: &[u32]) {
+        if step < self.stats.start || step >= self.stats.stop {
+            return;
+        }
+        let step = step as u32;
+        let n = &mut self.neurons;
+        for &g in fired {
+            let i = (u64::from(g) - self.local_start) as usize;
+            let last = n.last_spike[i];
+            if last != u32::MAX {
+                let isi = step - last;
+                n.isi_count[i] += 1;
+                n.isi_sum[i] += u64::from(isi);
+                n.isi_sum2[i] += f64::from(isi) * f64::from(isi);
+            }
+            n.last_spike[i] = step;
+        }
+    }
+
+    /// Records the state at snapshot boundaries.
+    pub fn snapshot(&mut self, boundary: u64, t: f64, v: &[f64], refractory: &[u32]) {
+        if self.snapshots.is_some_and(|s| s.fires(boundary)) {
+            self.snapshot_times.push(t);
+            self.neurons.snapshot_v.extend_from_slice(v);
+            self.neurons
+                .snapshot_refractory
+                .extend_from_slice(refractory);
+        }
+    }
+
+    /// Takes the local part of the mean and variance of V per population at step boundary
+    /// `boundary`, time `t` [ms]; the global values appear after the next
+    /// [`Recorder::reduce`]. Inside the statistics window, also the time sums of each
+    /// neuron's V for chi.
+    pub fn sample_moments(&mut self, boundary: u64, t: f64, v: &[f64]) {
+        if boundary >= self.stats.start && boundary <= self.stats.stop {
+            self.v_samples += 1;
+            let n = &mut self.neurons;
+            for ((x, s), s2) in v.iter().zip(&mut n.v_sum).zip(&mut n.v_sum2) {
+                *s += x;
+                *s2 += x * x;
+            }
+        }
         let n_pop = self.sizes.len();
         let base = self.pending_moments.len();
         self.pending_moments.resize(base + 2 * n_pop, 0);
@@ -126,6 +264,95 @@ impl Recorder {
         self.histogram_times.push(t);
     }
 
+    /// Spike statistics per population (a collective: the per-neuron parts are summed across
+    /// ranks exactly).
+    pub fn statistics(&self, comm: &dyn Comm, dt: f64) -> Vec<PopulationStatistics> {
+        let n_pop = self.sizes.len();
+        // Per population: sum of CVs, neurons with a CV, sum of Var_t(V_i).
+        let mut sums = vec![0i128; 3 * n_pop];
+        let n = &self.neurons;
+        let samples = self.v_samples as f64;
+        for (p, range) in &self.blocks {
+            for i in range.clone() {
+                let k = f64::from(n.isi_count[i]);
+                if n.isi_count[i] >= 2 {
+                    let mean = n.isi_sum[i] as f64 / k;
+                    let var = (n.isi_sum2[i] - k * mean * mean) / (k - 1.0);
+                    sums[3 * p] += fixed(var.max(0.0).sqrt() / mean);
+                    sums[3 * p + 1] += 1;
+                }
+                if self.v_samples > 0 {
+                    let m = n.v_sum[i] / samples;
+                    sums[3 * p + 2] += fixed((n.v_sum2[i] / samples - m * m).max(0.0));
+                }
+            }
+        }
+        comm.sum_i128(&mut sums);
+        let (start_ms, stop_ms) = (self.stats.start as f64 * dt, self.stats.stop as f64 * dt);
+        (0..n_pop)
+            .map(|p| {
+                let cv_neurons = sums[3 * p + 1] as u64;
+                // Population mean V at the moment samples inside the window.
+                let means: Vec<f64> = self
+                    .moment_times
+                    .iter()
+                    .zip(&self.means[p])
+                    .filter(|(&t, _)| t >= start_ms - 1e-9 && t <= stop_ms + 1e-9)
+                    .map(|(_, &m)| m)
+                    .collect();
+                let var_of_mean = variance(&means);
+                let mean_var = unfixed(sums[3 * p + 2]) / self.sizes[p] as f64;
+                PopulationStatistics {
+                    cv_isi: unfixed(sums[3 * p]) / cv_neurons as f64,
+                    cv_neurons,
+                    fano_factor: self.fano(p),
+                    chi: (var_of_mean / mean_var).sqrt(),
+                }
+            })
+            .collect()
+    }
+
+    /// Fano factor of the spike count of population `p` in consecutive windows of the
+    /// statistics window (whole rate bins only).
+    fn fano(&self, p: usize) -> f64 {
+        let rb = self.rate_bin_steps;
+        let first = self.stats.start.div_ceil(rb) as usize;
+        let end = (self.stats.stop / rb) as usize;
+        let counts: Vec<f64> = self.rate_counts[p][first..end.max(first)]
+            .chunks_exact(self.stats.fano_bins as usize)
+            .map(|w| w.iter().sum::<u64>() as f64)
+            .collect();
+        let mean = counts.iter().sum::<f64>() / counts.len() as f64;
+        variance(&counts) / mean
+    }
+
+    /// Mean synaptic input per population and balance bin from the projections in `which`
+    /// (e.g. the excitatory ones) [mV/ms]: sum of weight x events / (size x bin width).
+    pub fn balance_input(
+        &self,
+        config: &Config,
+        p: usize,
+        which: impl Fn(f64) -> bool,
+    ) -> Vec<f64> {
+        let n_bins = balance_bins(self.balance);
+        let Some(b) = self.balance else {
+            return Vec::new();
+        };
+        let mut input = vec![0.0; n_bins];
+        for (k, proj) in config.projections.iter().enumerate() {
+            if proj.target != p || !which(proj.weight) {
+                continue;
+            }
+            for (bin, x) in input.iter_mut().enumerate() {
+                let first = b.start + bin as u64 * b.every;
+                let len = (b.stop - first).min(b.every) as f64 * config.dt;
+                *x += proj.weight * self.balance_events[k * n_bins + bin] as f64
+                    / (self.sizes[p] as f64 * len);
+            }
+        }
+        input
+    }
+
     /// Number of local partial values waiting for [`Recorder::reduce`]; the same on every rank.
     pub fn pending(&self) -> usize {
         self.pending_moments.len() + self.pending_histograms.len()
@@ -136,6 +363,17 @@ impl Recorder {
     /// between spike exchanges.
     pub fn reduce(&mut self, comm: &dyn Comm) {
         let n_pop = self.sizes.len();
+        if !self.pending_balance.is_empty() {
+            comm.sum_u64(&mut self.pending_balance);
+            for (g, l) in self
+                .balance_events
+                .iter_mut()
+                .zip(&mut self.pending_balance)
+            {
+                *g += *l;
+                *l = 0;
+            }
+        }
         if !self.pending_moments.is_empty() {
             comm.sum_i128(&mut self.pending_moments);
             for sample in self.pending_moments.chunks_exact(2 * n_pop) {
@@ -193,13 +431,13 @@ mod tests {
         let spec = config.histogram.clone().unwrap();
         let blocks = vec![(0, 0..3), (1, 3..5)];
         let (mut now, mut later) = (
-            Recorder::new(&config, blocks.clone()),
-            Recorder::new(&config, blocks),
+            Recorder::new(&config, 0..5, blocks.clone()),
+            Recorder::new(&config, 0..5, blocks),
         );
         for k in 0..7 {
             let v: Vec<f64> = (0..5).map(|i| 0.37 * (i * k) as f64 % 4.5).collect();
             for r in [&mut now, &mut later] {
-                r.sample_moments(k as f64, &v);
+                r.sample_moments(k as u64, k as f64, &v);
                 r.sample_histogram(k as f64, &v, &spec);
             }
             now.reduce(&SerialComm);

@@ -324,6 +324,9 @@ fn write_contents(
     }
 
     run.trees.write(file, config, comm, w)?;
+    write_balance(file, config, run, w)?;
+    write_statistics(file, config, comm, run)?;
+    write_snapshots(file, config, run, w)?;
 
     if config.raw.output.final_state {
         let state = file.create_group("state")?;
@@ -441,6 +444,130 @@ fn write_spikes(
             w.keep(ts.write_slice(&times, range.clone()));
             w.keep(ids.write_slice(&nodes, range));
         }
+    }
+    Ok(())
+}
+
+/// Mean synaptic input per population and bin: recurrent excitatory (positive weights) and
+/// inhibitory (negative weights) from the delivered events, external (the expected drive
+/// `i_e + poisson_rate * poisson_weight`) and their sum.
+fn write_balance(
+    file: &File,
+    config: &Config,
+    run: &RunResult,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let Some(b) = config.balance else {
+        return Ok(());
+    };
+    let rec = &run.recorder;
+    let g = file.create_group("balance")?;
+    let n_bins = crate::observables::balance_bins(config.balance);
+    let bin_ms = b.every as f64 * config.dt;
+    let starts: Vec<f64> = (0..n_bins)
+        .map(|k| (b.start + k as u64 * b.every) as f64 * config.dt)
+        .collect();
+    replicated(&g, "time", &starts, &[n_bins], "ms", "start of each bin", w)?;
+    attr(&g, "bin_width", bin_ms)?;
+    for (p, pop) in config.populations.iter().enumerate() {
+        let exc = rec.balance_input(config, p, |w| w > 0.0);
+        let inh = rec.balance_input(config, p, |w| w < 0.0);
+        let m = &pop.model;
+        let ext = vec![m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight; n_bins];
+        let net: Vec<f64> = (0..n_bins).map(|k| exc[k] + inh[k] + ext[k]).collect();
+        let pg = g.create_group(&pop.name)?;
+        let series: [(&str, &[f64], &str); 4] = [
+            (
+                "excitatory",
+                &exc,
+                "mean recurrent input through positive weights, by the bin of the spike's emission",
+            ),
+            (
+                "inhibitory",
+                &inh,
+                "mean recurrent input through negative weights, by the bin of the spike's emission",
+            ),
+            (
+                "external",
+                &ext,
+                "expected external drive i_e + poisson_rate * poisson_weight",
+            ),
+            ("net", &net, "excitatory + inhibitory + external"),
+        ];
+        for (name, data, description) in series {
+            replicated(&pg, name, data, &[n_bins], "mV/ms", description, w)?;
+        }
+    }
+    Ok(())
+}
+
+/// Spike statistics per population over the statistics window, as attributes.
+fn write_statistics(
+    file: &File,
+    config: &Config,
+    comm: &dyn Comm,
+    run: &RunResult,
+) -> hdf5::Result<()> {
+    let stats = run.recorder.statistics(comm, config.dt);
+    let g = file.create_group("statistics")?;
+    let s = config.statistics;
+    attr(&g, "start", s.start as f64 * config.dt)?;
+    attr(&g, "stop", s.stop as f64 * config.dt)?;
+    attr(
+        &g,
+        "fano_window",
+        (s.fano_bins * config.rate_bin_steps) as f64 * config.dt,
+    )?;
+    for (pop, st) in config.populations.iter().zip(stats) {
+        let pg = g.create_group(&pop.name)?;
+        attr(&pg, "cv_isi", st.cv_isi)?;
+        attr(&pg, "cv_neurons", st.cv_neurons)?;
+        attr(&pg, "fano_factor", st.fano_factor)?;
+        attr(&pg, "chi", st.chi)?;
+    }
+    Ok(())
+}
+
+/// The state of every neuron at the snapshot times, by gid.
+fn write_snapshots(
+    file: &File,
+    config: &Config,
+    run: &RunResult,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    if config.snapshots.is_none() {
+        return Ok(());
+    }
+    let rec = &run.recorder;
+    let g = file.create_group("snapshots")?;
+    let nt = rec.snapshot_times.len();
+    replicated(
+        &g,
+        "time",
+        &rec.snapshot_times,
+        &[nt],
+        "ms",
+        "snapshot times",
+        w,
+    )?;
+    let n = config.n_neurons() as usize;
+    let slab = run.local.start as usize..run.local.end as usize;
+    let v = dataset::<f64>(&g, "v", &[nt, n], "mV", "membrane potential (time x gid)")?;
+    let r = dataset::<u32>(
+        &g,
+        "refractory_steps",
+        &[nt, n],
+        "steps",
+        "refractory steps left (time x gid)",
+    )?;
+    if nt > 0 && !slab.is_empty() {
+        let shape = (nt, slab.len());
+        let view = ndarray::ArrayView2::from_shape(shape, &rec.neurons.snapshot_v)
+            .expect("one row per snapshot");
+        w.keep(v.write_slice(view, (.., slab.clone())));
+        let view = ndarray::ArrayView2::from_shape(shape, &rec.neurons.snapshot_refractory)
+            .expect("one row per snapshot");
+        w.keep(r.write_slice(view, (.., slab)));
     }
     Ok(())
 }

@@ -196,7 +196,7 @@ pub fn run(
             .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
             .collect(),
         ring: RingBuffer::new(conn.max_delay(), n_local),
-        recorder: Recorder::new(config, blocks.clone()),
+        recorder: Recorder::new(config, local.clone(), blocks.clone()),
         trees: TreeRecorder::new(config, local.clone()),
         spikes: Vec::new(),
     };
@@ -216,20 +216,32 @@ pub fn run(
     timers.build = t.elapsed().as_secs_f64();
     let build_memory = peak_rss_bytes();
 
-    let observe = |b: u64, v: &[f64], recorder: &mut Recorder| {
+    let observe = |b: u64, state: &mut Dynamic| {
+        let (v, recorder) = (&state.v, &mut state.recorder);
         let time = b as f64 * config.dt;
+        recorder.snapshot(b, time, v, &state.refractory);
         if config.moments.is_some_and(|s| s.fires(b)) {
-            recorder.sample_moments(time, v);
+            recorder.sample_moments(b, time, v);
         }
         if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
             recorder.sample_histogram(time, v, h);
         }
     };
     if n0 == 0 {
-        observe(0, &state.v, &mut state.recorder);
+        observe(0, &mut state);
     }
 
     let record_spikes = config.raw.output.spikes;
+    // The gids whose spikes are written (`record_spikes` of each population).
+    let recorded: Vec<Range<u32>> = config
+        .populations
+        .iter()
+        .map(|p| {
+            let start = u32::try_from(p.gid_start).expect("validated: gids fit u32");
+            start..start + u32::try_from(p.record_spikes).expect("validated: gids fit u32")
+        })
+        .collect();
+    let mut per_projection = vec![0u64; config.projections.len()];
     let window = config.exchange_window();
     // Per window, what this rank sends: a header (a diverged neuron, see HEADER), the number of
     // spikes of each step, then their gids.
@@ -269,15 +281,20 @@ pub fn run(
             }
             send[HEADER + k] =
                 u32::try_from(send.len() - before).expect("fewer than 2^32 local neurons");
+            let fired = &send[before..];
+            state.recorder.count_intervals(n, fired);
             if record_spikes {
                 let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
-                state
-                    .spikes
-                    .extend(send[before..].iter().map(|&g| (g, step)));
+                state.spikes.extend(
+                    fired
+                        .iter()
+                        .filter(|&&g| recorded.iter().any(|r| r.contains(&g)))
+                        .map(|&g| (g, step)),
+                );
             }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
-            observe(n + 1, &state.v, &mut state.recorder);
+            observe(n + 1, &mut state);
             if state.trees.fires(n + 1) {
                 state
                     .trees
@@ -341,7 +358,11 @@ pub fn run(
                 step_spikes.extend_from_slice(&gathered[*next..*next + c]);
                 *next += c;
             }
-            events += state.ring.deliver(n0 + k as u64, &conn, &step_spikes);
+            per_projection.fill(0);
+            events += state
+                .ring
+                .deliver(n0 + k as u64, &conn, &step_spikes, &mut per_projection);
+            state.recorder.count_input(n0 + k as u64, &per_projection);
             state.recorder.count_spikes(n0 + k as u64, &step_spikes);
         }
         timers.deliver += t1.elapsed().as_secs_f64();

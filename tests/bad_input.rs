@@ -513,6 +513,32 @@ fn rows() -> Vec<Row> {
             "--restart = ",
         ),
         row(
+            "record_spikes above the population size",
+            Set(&["population.E.record_spikes=100000"]),
+            "population.E.record_spikes = 100000",
+        ),
+        row(
+            "fano window not a multiple of the rate bin",
+            Set(&[
+                "observables.rate_bin=2",
+                "observables.statistics.fano_window=3",
+            ]),
+            "observables.statistics.fano_window = 3",
+        ),
+        row(
+            "statistics window stop before start",
+            Set(&[
+                "observables.statistics.start=2",
+                "observables.statistics.stop=1",
+            ]),
+            "observables.statistics.stop = 1:",
+        ),
+        row(
+            "snapshot interval not a multiple of dt",
+            Set(&["observables.snapshots.every=0.05"]),
+            "observables.snapshots.every = 0.05",
+        ),
+        row(
             "checkpoint interval negative",
             Set(&["checkpoint.every=-1"]),
             "checkpoint.every = -1",

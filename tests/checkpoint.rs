@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The smoke network for 8 s of model time (a few seconds of wall time on 2 ranks), with
-/// periodic checkpoints every 100 ms of model time.
+/// periodic checkpoints every 100 ms of model time, snapshots, spike statistics after a
+/// transient and a subset of recorded spikes (every accumulator a checkpoint must carry).
 fn args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml");
     let mut a = vec![
@@ -21,6 +22,12 @@ fn args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
         "simulation.t_stop=8000",
         "--set",
         "checkpoint.every=100",
+        "--set",
+        "observables.snapshots.every=1000",
+        "--set",
+        "observables.statistics.start=500",
+        "--set",
+        "population.I.record_spikes=100",
     ];
     a.extend_from_slice(extra);
     a

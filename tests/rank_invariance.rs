@@ -22,6 +22,15 @@ seed = 20260101
 rate_bin = 0.5
 [observables.moments]
 every = 0.5
+[observables.balance]
+every = 2.0
+start = 10.0
+[observables.statistics]
+start = 50.0
+fano_window = 5.0
+[observables.snapshots]
+start = 100.0
+every = 100.0
 [observables.histogram]
 every = 5.0
 v_min = -10.0
@@ -130,7 +139,16 @@ fn outputs_are_identical_on_one_to_four_ranks() {
                         .unwrap();
                     assert!(bytes.len() > 8 * 100, "population {pop} barely spiked");
                 }
-                for name in ["/state/v", "/moments/E/mean", "/histograms/I", "/rates/X"] {
+                for name in [
+                    "/state/v",
+                    "/moments/E/mean",
+                    "/histograms/I",
+                    "/rates/X",
+                    "/balance/E/inhibitory",
+                    "/snapshots/v",
+                    "/statistics/E@chi",
+                    "/statistics/I@cv_isi",
+                ] {
                     assert!(data.iter().any(|(p, _)| p == name), "missing {name}");
                 }
                 reference = Some(data);

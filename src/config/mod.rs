@@ -75,6 +75,8 @@ pub struct Population {
     /// Global id of the first neuron; a population's gids are contiguous.
     pub gid_start: u64,
     pub model: Lif,
+    /// Neurons, from the first, whose spikes are written.
+    pub record_spikes: u64,
 }
 
 impl Population {
@@ -113,6 +115,15 @@ impl Schedule {
     }
 }
 
+/// The analysis window of the spike statistics, in steps, and the Fano counting window in rate
+/// bins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StatisticsSpec {
+    pub start: u64,
+    pub stop: u64,
+    pub fano_bins: u64,
+}
+
 #[derive(Clone, Debug)]
 pub struct HistogramSpec {
     pub schedule: Schedule,
@@ -135,6 +146,10 @@ pub struct Config {
     pub rate_bin_steps: u64,
     pub moments: Option<Schedule>,
     pub histogram: Option<HistogramSpec>,
+    /// Bins of the input balance (`start`, `stop` and bin width `every`, in steps).
+    pub balance: Option<Schedule>,
+    pub statistics: StatisticsSpec,
+    pub snapshots: Option<Schedule>,
     /// Steps between periodic checkpoints (`None`: only on a signal).
     pub checkpoint_every: Option<u64>,
     pub trees: trees::TreeObservables,
@@ -327,6 +342,18 @@ fn schedule(
     if every == 0 {
         return Ok(None);
     }
+    let (start, stop) = window(section, start, stop, dt, n_steps)?;
+    Ok(Some(Schedule { start, stop, every }))
+}
+
+/// `start` and `stop` [ms] of a section as step boundaries within the run.
+fn window(
+    section: &str,
+    start: f64,
+    stop: Option<f64>,
+    dt: f64,
+    n_steps: u64,
+) -> Result<(u64, u64)> {
     let start_b = steps(&format!("{section}.start"), start, dt)?;
     let stop_b = match stop {
         Some(s) => steps(&format!("{section}.stop"), s, dt)?,
@@ -347,11 +374,7 @@ fn schedule(
             "must lie between start and simulation.t_stop [ms]",
         ));
     }
-    Ok(Some(Schedule {
-        start: start_b,
-        stop: stop_b,
-        every,
-    }))
+    Ok((start_b, stop_b))
 }
 
 fn validate(mut raw: RawConfig) -> Result<Config> {
@@ -388,11 +411,20 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         p.v_init_min.get_or_insert(p.e_l);
         p.v_init_max.get_or_insert(p.e_l);
         let model = Lif::from_raw(p, dt, &key)?;
+        let record_spikes = p.record_spikes.unwrap_or(p.size);
+        if record_spikes > p.size {
+            return Err(invalid(
+                key("record_spikes"),
+                record_spikes,
+                format!("exceeds the population size {}", p.size),
+            ));
+        }
         populations.push(Population {
             name: name.clone(),
             size: p.size,
             gid_start,
             model,
+            record_spikes,
         });
         gid_start += p.size;
     }
@@ -545,6 +577,32 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         }
     };
 
+    let b = &obs.balance;
+    let balance = schedule("observables.balance", b.start, b.stop, b.every, dt, n_steps)?;
+    let st = &obs.statistics;
+    let (start, stop) = window("observables.statistics", st.start, st.stop, dt, n_steps)?;
+    let fano = steps("observables.statistics.fano_window", st.fano_window, dt)?;
+    if fano == 0 || fano % rate_bin_steps != 0 {
+        return Err(invalid(
+            "observables.statistics.fano_window",
+            st.fano_window,
+            "must be a positive multiple of observables.rate_bin [ms]",
+        ));
+    }
+    let statistics = StatisticsSpec {
+        start,
+        stop,
+        fano_bins: fano / rate_bin_steps,
+    };
+    let sn = &obs.snapshots;
+    let snapshots = schedule(
+        "observables.snapshots",
+        sn.start,
+        sn.stop,
+        sn.every,
+        dt,
+        n_steps,
+    )?;
     let trees = trees::validate(&raw.observables, &populations, &projections, dt, n_steps)?;
     let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
     let checkpoint_every = (every > 0).then_some(every);
@@ -558,6 +616,9 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         rate_bin_steps,
         moments,
         histogram,
+        balance,
+        statistics,
+        snapshots,
         checkpoint_every,
         trees,
         raw,

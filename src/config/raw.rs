@@ -89,6 +89,13 @@ pub struct RawObservables {
     pub moments: RawSchedule,
     #[serde(default)]
     pub histogram: RawHistogram,
+    /// Mean synaptic input per population, in bins of `every` ms.
+    #[serde(default)]
+    pub balance: RawSchedule,
+    #[serde(default)]
+    pub statistics: RawStatistics,
+    #[serde(default)]
+    pub snapshots: RawSnapshots,
     /// Tree-indexed observables by name.
     #[serde(default)]
     pub tree: IndexMap<String, super::trees::RawTree>,
@@ -107,6 +114,36 @@ pub struct RawSchedule {
     pub stop: Option<f64>,
     /// Sampling interval [ms]; a multiple of `dt`. Zero switches the observable off.
     #[serde(default = "d_every")]
+    pub every: f64,
+}
+
+/// Spike statistics per population over `[start, stop]`: the CV of inter-spike intervals,
+/// the Fano factor of population spike counts and Golomb's synchrony measure chi (from V at
+/// the moment samples).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStatistics {
+    /// Start of the analysis window [ms] (skip the transient).
+    #[serde(default)]
+    pub start: f64,
+    /// End of the analysis window [ms]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Counting window of the Fano factor [ms], a multiple of `observables.rate_bin`.
+    #[serde(default = "d_fano_window")]
+    pub fano_window: f64,
+}
+
+/// Per-neuron state (V, refractory counter) at `start, start + every, ...` up to `stop`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSnapshots {
+    /// First snapshot [ms].
+    #[serde(default)]
+    pub start: f64,
+    /// Last snapshot [ms]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Interval [ms], a multiple of `dt`. Zero (the default) switches snapshots off.
+    #[serde(default)]
     pub every: f64,
 }
 
@@ -192,6 +229,9 @@ pub struct RawPopulation {
     /// Jump of V per external Poisson spike [mV].
     #[serde(default)]
     pub poisson_weight: f64,
+    /// Number of neurons, from the first of the population, whose spikes are written;
+    /// absent: all.
+    pub record_spikes: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -250,6 +290,9 @@ fn d_progress() -> f64 {
 }
 fn d_rate_bin() -> f64 {
     1.0
+}
+fn d_fano_window() -> f64 {
+    10.0
 }
 fn d_every() -> f64 {
     1.0
@@ -317,6 +360,26 @@ impl Default for RawSchedule {
     }
 }
 
+impl Default for RawStatistics {
+    fn default() -> Self {
+        RawStatistics {
+            start: 0.0,
+            stop: None,
+            fano_window: d_fano_window(),
+        }
+    }
+}
+
+impl Default for RawSnapshots {
+    fn default() -> Self {
+        RawSnapshots {
+            start: 0.0,
+            stop: None,
+            every: 0.0,
+        }
+    }
+}
+
 impl Default for RawHistogram {
     fn default() -> Self {
         RawHistogram {
@@ -336,6 +399,9 @@ impl Default for RawObservables {
             rate_bin: d_rate_bin(),
             moments: RawSchedule::default(),
             histogram: RawHistogram::default(),
+            balance: RawSchedule::default(),
+            statistics: RawStatistics::default(),
+            snapshots: RawSnapshots::default(),
             tree: IndexMap::new(),
             pair_histogram: super::trees::RawPairHistogram::default(),
         }

@@ -124,7 +124,7 @@ pub fn siegert(mu: f64, sigma: f64, tau: f64, theta: f64, v_r: f64, t_ref: f64) 
     1000.0 / (t_ref + tau * std::f64::consts::PI.sqrt() * integral)
 }
 
-/// Every numeric dataset of the file except the timers, as (path, raw bytes).
+/// Every numeric dataset of the file except the timers, and the spike statistics, as (path, raw bytes).
 pub fn datasets(path: &Path) -> Vec<(String, Vec<u8>)> {
     fn walk(g: &hdf5::Group, prefix: &str, out: &mut Vec<(String, Vec<u8>)>) {
         for name in g.member_names().unwrap() {
@@ -133,6 +133,18 @@ pub fn datasets(path: &Path) -> Vec<(String, Vec<u8>)> {
                 continue;
             }
             if let Ok(sub) = g.group(&name) {
+                // The spike statistics are attributes.
+                if full.starts_with("/statistics/") {
+                    for a in sub.attr_names().unwrap() {
+                        let attr = sub.attr(&a).unwrap();
+                        let bytes = if attr.dtype().unwrap().is::<f64>() {
+                            attr.read_scalar::<f64>().unwrap().to_le_bytes()
+                        } else {
+                            attr.read_scalar::<u64>().unwrap().to_le_bytes()
+                        };
+                        out.push((format!("{full}@{a}"), bytes.to_vec()));
+                    }
+                }
                 walk(&sub, &full, out);
             } else {
                 let ds = g.dataset(&name).unwrap();

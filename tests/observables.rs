@@ -1,0 +1,215 @@
+//! The observables of a run checked against independent computations from the same file:
+//! spike statistics from the recorded spikes and from snapshots of every neuron, moments from
+//! snapshots, the input balance against the mean-field identity `rate x in-degree x weight`,
+//! and a recorded subset of spikes against the full record.
+
+mod common;
+
+use hdf5::File;
+use std::path::Path;
+
+const T_STOP: f64 = 1000.0;
+const START: f64 = 100.0;
+
+fn read(f: &File, name: &str) -> Vec<f64> {
+    f.dataset(name).unwrap().read_raw::<f64>().unwrap()
+}
+
+fn stat(f: &File, pop: &str, name: &str) -> f64 {
+    let a = f
+        .group(&format!("statistics/{pop}"))
+        .unwrap()
+        .attr(name)
+        .unwrap();
+    if name == "cv_neurons" {
+        a.read_scalar::<u64>().unwrap() as f64
+    } else {
+        a.read_scalar::<f64>().unwrap()
+    }
+}
+
+fn run(out: &Path, extra: &[&str]) {
+    let mut args = vec![
+        "--set",
+        "simulation.t_stop=1000",
+        "--set",
+        "observables.statistics.start=100",
+        "--set",
+        "observables.snapshots.every=1",
+    ];
+    args.extend_from_slice(extra);
+    common::run_ok(2, &common::repo().join("configs/smoke.toml"), out, &args);
+}
+
+/// Population variance.
+fn var(xs: &[f64]) -> f64 {
+    let m = xs.iter().sum::<f64>() / xs.len() as f64;
+    xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64
+}
+
+#[test]
+fn observables_agree_with_independent_computations() {
+    let dir = common::scratch("observables");
+    let out = dir.join("smoke.h5");
+    run(&out, &[]);
+    let f = File::open(&out).unwrap();
+    let n_e = 1600;
+    let snap_t = read(&f, "snapshots/time");
+    let snap_v = read(&f, "snapshots/v");
+    let n = 2000;
+    assert_eq!(
+        snap_t.len(),
+        (T_STOP as usize) + 1,
+        "a snapshot every ms from 0"
+    );
+    assert_eq!(snap_v.len(), snap_t.len() * n);
+    // The last snapshot is the final state.
+    assert_eq!(&snap_v[(snap_t.len() - 1) * n..], &read(&f, "state/v")[..]);
+
+    for (pop, range, k_e, k_i) in [("E", 0..n_e, 160.0, 40.0), ("I", n_e..n, 160.0, 40.0)] {
+        let size = range.len();
+        // Moments equal the moments of the snapshots (same sample times, every ms); the
+        // fixed-point sums truncate V to 2^-32 mV.
+        let means = read(&f, &format!("moments/{pop}/mean"));
+        let vars = read(&f, &format!("moments/{pop}/variance"));
+        assert_eq!(means.len(), snap_t.len());
+        for (s, (m, v)) in means.iter().zip(&vars).enumerate() {
+            let row = &snap_v[s * n + range.start..s * n + range.end];
+            let mean = row.iter().sum::<f64>() / size as f64;
+            assert!((m - mean).abs() < 1e-8, "{pop} mean at sample {s}");
+            assert!((v - var(row)).abs() < 1e-6, "{pop} variance at sample {s}");
+        }
+
+        // Histograms are densities: each row integrates to the fraction inside the range.
+        let edges = read(&f, "histograms/edges");
+        let width = edges[1] - edges[0];
+        let hist = read(&f, &format!("histograms/{pop}"));
+        let bins = edges.len() - 1;
+        let h_times = read(&f, "histograms/time");
+        for (s, row) in hist.chunks(bins).enumerate() {
+            let k = (h_times[s] / 1.0).round() as usize;
+            let snap = &snap_v[k * n + range.start..k * n + range.end];
+            let inside = snap
+                .iter()
+                .filter(|&&x| x >= edges[0] && x < edges[bins])
+                .count() as f64
+                / size as f64;
+            let mass: f64 = row.iter().map(|d| d * width).sum();
+            assert!(
+                (mass - inside).abs() < 1e-12,
+                "{pop}: mass {mass} vs {inside}"
+            );
+        }
+
+        // Golomb's chi from the snapshots inside the statistics window (t >= START).
+        let first = START as usize;
+        let rows: Vec<&[f64]> = (first..snap_t.len())
+            .map(|s| &snap_v[s * n + range.start..s * n + range.end])
+            .collect();
+        let pop_mean: Vec<f64> = rows
+            .iter()
+            .map(|r| r.iter().sum::<f64>() / size as f64)
+            .collect();
+        let mean_var = (0..size)
+            .map(|i| var(&rows.iter().map(|r| r[i]).collect::<Vec<_>>()))
+            .sum::<f64>()
+            / size as f64;
+        let chi = (var(&pop_mean) / mean_var).sqrt();
+        assert!(
+            (stat(&f, pop, "chi") - chi).abs() < 1e-6 * chi,
+            "{pop}: chi {} vs {chi} from snapshots",
+            stat(&f, pop, "chi")
+        );
+
+        // CV of inter-spike intervals from the recorded spikes in (START, T_STOP].
+        let g = f.group(&format!("spikes/{pop}")).unwrap();
+        let ids = g.dataset("node_ids").unwrap().read_raw::<u64>().unwrap();
+        let ts = g.dataset("timestamps").unwrap().read_raw::<f64>().unwrap();
+        let (mut sum, mut count) = (0.0, 0);
+        let mut i = 0;
+        while i < ids.len() {
+            let j = i + ids[i..].partition_point(|&x| x == ids[i]);
+            let t: Vec<f64> = ts[i..j].iter().copied().filter(|&t| t > START).collect();
+            if t.len() >= 3 {
+                let isi: Vec<f64> = t.windows(2).map(|w| w[1] - w[0]).collect();
+                let m = isi.iter().sum::<f64>() / isi.len() as f64;
+                let s2 = var(&isi) * isi.len() as f64 / (isi.len() - 1) as f64;
+                sum += s2.sqrt() / m;
+                count += 1;
+            }
+            i = j;
+        }
+        assert!(count > size / 2, "{pop}: too few neurons with intervals");
+        assert_eq!(stat(&f, pop, "cv_neurons"), count as f64);
+        let cv = sum / count as f64;
+        assert!(
+            (stat(&f, pop, "cv_isi") - cv).abs() < 1e-6,
+            "{pop}: cv {} vs {cv} from spikes",
+            stat(&f, pop, "cv_isi")
+        );
+
+        // Fano factor of the population count in 10 ms windows, from the rate series.
+        let rates = read(&f, &format!("rates/{pop}"));
+        let counts: Vec<f64> = rates[START as usize..]
+            .chunks_exact(10)
+            .map(|w| w.iter().map(|r| r * size as f64 / 1000.0).sum())
+            .collect();
+        let fano = var(&counts) / (counts.iter().sum::<f64>() / counts.len() as f64);
+        assert!(
+            (stat(&f, pop, "fano_factor") - fano).abs() < 1e-9 * fano,
+            "{pop}: fano {} vs {fano}",
+            stat(&f, pop, "fano_factor")
+        );
+
+        // Input balance: a spike of a neuron of population q reaches on average K_pq targets
+        // per target neuron of p (fixed in-degree: N_p K_pq synapses from N_q sources), so the
+        // mean input is rate_q x K_pq x w_pq. Up to the spread of out-degrees weighted by the
+        // neurons' rates, a fraction of a percent here.
+        let rate_e = common::mean_rate(&out, "E") / 1000.0;
+        let rate_i = common::mean_rate(&out, "I") / 1000.0;
+        let mean = |name: &str| {
+            let x = read(&f, &format!("balance/{pop}/{name}"));
+            x.iter().sum::<f64>() / x.len() as f64
+        };
+        let (exc, inh) = (rate_e * k_e * 0.25, rate_i * k_i * -1.25);
+        assert!(
+            (mean("excitatory") - exc).abs() < 0.02 * exc,
+            "{pop}: {}",
+            mean("excitatory")
+        );
+        assert!(
+            (mean("inhibitory") - inh).abs() < 0.02 * -inh,
+            "{pop}: {}",
+            mean("inhibitory")
+        );
+        assert!((mean("external") - 2.0).abs() < 1e-12);
+        let net = mean("excitatory") + mean("inhibitory") + mean("external");
+        assert!((mean("net") - net).abs() < 1e-9);
+    }
+
+    // A subset of recorded spikes is exactly that part of the full record.
+    let part = dir.join("part.h5");
+    run(&part, &["--set", "population.E.record_spikes=25"]);
+    let g = File::open(&part).unwrap();
+    let full_ids = f
+        .dataset("spikes/E/node_ids")
+        .unwrap()
+        .read_raw::<u64>()
+        .unwrap();
+    let full_ts = read(&f, "spikes/E/timestamps");
+    let keep = full_ids.partition_point(|&i| i < 25);
+    assert!(keep > 100);
+    assert_eq!(
+        g.dataset("spikes/E/node_ids")
+            .unwrap()
+            .read_raw::<u64>()
+            .unwrap(),
+        full_ids[..keep]
+    );
+    assert_eq!(read(&g, "spikes/E/timestamps"), full_ts[..keep]);
+    assert_eq!(
+        read(&g, "rates/E"),
+        read(&f, "rates/E"),
+        "rates count every spike"
+    );
+}
