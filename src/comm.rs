@@ -16,6 +16,9 @@ pub trait Comm {
     /// Concatenates every rank's `local` in rank order into `out` (an all-gather-v).
     fn all_gather_u32(&self, local: &[u32], out: &mut Vec<u32>);
 
+    /// Concatenates every rank's `local` in rank order into `out` (an all-gather-v).
+    fn all_gather_f64(&self, local: &[f64], out: &mut Vec<f64>);
+
     /// One value from every rank, in rank order.
     fn all_gather_u64(&self, local: u64) -> Vec<u64>;
 
@@ -49,6 +52,10 @@ impl Comm for SerialComm {
         out.clear();
         out.extend_from_slice(local);
     }
+    fn all_gather_f64(&self, local: &[f64], out: &mut Vec<f64>) {
+        out.clear();
+        out.extend_from_slice(local);
+    }
     fn all_gather_u64(&self, local: u64) -> Vec<u64> {
         vec![local]
     }
@@ -77,6 +84,24 @@ impl MpiComm {
             displs: vec![0; n],
         }
     }
+
+    /// All-gather-v of `local` in rank order into `out`. The counts go first so every rank
+    /// can size its receive buffer.
+    fn all_gather_v<T: Equivalence + Copy + Default>(&self, local: &[T], out: &mut Vec<T>) {
+        let mine = count(local.len());
+        let mut counts = self.counts.clone();
+        self.world.all_gather_into(&mine, &mut counts[..]);
+        let mut displs = self.displs.clone();
+        let mut total: usize = 0;
+        for (d, &c) in displs.iter_mut().zip(&counts) {
+            *d = count(total);
+            total += c as usize;
+        }
+        out.clear();
+        out.resize(total, T::default());
+        let mut partition = PartitionMut::new(&mut out[..], counts, displs);
+        self.world.all_gather_varcount_into(local, &mut partition);
+    }
 }
 
 fn count(n: usize) -> Count {
@@ -92,20 +117,11 @@ impl Comm for MpiComm {
     }
 
     fn all_gather_u32(&self, local: &[u32], out: &mut Vec<u32>) {
-        // The counts go first so every rank can size its receive buffer.
-        let mine = count(local.len());
-        let mut counts = self.counts.clone();
-        self.world.all_gather_into(&mine, &mut counts[..]);
-        let mut displs = self.displs.clone();
-        let mut total: usize = 0;
-        for (d, &c) in displs.iter_mut().zip(&counts) {
-            *d = count(total);
-            total += c as usize;
-        }
-        out.clear();
-        out.resize(total, 0);
-        let mut partition = PartitionMut::new(&mut out[..], counts, displs);
-        self.world.all_gather_varcount_into(local, &mut partition);
+        self.all_gather_v(local, out);
+    }
+
+    fn all_gather_f64(&self, local: &[f64], out: &mut Vec<f64>) {
+        self.all_gather_v(local, out);
     }
 
     fn all_gather_u64(&self, local: u64) -> Vec<u64> {

@@ -229,6 +229,9 @@ pub fn run(
     };
     if n0 == 0 {
         observe(0, &mut state);
+        if state.trees.fires(0) {
+            state.trees.sample(0, &state.v, &[], &conn, comm);
+        }
     }
 
     let record_spikes = config.raw.output.spikes;

@@ -88,6 +88,10 @@ fn reference_config_documents_every_key() {
         &[
             "observables.moments.stop=1000".into(),
             "observables.histogram.stop=1000".into(),
+            "observables.balance.stop=1000".into(),
+            "observables.statistics.stop=1000".into(),
+            "observables.snapshots.stop=1000".into(),
+            "population.E.record_spikes=100".into(),
         ],
     )
     .unwrap();

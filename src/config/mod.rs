@@ -604,6 +604,8 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         n_steps,
     )?;
     let trees = trees::validate(&raw.observables, &populations, &projections, dt, n_steps)?;
+    // After validating, so that errors name where an inherited value came from.
+    trees::resolve_defaults(&mut raw.observables);
     let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
     let checkpoint_every = (every > 0).then_some(every);
 
