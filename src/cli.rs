@@ -21,6 +21,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print a summary of an output file.
     Inspect(InspectArgs),
+    /// Distances between two output files' rates and empirical measures of V over time.
+    Compare(CompareArgs),
 }
 
 #[derive(Args, Debug)]
@@ -61,4 +63,15 @@ pub struct RunArgs {
 pub struct InspectArgs {
     /// Output file of `lapicque run`.
     pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct CompareArgs {
+    /// Output file A (a run, or a mean-field solution in the same layout).
+    pub a: PathBuf,
+    /// Output file B, with the same populations and sample times.
+    pub b: PathBuf,
+    /// Write the per-time series to this CSV file (population,quantity,time_ms,value).
+    #[arg(short, long, value_name = "RESULT.csv")]
+    pub output: Option<PathBuf>,
 }

@@ -15,6 +15,12 @@ pub enum Error {
         value: String,
         reason: String,
     },
+    #[error("cannot compare {a} with {b}: {reason}")]
+    Mismatch {
+        a: String,
+        b: String,
+        reason: String,
+    },
     #[error("HDF5: {0}")]
     Hdf5(#[from] hdf5::Error),
     #[error("neuron {gid} (population {population}) has a non-finite membrane potential at t = {time} ms: the dynamics diverged; check weights, drive and dt")]
@@ -28,12 +34,15 @@ pub enum Error {
 }
 
 impl Error {
-    /// 2 for bad input (configuration, arguments, unreadable files), 3 for a run whose
-    /// dynamics diverged, 4 for a run stopped by a signal after writing a checkpoint, 1 for
-    /// failures while writing.
+    /// 2 for bad input (configuration, arguments, unreadable files, files that cannot be
+    /// compared), 3 for a run whose dynamics diverged, 4 for a run stopped by a signal after
+    /// writing a checkpoint, 1 for failures while writing.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) | Error::Read { .. } | Error::Argument { .. } => 2,
+            Error::Config(_)
+            | Error::Read { .. }
+            | Error::Argument { .. }
+            | Error::Mismatch { .. } => 2,
             Error::Diverged { .. } => 3,
             Error::Stopped { .. } => 4,
             Error::Hdf5(_) => 1,

@@ -31,12 +31,14 @@
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (ring buffers and delivery), [`rng`],
 //! [`simulation`] (the step loop), [`observables`], [`output`] (the HDF5 layout), [`inspect`],
-//! [`checkpoint`] (save and resume the state), [`app`] (the commands), [`progress`].
+//! [`compare`] (distances between two outputs), [`checkpoint`] (save and resume the state),
+//! [`app`] (the commands), [`progress`].
 
 pub mod app;
 pub mod checkpoint;
 pub mod cli;
 pub mod comm;
+pub mod compare;
 pub mod config;
 pub mod connectivity;
 pub mod error;
