@@ -40,13 +40,13 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             };
             let comm = MpiComm::new(universe.world());
-            // SIGUSR1 (what Slurm's `--signal` sends before the time limit) and SIGTERM ask for
-            // a checkpoint and a clean stop; a second SIGTERM terminates at once.
+            // SIGUSR1 (what Slurm's `--signal` sends before the time limit) and SIGTERM
+            // (preemption, `scancel`, the time limit itself) ask for a checkpoint and a clean
+            // stop. Repeated signals change nothing: at its time limit Slurm sends SIGTERM twice
+            // in a few milliseconds, and follows with SIGKILL after its KillWait anyway.
             let stop = Arc::new(AtomicBool::new(false));
-            let registered =
-                signal_hook::flag::register_conditional_shutdown(SIGTERM, 1, Arc::clone(&stop))
-                    .and_then(|_| signal_hook::flag::register(SIGTERM, Arc::clone(&stop)))
-                    .and_then(|_| signal_hook::flag::register(SIGUSR1, Arc::clone(&stop)));
+            let registered = signal_hook::flag::register(SIGTERM, Arc::clone(&stop))
+                .and_then(|_| signal_hook::flag::register(SIGUSR1, Arc::clone(&stop)));
             if let Err(e) = registered {
                 eprintln!("lapicque: error: cannot install signal handlers: {e}");
                 return ExitCode::from(1);
