@@ -26,7 +26,7 @@ import time
 import h5py
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PHASES_SIM = ("update", "exchange", "deliver", "observe")
+PHASES_SIM = ("update", "exchange", "wait", "deliver", "observe")
 
 
 EMPTY = [a for p in ("EE", "EI", "IE", "II") for a in ("--set", f"projection.{p}.indegree=0")]

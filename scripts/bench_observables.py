@@ -1,0 +1,74 @@
+#!/usr/bin/python3
+"""Cost of the observables on the Brunel network (configs/brunel.toml, 1 s of model time).
+
+Runs three variants alternately, `--reps` times each, on `--ranks` MPI ranks, and prints the
+median simulation time (update + exchange + wait + deliver + observe, max over ranks, from the
+file's timers) with min-max, and the slowdown against the bare run:
+
+- bare: every observable off (rates are always counted);
+- default: the shipped configuration (moments every 1 ms, histograms every 10 ms, input
+  balance in 1 ms bins, spike statistics);
+- all: the defaults plus every other observable at its default schedule: an edge tree and a
+  path tree of 3 vertices (every 10 ms), the pair histogram and snapshots of every neuron
+  (both switched off by default; here every 100 ms).
+
+    scripts/bench_observables.py [--reps 3] [--ranks 1]
+
+Uses Debian's python3 (for h5py).
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import tempfile
+
+import h5py
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PHASES_SIM = ("update", "exchange", "wait", "deliver", "observe")
+
+BARE = ["observables.moments.every=0", "observables.histogram.every=0",
+        "observables.balance.every=0"]
+ALL = ['observables.tree.edge.shape="edge"', 'observables.tree.edge.functions=[1, "v"]',
+       'observables.tree.path.shape="path"', "observables.tree.path.vertices=3",
+       'observables.tree.path.functions=["v", 1, "spike"]',
+       "observables.pair_histogram.every=100", "observables.snapshots.every=100"]
+VARIANTS = {"bare": BARE, "default": [], "all": ALL}
+
+
+def run(ranks, out, sets):
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
+    cmd = ["mpirun", "-n", str(ranks), "--oversubscribe",
+           os.path.join(ROOT, "target/release/lapicque"), "run",
+           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force"]
+    for s in sets:
+        cmd += ["--set", s]
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with h5py.File(out, "r") as f:
+        ds = f["timers/seconds"]
+        phases = ds.attrs["phases"].split(",")
+        t = ds[:]
+        return max(sum(t[r, phases.index(p)] for p in PHASES_SIM) for r in range(t.shape[0]))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--ranks", type=int, default=1)
+    args = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
+    times = {k: [] for k in VARIANTS}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(args.reps):
+            for name, sets in VARIANTS.items():
+                times[name].append(run(args.ranks, os.path.join(tmp, f"{name}.h5"), sets))
+    base = statistics.median(times["bare"])
+    print(f"| variant ({args.ranks} rank(s), {args.reps} reps) | simulation [s] median (min-max) | slowdown |")
+    print("|---|---|---|")
+    for name, ts in times.items():
+        m = statistics.median(ts)
+        print(f"| {name} | {m:.3f} ({min(ts):.3f}-{max(ts):.3f}) | {100 * (m / base - 1):+.1f}% |")
+
+
+if __name__ == "__main__":
+    main()
