@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what lapicque needs on Debian 12 when it is missing (Open MPI, parallel HDF5,
 # libclang and pkg-config for the HDF5 bindings, Debian's h5py and matplotlib for the
-# plotting scripts), then builds the release binary. Safe to run again: it installs nothing
-# that is already there. Sourced by demo.sh and test.sh.
+# plotting scripts, Slurm and munge for the one-node cluster of scripts/local_slurm.sh on
+# which tests/slurm.rs runs the batch scripts), then builds the release binary. Safe to run
+# again: it installs nothing that is already there. Sourced by demo.sh and test.sh.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(openmpi-bin libopenmpi-dev libhdf5-openmpi-dev libclang-dev pkg-config
-          python3-h5py python3-matplotlib python3-numpy)
+          python3-h5py python3-matplotlib python3-numpy slurm-wlm munge)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -18,8 +19,8 @@ if ((${#missing[@]})); then
     if [[ $(id -u) -eq 0 ]]; then SUDO=(); elif command -v sudo >/dev/null; then SUDO=(sudo); else
         echo "setup: error: need root or sudo to install ${missing[*]}" >&2; exit 1; fi
     export DEBIAN_FRONTEND=noninteractive
-    "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
+    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+    "${SUDO[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq "${missing[@]}" >/dev/null
 fi
 
 if ! command -v cargo >/dev/null; then
