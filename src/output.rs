@@ -364,7 +364,7 @@ fn write_contents(
     )?;
     attr_str(&ds, "phases", &phases)?;
     let mut phases = run.timers;
-    phases.output = prov.output_start.elapsed().as_secs_f64();
+    phases.output += prov.output_start.elapsed().as_secs_f64();
     w.keep(ds.write_slice(&phases.values(), (rank, ..)));
     let rss = dataset::<u64>(
         &timers,
