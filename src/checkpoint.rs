@@ -10,11 +10,11 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, RawConfig};
+use crate::inspect::text;
 use crate::output::{self, RawWrites};
 use crate::rng;
 use crate::simulation::Dynamic;
 use crate::Error;
-use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group, Location};
 use ndarray::ArrayView2;
 use std::ops::Range;
@@ -83,21 +83,16 @@ fn first_difference(there: &RawConfig, here: &RawConfig) -> Option<(String, Stri
         .map(|k| (k.clone(), lookup(&a, k), lookup(&b, k)))
 }
 
-fn text_attr(loc: &Location, name: &str) -> Option<String> {
-    let s = loc.attr(name).ok()?.read_scalar::<VarLenUnicode>().ok()?;
-    Some(s.as_str().to_string())
-}
-
 /// Rank 0's verdict on a checkpoint: the step it holds, or why it cannot be used.
 fn examine(path: &Path, config: &Config) -> Result<u64, String> {
     let file = File::open(path).map_err(|e| {
         let e = e.to_string().replace('\n', " ");
         format!("cannot be opened as HDF5 (missing, truncated or damaged): {e}")
     })?;
-    if text_attr(&file, "format").as_deref() != Some(FORMAT) {
+    if text(&file, "format").as_deref() != Some(FORMAT) {
         return Err("is not a lapicque checkpoint".into());
     }
-    if text_attr(&file, "status").as_deref() != Some("complete") {
+    if text(&file, "status").as_deref() != Some("complete") {
         return Err("is incomplete (its writer was interrupted)".into());
     }
     let version = file
@@ -109,7 +104,7 @@ fn examine(path: &Path, config: &Config) -> Result<u64, String> {
             "has checkpoint format version {version}; this lapicque reads version {FORMAT_VERSION}"
         ));
     }
-    let stored = text_attr(&file, "config").unwrap_or_default();
+    let stored = text(&file, "config").unwrap_or_default();
     let there = Config::from_toml(&stored, &[])
         .map_err(|e| format!("holds a configuration that does not validate: {e}"))?;
     if let Some((key, a, b)) = first_difference(&there.raw, &config.raw) {

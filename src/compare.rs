@@ -19,9 +19,9 @@
 //! (a mean-field solver may compute its sample times differently). Anything that differs is
 //! refused with one line naming it ([`Error::Mismatch`], exit code 2).
 
+use crate::inspect::{num, text};
 use crate::Error;
-use hdf5::types::VarLenUnicode;
-use hdf5::{File, Location};
+use hdf5::File;
 use std::fmt::Write as _;
 use std::path::Path;
 
@@ -184,18 +184,6 @@ impl Comparison {
         }
         out
     }
-}
-
-fn text(loc: &Location, name: &str) -> Option<String> {
-    loc.attr(name)
-        .ok()?
-        .read_scalar::<VarLenUnicode>()
-        .ok()
-        .map(|s| s.as_str().to_string())
-}
-
-fn num<T: hdf5::H5Type>(loc: &Location, name: &str) -> Option<T> {
-    loc.attr(name).ok()?.read_scalar::<T>().ok()
 }
 
 /// The observables of one output file that are compared.

@@ -6,7 +6,8 @@ use hdf5::{File, Location};
 use std::fmt::Write as _;
 use std::path::Path;
 
-fn text(loc: &Location, name: &str) -> Option<String> {
+/// A string attribute, if present.
+pub(crate) fn text(loc: &Location, name: &str) -> Option<String> {
     loc.attr(name)
         .ok()?
         .read_scalar::<VarLenUnicode>()
@@ -14,7 +15,8 @@ fn text(loc: &Location, name: &str) -> Option<String> {
         .map(|s| s.as_str().to_string())
 }
 
-fn num<T: hdf5::H5Type>(loc: &Location, name: &str) -> Option<T> {
+/// A scalar attribute, if present.
+pub(crate) fn num<T: hdf5::H5Type>(loc: &Location, name: &str) -> Option<T> {
     loc.attr(name).ok()?.read_scalar::<T>().ok()
 }
 
