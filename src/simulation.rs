@@ -12,7 +12,8 @@
 //! 4. **deliver**: each spike adds its weight into slot `n + delay` of its local targets; the
 //!    population spike counts are taken from the global list.
 //!
-//! With `simulation.exchange = "window"`, steps 3 and 4 run once per window of `W` steps, `W`
+//! With `simulation.exchange = "window"` (and `"auto"`, the default, unless a window's largest
+//! message could exceed one MPI message), steps 3 and 4 run once per window of `W` steps, `W`
 //! the smallest delay: a spike emitted in the window lands at least `W` steps later, after the
 //! window, so no neuron reads an input before it has been delivered. With `"step"`, `W = 1`.
 //! Either way the spikes of step `n` are delivered before step `n + 1 - W + d` reads them, for

@@ -146,7 +146,7 @@ fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
     );
     refused(&full, &out, &[], "not a lapicque checkpoint");
 
-    // Resumed on the same number of ranks, with the exchange once per window (which must not
+    // Resumed on the same number of ranks, with the exchange every step instead of once per window (which must not
     // matter), and on one and three ranks from the same checkpoint.
     for (i, ranks) in [2, 1, 3].into_iter().enumerate() {
         std::fs::copy(&saved, &checkpoint).unwrap();
@@ -154,7 +154,7 @@ fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
         let restart = ["--restart", checkpoint.to_str().unwrap()];
         let mut extra = restart.to_vec();
         if ranks == 2 {
-            extra.extend_from_slice(&["--set", "simulation.exchange=\"window\""]);
+            extra.extend_from_slice(&["--set", "simulation.exchange=\"step\""]);
         }
         complete(ranks, &resumed, &extra);
         common::assert_same_results(&full, &resumed);

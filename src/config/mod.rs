@@ -184,16 +184,27 @@ impl Config {
         validate(raw)
     }
 
-    /// Steps between spike exchanges: 1, or the smallest delay with `exchange = "window"`.
+    /// Steps between spike exchanges: 1, or the smallest delay with `exchange = "window"`
+    /// (and with `"auto"` where a window's largest message fits one MPI message).
     pub fn exchange_window(&self) -> u64 {
-        match self.raw.simulation.exchange {
-            Exchange::Step => 1,
-            Exchange::Window => self
-                .projections
+        let smallest_delay = || {
+            self.projections
                 .iter()
                 .map(|p| u64::from(p.delay_steps))
                 .min()
-                .unwrap_or(1),
+                .unwrap_or(1)
+        };
+        match self.raw.simulation.exchange {
+            Exchange::Step => 1,
+            Exchange::Window => smallest_delay(),
+            Exchange::Auto => {
+                let w = smallest_delay();
+                if window_fits(self.n_neurons(), w) {
+                    w
+                } else {
+                    1
+                }
+            }
         }
     }
 
@@ -312,6 +323,13 @@ pub(crate) fn steps(key: &str, v: f64, dt: f64) -> Result<u64> {
         ));
     }
     Ok(n as u64)
+}
+
+/// Whether the largest gathered message of a window of `w` steps fits one MPI message (2^31 - 1
+/// values): every neuron spiking in every step, `N w` gids, plus a header and `w` counts per
+/// rank, for which 2^20 values are set aside (as in [`MAX_NEURONS`]).
+fn window_fits(n_neurons: u64, w: u64) -> bool {
+    n_neurons * w + (1 << 20) <= i32::MAX as u64
 }
 
 fn valid_name(key: &str, name: &str) -> Result<()> {
@@ -626,7 +644,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         raw,
     };
     let window = config.exchange_window();
-    if (config.n_neurons() + 2) * window > i32::MAX as u64 {
+    if !window_fits(config.n_neurons(), window) {
         return Err(invalid(
             "simulation.exchange",
             "\"window\"",
@@ -712,6 +730,19 @@ mod tests {
         assert!(e.contains("tau_mm"), "{e}");
         let e = err(MINIMAL, &["simulaton.dt=0.1"]);
         assert!(e.contains("simulaton"), "{e}");
+    }
+
+    /// "auto" exchanges once per smallest delay unless a window could exceed one MPI message.
+    #[test]
+    fn auto_exchange_uses_the_window_where_it_fits() {
+        let text = "[population.A]\nsize = 100\n[projection.AA]\nsource = \"A\"\n\
+                    target = \"A\"\nrule = \"fixed_indegree\"\nindegree = 1\nweight = 0.1\ndelay = 1.5\n";
+        let c = Config::from_toml(text, &[]).unwrap();
+        assert_eq!(c.exchange_window(), 15);
+        let big = Config::from_toml(text, &["population.A.size=200000000".into()]).unwrap();
+        assert_eq!(big.exchange_window(), 1);
+        let step = Config::from_toml(text, &["simulation.exchange=\"step\"".into()]).unwrap();
+        assert_eq!(step.exchange_window(), 1);
     }
 
     #[test]

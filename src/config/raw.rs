@@ -46,6 +46,9 @@ pub enum Exchange {
     Step,
     /// One collective per window of the smallest synaptic delay.
     Window,
+    /// `Window` where the largest possible message of a window (every neuron spiking in
+    /// every step) fits one MPI message, else `Step`.
+    Auto,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -277,7 +280,7 @@ fn d_seed() -> u64 {
     1
 }
 fn d_exchange() -> Exchange {
-    Exchange::Step
+    Exchange::Auto
 }
 fn d_path() -> String {
     "lapicque.h5".into()
