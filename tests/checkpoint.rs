@@ -146,8 +146,8 @@ fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
     );
     refused(&full, &out, &[], "not a lapicque checkpoint");
 
-    // Resumed on the same number of ranks, with the exchange every step instead of once per window (which must not
-    // matter), and on one and three ranks from the same checkpoint.
+    // Resumed on the same number of ranks, exchanging every step instead of once per window
+    // (which must not matter), and on one and three ranks from the same checkpoint.
     for (i, ranks) in [2, 1, 3].into_iter().enumerate() {
         std::fs::copy(&saved, &checkpoint).unwrap();
         let resumed = dir.join(format!("resumed{i}.h5"));
