@@ -10,7 +10,7 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, RawConfig};
-use crate::inspect::text;
+use crate::inspect::{num, text};
 use crate::output::{self, RawWrites};
 use crate::rng;
 use crate::simulation::Dynamic;
@@ -95,10 +95,7 @@ fn examine(path: &Path, config: &Config) -> Result<u64, String> {
     if text(&file, "status").as_deref() != Some("complete") {
         return Err("is incomplete (its writer was interrupted)".into());
     }
-    let version = file
-        .attr("format_version")
-        .and_then(|a| a.read_scalar::<u32>())
-        .unwrap_or(0);
+    let version = num::<u32>(&file, "format_version").unwrap_or(0);
     if version != FORMAT_VERSION {
         return Err(format!(
             "has checkpoint format version {version}; this lapicque reads version {FORMAT_VERSION}"
@@ -112,10 +109,7 @@ fn examine(path: &Path, config: &Config) -> Result<u64, String> {
             "was written for a different configuration: {key} = {a} in the checkpoint, {b} in this run"
         ));
     }
-    let step = file
-        .attr("step")
-        .and_then(|a| a.read_scalar::<u64>())
-        .map_err(|e| format!("has no step: {e}"))?;
+    let step = num::<u64>(&file, "step").ok_or("has no step")?;
     if step > config.n_steps {
         return Err(format!(
             "is at step {step}, after the end of the run ({} steps)",
@@ -327,7 +321,7 @@ fn write_contents(
     )?;
     attr(&obs, "v_samples", rec.v_samples)?;
 
-    // Per-neuron accumulators of the statistics and the snapshots, by gid.
+    // Per-neuron accumulators of the spike statistics, by gid, and the snapshots so far.
     let acc = file.create_group("accumulators")?;
     let nr = &rec.neurons;
     per_neuron(&acc, "last_spike", &nr.last_spike, n, &slab, w)?;
@@ -336,24 +330,7 @@ fn write_contents(
     per_neuron(&acc, "isi_sum2", &nr.isi_sum2, n, &slab, w)?;
     per_neuron(&acc, "v_sum", &nr.v_sum, n, &slab, w)?;
     per_neuron(&acc, "v_sum2", &nr.v_sum2, n, &slab, w)?;
-    let nt = rec.snapshot_times.len();
-    replicated(
-        &acc,
-        "snapshot_time",
-        &rec.snapshot_times,
-        &[nt],
-        "ms",
-        "",
-        w,
-    )?;
-    let sv = dataset::<f64>(&acc, "snapshot_v", &[nt, n], "mV", "time x gid")?;
-    let sr = dataset::<u32>(&acc, "snapshot_refractory", &[nt, n], "steps", "time x gid")?;
-    if nt > 0 && n_local > 0 {
-        let view = ArrayView2::from_shape((nt, n_local), &nr.snapshot_v).expect("rows");
-        w.keep(sv.write_slice(view, (.., slab.clone())));
-        let view = ArrayView2::from_shape((nt, n_local), &nr.snapshot_refractory).expect("rows");
-        w.keep(sr.write_slice(view, (.., slab.clone())));
-    }
+    output::snapshot_group(file, rec, n, slab, w)?;
     state.trees.save(&file.create_group("trees")?, w)
 }
 
@@ -369,6 +346,25 @@ pub fn read(
     read_contents(path, config, comm, local, step, state).map_err(|e| failed("reading", path, e))
 }
 
+/// Entries `slab` of the per-neuron dataset `name` of `g`.
+fn column<T: hdf5::H5Type + Clone>(
+    g: &Group,
+    name: &str,
+    slab: &Range<usize>,
+) -> hdf5::Result<Vec<T>> {
+    Ok(g.dataset(name)?.read_slice_1d(slab.clone())?.to_vec())
+}
+
+/// Columns `slab` of the (time x gid) dataset `name` of `g`, row by row.
+fn columns<T: hdf5::H5Type + Clone>(
+    g: &Group,
+    name: &str,
+    slab: &Range<usize>,
+) -> hdf5::Result<Vec<T>> {
+    let a = g.dataset(name)?.read_slice_2d::<T, _>((.., slab.clone()))?;
+    Ok(a.iter().cloned().collect())
+}
+
 fn read_contents(
     path: &Path,
     config: &Config,
@@ -382,11 +378,8 @@ fn read_contents(
     let n_local = slab.len();
     if n_local > 0 {
         let neurons = file.group("neurons")?;
-        state.v = neurons.dataset("v")?.read_slice_1d(slab.clone())?.to_vec();
-        state.refractory = neurons
-            .dataset("refractory_steps")?
-            .read_slice_1d(slab.clone())?
-            .to_vec();
+        state.v = column(&neurons, "v", &slab)?;
+        state.refractory = column(&neurons, "refractory_steps", &slab)?;
         let words = neurons
             .dataset("rng_state")?
             .read_slice_2d::<u64, _>((slab.clone(), ..))?;
@@ -446,32 +439,19 @@ fn read_contents(
     rec.balance_events = obs.dataset("balance_events")?.read_raw()?;
     rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
     let acc = file.group("accumulators")?;
-    let nt = acc.dataset("snapshot_time")?.size();
-    rec.snapshot_times = acc.dataset("snapshot_time")?.read_raw()?;
+    let snapshots = file.group("snapshots")?;
+    rec.snapshot_times = snapshots.dataset("time")?.read_raw()?;
     if n_local > 0 {
         let nr = &mut rec.neurons;
-        let slice = |name: &str| acc.dataset(name).map(|d| (d, slab.clone()));
-        let (d, r) = slice("last_spike")?;
-        nr.last_spike = d.read_slice_1d(r)?.to_vec();
-        let (d, r) = slice("isi_count")?;
-        nr.isi_count = d.read_slice_1d(r)?.to_vec();
-        let (d, r) = slice("isi_sum")?;
-        nr.isi_sum = d.read_slice_1d(r)?.to_vec();
-        let (d, r) = slice("isi_sum2")?;
-        nr.isi_sum2 = d.read_slice_1d(r)?.to_vec();
-        let (d, r) = slice("v_sum")?;
-        nr.v_sum = d.read_slice_1d(r)?.to_vec();
-        let (d, r) = slice("v_sum2")?;
-        nr.v_sum2 = d.read_slice_1d(r)?.to_vec();
-        if nt > 0 {
-            let (d, r) = slice("snapshot_v")?;
-            nr.snapshot_v = d
-                .read_slice_2d((.., r))
-                .map(|a| a.iter().copied().collect())?;
-            let (d, r) = slice("snapshot_refractory")?;
-            nr.snapshot_refractory = d
-                .read_slice_2d((.., r))
-                .map(|a| a.iter().copied().collect())?;
+        nr.last_spike = column(&acc, "last_spike", &slab)?;
+        nr.isi_count = column(&acc, "isi_count", &slab)?;
+        nr.isi_sum = column(&acc, "isi_sum", &slab)?;
+        nr.isi_sum2 = column(&acc, "isi_sum2", &slab)?;
+        nr.v_sum = column(&acc, "v_sum", &slab)?;
+        nr.v_sum2 = column(&acc, "v_sum2", &slab)?;
+        if !rec.snapshot_times.is_empty() {
+            nr.snapshot_v = columns(&snapshots, "v", &slab)?;
+            nr.snapshot_refractory = columns(&snapshots, "refractory_steps", &slab)?;
         }
     }
     state.trees.restore(&file.group("trees")?)?;

@@ -538,8 +538,21 @@ fn write_snapshots(
     if config.snapshots.is_none() {
         return Ok(());
     }
-    let rec = &run.recorder;
-    let g = file.create_group("snapshots")?;
+    let slab = run.local.start as usize..run.local.end as usize;
+    snapshot_group(file, &run.recorder, config.n_neurons() as usize, slab, w)
+}
+
+/// Group `snapshots` in `parent`: the snapshot times and, per snapshot, every neuron's V and
+/// refractory counter by gid (`n` neurons; this rank writes the columns `slab`). Written the
+/// same way into the output and into checkpoints.
+pub(crate) fn snapshot_group(
+    parent: &Group,
+    rec: &crate::observables::Recorder,
+    n: usize,
+    slab: std::ops::Range<usize>,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let g = parent.create_group("snapshots")?;
     let nt = rec.snapshot_times.len();
     replicated(
         &g,
@@ -550,8 +563,6 @@ fn write_snapshots(
         "snapshot times",
         w,
     )?;
-    let n = config.n_neurons() as usize;
-    let slab = run.local.start as usize..run.local.end as usize;
     let v = dataset::<f64>(&g, "v", &[nt, n], "mV", "membrane potential (time x gid)")?;
     let r = dataset::<u32>(
         &g,

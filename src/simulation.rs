@@ -217,7 +217,12 @@ pub fn run(
     timers.build = t.elapsed().as_secs_f64();
     let build_memory = peak_rss_bytes();
 
-    let observe = |b: u64, state: &mut Dynamic| {
+    // Everything sampled at step boundary `b`; `fired`: the local gids that spiked in the step
+    // ending there. Tree observables are collectives: every rank samples the same boundaries.
+    let observe = |b: u64, fired: &[u32], state: &mut Dynamic| {
+        if state.trees.fires(b) {
+            state.trees.sample(b, &state.v, fired, &conn, comm);
+        }
         let (v, recorder) = (&state.v, &mut state.recorder);
         let time = b as f64 * config.dt;
         recorder.snapshot(b, time, v, &state.refractory);
@@ -229,10 +234,7 @@ pub fn run(
         }
     };
     if n0 == 0 {
-        observe(0, &mut state);
-        if state.trees.fires(0) {
-            state.trees.sample(0, &state.v, &[], &conn, comm);
-        }
+        observe(0, &[], &mut state);
     }
 
     let record_spikes = config.raw.output.spikes;
@@ -298,12 +300,7 @@ pub fn run(
             }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
-            observe(n + 1, &mut state);
-            if state.trees.fires(n + 1) {
-                state
-                    .trees
-                    .sample(n + 1, &state.v, &send[before..], &conn, comm);
-            }
+            observe(n + 1, &send[before..], &mut state);
             timers.observe += t1.elapsed().as_secs_f64();
             progress.tick(n + 1);
         }
