@@ -52,6 +52,7 @@ pub mod partition;
 pub mod progress;
 pub mod rng;
 pub mod simulation;
+pub mod space;
 pub mod trees;
 
 pub use error::Error;

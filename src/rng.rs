@@ -21,6 +21,10 @@ pub enum Purpose {
     Dynamics,
     /// Initial state (membrane potential).
     Init,
+    /// A randomly placed neuron's coordinate.
+    Position,
+    /// A neuron's random environment at the start (label rate coefficients).
+    Environment,
     /// The incoming synapses of projection number `k` onto this neuron.
     Connect(u32),
 }
@@ -30,6 +34,8 @@ impl Purpose {
         match self {
             Purpose::Dynamics => 1,
             Purpose::Init => 2,
+            Purpose::Position => 3,
+            Purpose::Environment => 4,
             Purpose::Connect(k) => 0x1_0000_0000 | u64::from(k),
         }
     }

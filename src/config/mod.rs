@@ -77,11 +77,18 @@ pub struct Population {
     pub model: Lif,
     /// Neurons, from the first, whose spikes are written.
     pub record_spikes: u64,
+    /// Where the neurons' coordinates lie.
+    pub layout: crate::space::Layout,
 }
 
 impl Population {
     pub fn gids(&self) -> std::ops::Range<u64> {
         self.gid_start..self.gid_start + self.size
+    }
+
+    /// The coordinate of neuron `gid` of this population.
+    pub fn coordinate(&self, seed: u64, gid: u64) -> [f64; 2] {
+        self.layout.coordinate(seed, gid, gid - self.gid_start)
     }
 }
 
@@ -437,12 +444,15 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
                 format!("exceeds the population size {}", p.size),
             ));
         }
+        let layout =
+            crate::space::Layout::new(p.coordinates, p.placement, p.size, &key("coordinates"))?;
         populations.push(Population {
             name: name.clone(),
             size: p.size,
             gid_start,
             model,
             record_spikes,
+            layout,
         });
         gid_start += p.size;
     }

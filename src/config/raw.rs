@@ -235,6 +235,12 @@ pub struct RawPopulation {
     /// Number of neurons, from the first of the population, whose spikes are written;
     /// absent: all.
     pub record_spikes: Option<u64>,
+    /// Where the coordinates `xi` live: `"ring"` ([0, 1)) or `"torus"` ([0, 1)^2).
+    #[serde(default)]
+    pub coordinates: crate::space::Geometry,
+    /// `"even"` (a regular grid; a square size on the torus) or `"random"` (uniform).
+    #[serde(default)]
+    pub placement: crate::space::Placement,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
