@@ -211,7 +211,7 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
     );
     let _ = writeln!(out, "populations ({} neurons):", c.n_neurons());
     for p in &c.populations {
-        let m = &p.model;
+        let m = &p.model.base;
         let _ = writeln!(
         out,
             "  {:<10} {:>9} neurons, gids {}..{}, lif: tau_m {} ms, v_th {} mV, v_reset {} mV, t_ref {} ms, i_e {} mV/ms, sigma {} mV/ms^0.5, poisson {} Hz x {} mV",
@@ -247,6 +247,7 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             ConnRule::Bernoulli { p, autapses } => {
                 format!("bernoulli p = {p} (autapses {autapses})")
             }
+            ConnRule::File(f) => format!("{} edges from {} ({})", f.count, f.path, f.population),
         };
         let _ = writeln!(
             out,

@@ -248,6 +248,37 @@ fn write_contents(
         w.keep(ring.write_slice(scheduled, (slab.clone(), ..)));
     }
 
+    // The state of general models: each non-empty per-neuron vector as (gid x width).
+    let extra = file.create_group("extra")?;
+    for (name, data, width) in extra_columns(state) {
+        let ds = dataset::<f64>(&extra, name, &[n, width], "", "by gid")?;
+        if n_local > 0 {
+            let view = ArrayView2::from_shape((n_local, width), data).expect("width per neuron");
+            w.keep(ds.write_slice(view, (slab.clone(), ..)));
+        }
+    }
+    if let Some(ring_i) = &state.ring_i {
+        let ds = dataset::<f64>(
+            &extra,
+            "ring_i",
+            &[n, slots],
+            "mV",
+            "input through negative weights scheduled for step `step + k` (column k), by gid",
+        )?;
+        if n_local > 0 {
+            let scheduled = ring_i.to_neuron_major(step);
+            let view = ArrayView2::from_shape((n_local, slots), &scheduled).expect("slots");
+            w.keep(ds.write_slice(view, (slab.clone(), ..)));
+        }
+    }
+    let spiked: Vec<u8> = state
+        .aggregates
+        .spiked()
+        .iter()
+        .map(|&b| u8::from(b))
+        .collect();
+    per_neuron(&extra, "spiked_last_step", &spiked, n, &slab, w)?;
+
     // Spikes so far, by gid then step: per-neuron counts, and the steps in that order.
     let spikes = file.create_group("spikes")?;
     let mut mine = state.spikes.clone();
@@ -334,6 +365,24 @@ fn write_contents(
     state.trees.save(&file.create_group("trees")?, w)
 }
 
+/// The per-neuron state vectors of general models that are in use, with their widths (the
+/// same on every rank, which create the datasets together).
+fn extra_columns(state: &Dynamic) -> Vec<(&'static str, &[f64], usize)> {
+    let x = &state.extra;
+    let s = x.stride;
+    [
+        ("w", &x.w[..], x.fhn, 1),
+        ("syn_e", &x.syn_e[..], x.syn, 1),
+        ("syn_i", &x.syn_i[..], x.syn, 1),
+        ("lambda", &x.lambda[..], s > 0, s),
+        ("beta", &x.beta[..], s > 0, s * s),
+    ]
+    .into_iter()
+    .filter(|c| c.2)
+    .map(|(name, d, _, width)| (name, d, width))
+    .collect()
+}
+
 /// Reads the local part of the state from a checkpoint that [`verify`] accepted (collective).
 pub fn read(
     path: &Path,
@@ -396,6 +445,36 @@ fn read_contents(
         }
         let scheduled: Vec<f64> = ring.iter().copied().collect();
         state.ring.set_neuron_major(step, &scheduled);
+        let extra = file.group("extra")?;
+        let x = &mut state.extra;
+        for (name, data) in [
+            ("w", &mut x.w),
+            ("syn_e", &mut x.syn_e),
+            ("syn_i", &mut x.syn_i),
+            ("lambda", &mut x.lambda),
+            ("beta", &mut x.beta),
+        ] {
+            if !data.is_empty() {
+                let a = extra
+                    .dataset(name)?
+                    .read_slice_2d::<f64, _>((slab.clone(), ..))?;
+                if a.len() != data.len() {
+                    return Err(format!("extra/{name} has a different width").into());
+                }
+                data.clear();
+                data.extend(a.iter().copied());
+            }
+        }
+        if let Some(ring_i) = state.ring_i.as_mut() {
+            let a = extra
+                .dataset("ring_i")?
+                .read_slice_2d::<f64, _>((slab.clone(), ..))?;
+            let scheduled: Vec<f64> = a.iter().copied().collect();
+            ring_i.set_neuron_major(step, &scheduled);
+        }
+        let spiked: Vec<u8> = column(&extra, "spiked_last_step", &slab)?;
+        let flags: Vec<bool> = spiked.iter().map(|&b| b != 0).collect();
+        state.aggregates.set_spiked_flags(&flags);
     }
 
     let spikes = file.group("spikes")?;

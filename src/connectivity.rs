@@ -1,22 +1,31 @@
 //! The incoming synapses of one rank's neurons, grouped by source (CSR) so that delivering a
 //! spike walks one contiguous run of target indices.
 //!
-//! A synapse costs 4 bytes (the target's local index); weight and delay are stored once per
-//! projection, where they are constant.
+//! A projection becomes one table per distinct delay (one table where the delay is constant),
+//! in projection order, then ascending delay. A synapse costs 4 bytes (the target's local
+//! index), plus 4 (an f32 weight) where weights vary per synapse; a constant weight and the
+//! delay are stored once per table. Each table also holds 8 bytes of offsets per source neuron,
+//! so a projection with `D` distinct delays costs `8 D N_source` bytes per rank in offsets.
 
-use crate::config::Config;
-use crate::network;
+use crate::config::{Config, ConnRule, Population, Projection};
+use crate::network::{self, Synapses};
 use std::ops::Range;
 
-/// One projection's synapses onto this rank's neurons.
+/// The synapses of one projection with one delay onto this rank's neurons.
 pub struct ProjectionTable {
+    /// Index into [`Config::projections`].
+    pub projection: usize,
     /// Gid of the source population's first neuron.
     pub source_start: u64,
     /// `targets[offsets[s]..offsets[s + 1]]` are the local targets of source offset `s`,
-    /// ascending (repeated for multapses).
+    /// ascending (repeated for multapses; for a file, edges to one target in file order).
     pub offsets: Vec<u64>,
     pub targets: Vec<u32>,
-    /// [mV]
+    /// [mV] Per-synapse weights, parallel to `targets`; empty where every synapse has
+    /// `weight`.
+    pub weights: Vec<f32>,
+    /// [mV] The weight of every synapse where `weights` is empty (else the projection's mean
+    /// weight, see [`Projection::weight`]).
     pub weight: f64,
     pub delay_steps: u32,
 }
@@ -26,9 +35,28 @@ impl ProjectionTable {
         self.offsets.len() as u64 - 1
     }
 
-    pub fn targets_of(&self, source_offset: u64) -> &[u32] {
+    /// The positions in `targets` (and `weights`) of the synapses of source offset `s`.
+    pub fn range_of(&self, source_offset: u64) -> Range<usize> {
         let s = source_offset as usize;
-        &self.targets[self.offsets[s] as usize..self.offsets[s + 1] as usize]
+        self.offsets[s] as usize..self.offsets[s + 1] as usize
+    }
+
+    pub fn targets_of(&self, source_offset: u64) -> &[u32] {
+        &self.targets[self.range_of(source_offset)]
+    }
+
+    /// The weights of the synapses of source offset `s`, where they vary per synapse.
+    pub fn weights_of(&self, source_offset: u64) -> Option<&[f32]> {
+        (!self.weights.is_empty()).then(|| &self.weights[self.range_of(source_offset)])
+    }
+
+    /// The weight of the synapse at position `k` of `targets` [mV].
+    pub fn weight_at(&self, k: usize) -> f64 {
+        if self.weights.is_empty() {
+            self.weight
+        } else {
+            f64::from(self.weights[k])
+        }
     }
 }
 
@@ -39,51 +67,66 @@ pub struct Connectivity {
 impl Connectivity {
     /// Builds the incoming synapses of the neurons `local` (a contiguous gid range).
     pub fn build(config: &Config, local: Range<u64>) -> Connectivity {
-        let mut sources = Vec::new();
-        let tables = config
-            .projections
-            .iter()
-            .enumerate()
-            .map(|(k, proj)| {
-                let src = &config.populations[proj.source];
-                let tgt = config.populations[proj.target].gids();
-                let mine = tgt.start.max(local.start)..tgt.end.min(local.end);
-                // Two passes over the same streams: count the synapses of each source, then
-                // regenerate them and place each target directly (a counting sort without
-                // storing the (source, target) pairs), so building never needs more than the
-                // final 4 bytes per synapse. Targets come in ascending order within a source.
-                let mut offsets = vec![0u64; src.size as usize + 1];
-                for gid in mine.clone() {
-                    sources.clear();
-                    network::sources_of(config, k, gid, &mut sources);
-                    for &s in &sources {
-                        offsets[s as usize + 1] += 1;
+        let mut tables = Vec::new();
+        for (k, proj) in config.projections.iter().enumerate() {
+            let src = &config.populations[proj.source];
+            let tgt = config.populations[proj.target].gids();
+            let lo = tgt.start.max(local.start);
+            let mine = lo..tgt.end.min(local.end).max(lo);
+            let built = match &proj.rule {
+                ConnRule::File(file) => {
+                    let offsets = mine.start - tgt.start..mine.end - tgt.start;
+                    let mut edges = if mine.is_empty() {
+                        Vec::new()
+                    } else {
+                        file.read(offsets.clone(), proj.weight, proj.delay_steps, config.dt)
+                            .unwrap_or_else(|e| {
+                                panic!(
+                                    "projection.{}.file = {:?}: {}",
+                                    proj.name,
+                                    file.path,
+                                    crate::config::one_line(&e)
+                                )
+                            })
+                    };
+                    // Stable: the edges of one target stay in file order.
+                    edges.sort_by_key(|e| e.target);
+                    let mut first = vec![0usize; (offsets.end - offsets.start) as usize + 1];
+                    for e in &edges {
+                        first[(e.target - offsets.start) as usize + 1] += 1;
                     }
-                }
-                for i in 1..offsets.len() {
-                    offsets[i] += offsets[i - 1];
-                }
-                let mut fill = offsets.clone();
-                let mut targets = vec![0u32; offsets[src.size as usize] as usize];
-                for gid in mine {
-                    sources.clear();
-                    network::sources_of(config, k, gid, &mut sources);
-                    let t = (gid - local.start) as u32;
-                    for &s in &sources {
-                        targets[fill[s as usize] as usize] = t;
-                        fill[s as usize] += 1;
+                    for i in 1..first.len() {
+                        first[i] += first[i - 1];
                     }
+                    let weighted = file.weights.is_some();
+                    let delayed = file.delays.is_some();
+                    let first_gid = mine.start;
+                    tables_of(k, proj, src, mine, local.start, |gid, syn| {
+                        syn.clear();
+                        let i = (gid - first_gid) as usize;
+                        for e in &edges[first[i]..first[i + 1]] {
+                            syn.sources.push(e.source);
+                            if weighted {
+                                syn.weights.push(e.weight);
+                            }
+                            if delayed {
+                                syn.delays.push(e.delay);
+                            }
+                        }
+                    })
                 }
-                ProjectionTable {
-                    source_start: src.gid_start,
-                    offsets,
-                    targets,
-                    weight: proj.weight,
-                    delay_steps: proj.delay_steps,
-                }
-            })
-            .collect();
+                _ => tables_of(k, proj, src, mine, local.start, |gid, syn| {
+                    network::synapses_of(config, k, gid, syn)
+                }),
+            };
+            tables.extend(built);
+        }
         Connectivity { tables }
+    }
+
+    /// The tables of projection `k` (one per distinct delay, ascending).
+    pub fn tables_of(&self, k: usize) -> impl Iterator<Item = &ProjectionTable> {
+        self.tables.iter().filter(move |t| t.projection == k)
     }
 
     pub fn n_synapses(&self) -> u64 {
@@ -93,38 +136,206 @@ impl Connectivity {
     pub fn bytes(&self) -> u64 {
         self.tables
             .iter()
-            .map(|t| 4 * t.targets.len() as u64 + 8 * t.offsets.len() as u64)
+            .map(|t| {
+                4 * t.targets.len() as u64 + 4 * t.weights.len() as u64 + 8 * t.offsets.len() as u64
+            })
             .sum()
     }
 
+    /// The largest delay [steps] (1 without synapses tables).
     pub fn max_delay(&self) -> u32 {
         self.tables.iter().map(|t| t.delay_steps).max().unwrap_or(1)
     }
+
+    /// The smallest delay [steps] (1 without synapse tables).
+    pub fn min_delay(&self) -> u32 {
+        self.tables.iter().map(|t| t.delay_steps).min().unwrap_or(1)
+    }
+}
+
+/// The tables of projection `k` onto the neurons `mine` (gids; `local_start` is the gid of
+/// local index 0), one per delay of [`Projection::delay_set`]. `synapses(gid, out)` must give
+/// the same synapses each time it is called for a gid.
+///
+/// Two passes over the same synapses: count those of each (delay, source), then regenerate them
+/// and place each target directly (a counting sort without storing the (source, target) pairs),
+/// so building never needs more than the final tables. Targets come in ascending order within a
+/// source.
+fn tables_of(
+    k: usize,
+    proj: &Projection,
+    src: &Population,
+    mine: Range<u64>,
+    local_start: u64,
+    mut synapses: impl FnMut(u64, &mut Synapses),
+) -> Vec<ProjectionTable> {
+    let delays = proj.delay_set();
+    let weighted = proj.per_synapse_weights();
+    let ns = src.size as usize;
+    let table = |syn: &Synapses, i: usize| -> usize {
+        if delays.len() == 1 {
+            0
+        } else {
+            delays
+                .binary_search(&syn.delays[i])
+                .expect("a synapse's delay is one of the projection's delays")
+        }
+    };
+    let mut syn = Synapses::default();
+    let mut offsets = vec![vec![0u64; ns + 1]; delays.len()];
+    for gid in mine.clone() {
+        synapses(gid, &mut syn);
+        for (i, &s) in syn.sources.iter().enumerate() {
+            offsets[table(&syn, i)][s as usize + 1] += 1;
+        }
+    }
+    for o in &mut offsets {
+        for i in 1..o.len() {
+            o[i] += o[i - 1];
+        }
+    }
+    let mut fill = offsets.clone();
+    let mut targets: Vec<Vec<u32>> = offsets.iter().map(|o| vec![0u32; o[ns] as usize]).collect();
+    let mut weights: Vec<Vec<f32>> = offsets
+        .iter()
+        .map(|o| vec![0f32; if weighted { o[ns] as usize } else { 0 }])
+        .collect();
+    for gid in mine {
+        synapses(gid, &mut syn);
+        debug_assert!(!weighted || syn.weights.len() == syn.sources.len());
+        let t = (gid - local_start) as u32;
+        for (i, &s) in syn.sources.iter().enumerate() {
+            let d = table(&syn, i);
+            let at = &mut fill[d][s as usize];
+            targets[d][*at as usize] = t;
+            if weighted {
+                weights[d][*at as usize] = syn.weights[i] as f32;
+            }
+            *at += 1;
+        }
+    }
+    offsets
+        .into_iter()
+        .zip(targets)
+        .zip(weights)
+        .zip(&delays)
+        .map(
+            |(((offsets, targets), weights), &delay_steps)| ProjectionTable {
+                projection: k,
+                source_start: src.gid_start,
+                offsets,
+                targets,
+                weights,
+                weight: proj.weight,
+                delay_steps,
+            },
+        )
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
-    /// Splitting the neurons over ranks gives the same synapses as one rank builds.
-    #[test]
-    fn union_over_blocks_equals_the_whole() {
-        let text = "[population.E]\nsize = 120\n[population.I]\nsize = 30\n\
-            [projection.EI]\nsource = \"E\"\ntarget = \"I\"\nrule = \"fixed_indegree\"\nindegree = 12\nweight = 0.1\ndelay = 1.0\n\
-            [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"bernoulli\"\np = 0.2\nweight = -0.5\ndelay = 2.0\n";
-        let c = Config::from_toml(text, &[]).unwrap();
-        let edges = |conn: &Connectivity, base: u64| -> Vec<(usize, u64, u64)> {
-            let mut e = Vec::new();
-            for (k, t) in conn.tables.iter().enumerate() {
-                for s in 0..t.n_sources() {
-                    for &tg in t.targets_of(s) {
-                        e.push((k, t.source_start + s, base + u64::from(tg)));
-                    }
+    /// Every synapse as (projection, delay, source gid, target gid, weight bits).
+    type Edge = (usize, u32, u64, u64, u32);
+
+    fn edges(conn: &Connectivity, base: u64) -> Vec<Edge> {
+        let mut e = Vec::new();
+        for t in &conn.tables {
+            for s in 0..t.n_sources() {
+                for k in t.range_of(s) {
+                    let w = t.weight_at(k) as f32;
+                    let tg = base + u64::from(t.targets[k]);
+                    e.push((
+                        t.projection,
+                        t.delay_steps,
+                        t.source_start + s,
+                        tg,
+                        w.to_bits(),
+                    ));
                 }
             }
-            e
-        };
-        let mut whole = edges(&Connectivity::build(&c, 0..150), 0);
+        }
+        e
+    }
+
+    /// A unique path in the temporary directory.
+    fn temp(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("lapicque-{}-{tag}.h5", std::process::id()))
+    }
+
+    /// Writes a SONATA edge population `name` (attributes in group "0").
+    fn write_edges(
+        path: &std::path::Path,
+        name: &str,
+        src: &[u64],
+        tgt: Option<&[u64]>,
+        w: Option<&[f64]>,
+        d: Option<&[f64]>,
+    ) {
+        let f = hdf5::File::create(path).unwrap();
+        let g = f.create_group("edges").unwrap().create_group(name).unwrap();
+        g.new_dataset_builder()
+            .with_data(src)
+            .create("source_node_id")
+            .unwrap();
+        if let Some(tgt) = tgt {
+            g.new_dataset_builder()
+                .with_data(tgt)
+                .create("target_node_id")
+                .unwrap();
+        }
+        let g0 = g.create_group("0").unwrap();
+        if let Some(w) = w {
+            g0.new_dataset_builder()
+                .with_data(w)
+                .create("syn_weight")
+                .unwrap();
+        }
+        if let Some(d) = d {
+            g0.new_dataset_builder()
+                .with_data(d)
+                .create("delay")
+                .unwrap();
+        }
+    }
+
+    /// Splitting the neurons over ranks gives the same synapses as one rank builds, with the
+    /// same weights and delays, for every rule and option.
+    #[test]
+    fn union_over_blocks_equals_the_whole() {
+        let path = temp("union");
+        // File edges I -> E: every I neuron onto E neurons 3 i, 3 i + 1 (twice) and 119 - i.
+        let (mut fs, mut ft, mut fw, mut fd) = (vec![], vec![], vec![], vec![]);
+        for i in 0..30u64 {
+            for (t, k) in [(3 * i, 0), (3 * i + 1, 1), (3 * i + 1, 2), (119 - i, 3)] {
+                fs.push(i);
+                ft.push(t);
+                fw.push(-0.1 * (k + 1) as f64 - i as f64 * 1e-3);
+                fd.push(0.1 * (1 + (i + k) % 4) as f64);
+            }
+        }
+        write_edges(&path, "IE", &fs, Some(&ft), Some(&fw), Some(&fd));
+        let text = format!(
+            "[population.E]\nsize = 120\nplacement = \"random\"\n[population.I]\nsize = 30\n\
+            [projection.EI]\nsource = \"E\"\ntarget = \"I\"\nrule = \"fixed_indegree\"\nindegree = 12\nweight = 0.1\ndelay = 1.0\n\
+            [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"bernoulli\"\np = 0.2\nweight = -0.5\ndelay = 2.0\n\
+            [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\nindegree = 10\nweight = 0.2\n\
+            weight_dist = \"normal\"\nweight_sd = 0.05\ndelay = 0.5\ndelay_max = 1.2\nmultapses = false\n\
+            kernel = {{ kind = \"cosine\", a = 1.0, b = 0.8 }}\nkernel_use = \"both\"\n\
+            [projection.EE2]\nsource = \"E\"\ntarget = \"E\"\nrule = \"bernoulli\"\np = 0.3\nweight = 0.05\n\
+            weight_dist = \"lognormal\"\nweight_sd = 0.02\nscaling = \"inverse_sqrt_k\"\ndelay = 0.3\nautapses = false\n\
+            kernel = {{ kind = \"blocks\", matrix = [[1.0, 0.2], [0.5, 1.0]] }}\n\
+            [projection.IF]\nsource = \"I\"\ntarget = \"E\"\nrule = \"file\"\nfile = {:?}\nedges = \"IE\"\n",
+            path.display().to_string()
+        );
+        let c = Config::from_toml(&text, &[]).unwrap();
+        let names: Vec<&str> = c.projections.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["EI", "IE", "EE", "EE2", "IF"]);
+        let whole_conn = Connectivity::build(&c, 0..150);
+        let mut whole = edges(&whole_conn, 0);
         let mut parts: Vec<_> = [0..37, 37..101, 101..150]
             .into_iter()
             .flat_map(|r| edges(&Connectivity::build(&c, r.clone()), r.start))
@@ -133,5 +344,243 @@ mod tests {
         parts.sort_unstable();
         assert_eq!(whole, parts);
         assert_eq!(whole.iter().filter(|e| e.0 == 0).count(), 30 * 12);
+        assert_eq!(whole.iter().filter(|e| e.0 == 2).count(), 120 * 10);
+        assert_eq!(whole.iter().filter(|e| e.0 == 4).count(), 120);
+        // EE: one table per delay step 5..=12, with per-synapse weights; EI: one, constant.
+        let ee: Vec<u32> = whole_conn.tables_of(2).map(|t| t.delay_steps).collect();
+        assert_eq!(ee, (5..=12).collect::<Vec<_>>());
+        assert!(whole_conn
+            .tables_of(2)
+            .all(|t| t.weights.len() == t.targets.len()));
+        assert!(whole_conn.tables_of(0).all(|t| t.weights.is_empty()));
+        // The file's delays are 1 to 4 steps; IE's is 20.
+        assert_eq!((whole_conn.min_delay(), whole_conn.max_delay()), (1, 20));
+        let distinct = |k: usize| {
+            let mut d: Vec<u32> = whole.iter().filter(|e| e.0 == k).map(|e| e.1).collect();
+            d.dedup();
+            d.len()
+        };
+        assert!(distinct(2) >= 6, "EE uses most of its 8 delays");
+        assert_eq!(distinct(4), 4, "the file's 4 delays");
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// The edges of a SONATA file are exactly the synapses: sources, targets, weights and
+    /// delays, on one rank or two; edges onto one target keep the file's order.
+    #[test]
+    fn sonata_edges_become_the_synapses() {
+        let path = temp("sonata");
+        let src = [0u64, 4, 2, 2, 1, 3, 2];
+        let tgt = [1u64, 0, 3, 1, 1, 2, 1];
+        let w = [0.5, -0.25, 1.5, 0.75, 2.0, -1.0, 0.125];
+        let d = [0.1, 0.3, 0.2, 0.1, 0.1, 0.3, 0.1];
+        write_edges(&path, "AB", &src, Some(&tgt), Some(&w), Some(&d));
+        let p = path.display().to_string();
+        let text = format!(
+            "[population.A]\nsize = 5\n[population.B]\nsize = 4\n\
+             [projection.AB]\nsource = \"A\"\ntarget = \"B\"\nrule = \"file\"\nfile = {p:?}\n"
+        );
+        let c = Config::from_toml(&text, &[]).unwrap();
+        assert_eq!(c.expected_synapses(&c.projections[0]), 7.0);
+        assert_eq!(
+            (
+                c.projections[0].delay_steps,
+                c.projections[0].delay_max_steps
+            ),
+            (1, 3)
+        );
+        assert_eq!(c.raw.projection["AB"].edges.as_deref(), Some("AB"));
+        let mut expect: Vec<Edge> = (0..7)
+            .map(|i| {
+                let delay = (d[i] / 0.1_f64).round() as u32;
+                (0, delay, src[i], 5 + tgt[i], (w[i] as f32).to_bits())
+            })
+            .collect();
+        expect.sort_unstable();
+        let whole = Connectivity::build(&c, 0..9);
+        assert_eq!(whole.tables.len(), 3, "one table per delay");
+        let mut got = edges(&whole, 0);
+        got.sort_unstable();
+        assert_eq!(got, expect);
+        let mut parts: Vec<Edge> = [0..6, 6..9]
+            .into_iter()
+            .flat_map(|r| edges(&Connectivity::build(&c, r.clone()), r.start))
+            .collect();
+        parts.sort_unstable();
+        assert_eq!(parts, expect);
+        // Source 2 onto target 1 twice with delay 1: file order (0.75, then 0.125).
+        let t1 = &whole.tables[0];
+        assert_eq!(t1.delay_steps, 1);
+        assert_eq!(t1.targets_of(2), [6, 6]);
+        assert_eq!(t1.weights_of(2).unwrap(), [0.75f32, 0.125]);
+
+        // Without weights and delays: the projection's weight and delay, stored once.
+        write_edges(&path, "AB", &src, Some(&tgt), None, None);
+        let plain = text.clone() + "weight = 0.3\ndelay = 0.2\n";
+        let c = Config::from_toml(&plain, &[]).unwrap();
+        let conn = Connectivity::build(&c, 0..9);
+        assert_eq!(conn.tables.len(), 1);
+        assert!(conn.tables[0].weights.is_empty());
+        assert_eq!(
+            (conn.tables[0].weight, conn.tables[0].delay_steps),
+            (0.3, 2)
+        );
+        assert_eq!(conn.n_synapses(), 7);
+        assert_eq!(conn.bytes(), 4 * 7 + 8 * 6);
+        std::fs::remove_file(&path).ok();
+    }
+
+    /// A bad edge file is rejected at configuration time by a one-line error naming
+    /// `projection.AB.file`, its value and what is wrong.
+    #[test]
+    fn bad_edge_files_are_rejected() {
+        let path = temp("bad");
+        let p = path.display().to_string();
+        let text = format!(
+            "[population.A]\nsize = 5\n[population.B]\nsize = 4\n\
+             [projection.AB]\nsource = \"A\"\ntarget = \"B\"\nrule = \"file\"\nfile = {p:?}\n"
+        );
+        let err = |extra: &str| -> String {
+            let e = Config::from_toml(&(text.clone() + extra), &[])
+                .expect_err("should be rejected")
+                .to_string();
+            assert!(!e.contains('\n'), "multi-line: {e}");
+            e
+        };
+        let named = format!("projection.AB.file = {p:?}: ");
+        let src = [0u64, 4, 2];
+        // Target id 4 in a population of 4.
+        write_edges(&path, "AB", &src, Some(&[1, 4, 0]), None, None);
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(
+            e.starts_with(&named) && e.contains("target_node_id 4"),
+            "{e}"
+        );
+        // Source id 5 in a population of 5.
+        write_edges(&path, "AB", &[0, 5, 1], Some(&[1, 2, 0]), None, None);
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(
+            e.starts_with(&named) && e.contains("source_node_id 5"),
+            "{e}"
+        );
+        // No target ids.
+        write_edges(&path, "AB", &src, None, None, None);
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(
+            e.starts_with(&named) && e.contains("/edges/AB/target_node_id"),
+            "{e}"
+        );
+        // Lengths differ.
+        write_edges(&path, "AB", &src, Some(&[0, 1]), None, None);
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(e.starts_with(&named) && e.contains("entries"), "{e}");
+        // A delay that is not a multiple of dt, and one below dt.
+        for bad in [0.15, 0.0] {
+            write_edges(
+                &path,
+                "AB",
+                &src,
+                Some(&[0, 1, 2]),
+                None,
+                Some(&[0.1, bad, 0.2]),
+            );
+            let e = err("weight = 0.1\n");
+            assert!(e.starts_with(&named) && e.contains("edge 1: delay"), "{e}");
+        }
+        // A weight dataset of another length; a non-finite weight.
+        write_edges(&path, "AB", &src, Some(&[0, 1, 2]), Some(&[0.1, 0.2]), None);
+        let e = err("delay = 0.1\n");
+        assert!(e.starts_with(&named) && e.contains("syn_weight"), "{e}");
+        write_edges(
+            &path,
+            "AB",
+            &src,
+            Some(&[0, 1, 2]),
+            Some(&[0.1, f64::NAN, 0.2]),
+            None,
+        );
+        let e = err("delay = 0.1\n");
+        assert!(e.starts_with(&named) && e.contains("not finite"), "{e}");
+        // Another edge population name.
+        write_edges(&path, "XY", &src, Some(&[0, 1, 2]), None, None);
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(e.starts_with(&named) && e.contains("/edges/AB"), "{e}");
+        // The file gives weights and the key too; the file gives neither.
+        write_edges(
+            &path,
+            "AB",
+            &src,
+            Some(&[0, 1, 2]),
+            Some(&[0.1, 0.2, 0.3]),
+            None,
+        );
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(e.starts_with("projection.AB.weight = 0.1: "), "{e}");
+        write_edges(&path, "AB", &src, Some(&[0, 1, 2]), None, None);
+        let e = err("delay = 0.1\n");
+        assert!(e.starts_with("projection.AB.weight = (missing)"), "{e}");
+        // Not an HDF5 file at all.
+        std::fs::write(&path, "not hdf5").unwrap();
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(
+            e.starts_with(&named) && e.contains("cannot be opened"),
+            "{e}"
+        );
+        std::fs::remove_file(&path).ok();
+        let e = err("weight = 0.1\ndelay = 0.1\n");
+        assert!(
+            e.starts_with(&named) && e.contains("cannot be opened"),
+            "{e}"
+        );
+    }
+
+    /// Weight scaling by the in-degree: `inverse_sqrt_k` with K = 30 gives exactly
+    /// weight / sqrt(30), stored once per table; `inverse_k`, `power` and the expected
+    /// in-degree p N of bernoulli likewise.
+    #[test]
+    fn scaling_divides_the_weight_exactly() {
+        let cases: [(&str, &str, f64); 5] = [
+            (
+                "indegree = 30",
+                "scaling = \"inverse_sqrt_k\"",
+                0.7 / 30f64.sqrt(),
+            ),
+            ("indegree = 30", "scaling = \"inverse_k\"", 0.7 / 30.0),
+            (
+                "indegree = 30",
+                "scaling = \"power\"\nscaling_alpha = 0.5",
+                0.7 * 200f64.powf(-0.5),
+            ),
+            ("indegree = 30", "scaling = \"none\"", 0.7),
+            (
+                "p = 0.1",
+                "scaling = \"inverse_sqrt_k\"",
+                0.7 / 20f64.sqrt(),
+            ),
+        ];
+        for (rule_keys, scaling, expect) in cases {
+            let rule = if rule_keys.starts_with('p') {
+                "bernoulli"
+            } else {
+                "fixed_indegree"
+            };
+            let text = format!(
+                "[population.E]\nsize = 200\n[projection.P]\nsource = \"E\"\ntarget = \"E\"\n\
+                 rule = \"{rule}\"\n{rule_keys}\nweight = 0.7\ndelay = 1.0\n{scaling}\n"
+            );
+            let c = Config::from_toml(&text, &[]).unwrap();
+            let conn = Connectivity::build(&c, 0..200);
+            assert_eq!(conn.tables.len(), 1);
+            assert!(conn.tables[0].weights.is_empty(), "4 bytes per synapse");
+            assert_eq!(conn.tables[0].weight, expect, "{rule_keys}, {scaling}");
+            assert_eq!(c.projections[0].weight, expect);
+        }
+        // The standard deviation scales with the mean.
+        let text = "[population.E]\nsize = 200\n[projection.P]\nsource = \"E\"\ntarget = \"E\"\n\
+                    rule = \"fixed_indegree\"\nindegree = 25\nweight = -0.5\ndelay = 1.0\n\
+                    weight_dist = \"normal\"\nweight_sd = 0.1\nscaling = \"inverse_sqrt_k\"\n";
+        let c = Config::from_toml(text, &[]).unwrap();
+        let w = c.projections[0].weights;
+        assert_eq!((w.mean, w.sd, w.negative), (0.1, 0.02, true));
     }
 }

@@ -34,6 +34,7 @@
 //! [`compare`] (distances between two outputs), [`checkpoint`] (save and resume the state),
 //! [`app`] (the commands), [`progress`].
 
+pub mod aggregate;
 pub mod app;
 pub mod checkpoint;
 pub mod cli;

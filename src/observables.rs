@@ -12,7 +12,7 @@ use std::ops::Range;
 const FIXED: f64 = 4_294_967_296.0;
 
 #[inline]
-fn fixed(x: f64) -> i128 {
+pub(crate) fn fixed(x: f64) -> i128 {
     // Truncation toward zero: any fixed rule gives order independence. Through i64 where the
     // value fits (|x| < 2^31), which compiles to one instruction; i128 conversion is a call.
     let y = x * FIXED;
@@ -23,7 +23,7 @@ fn fixed(x: f64) -> i128 {
     }
 }
 
-fn unfixed(x: i128) -> f64 {
+pub(crate) fn unfixed(x: i128) -> f64 {
     x as f64 / FIXED
 }
 

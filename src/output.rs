@@ -349,7 +349,54 @@ fn write_contents(
         )?;
         if !slab.is_empty() {
             w.keep(v.write_slice(&run.v, slab.clone()));
-            w.keep(r.write_slice(&run.refractory, slab));
+            w.keep(r.write_slice(&run.refractory, slab.clone()));
+        }
+        let n_local = slab.len();
+        let xi: Vec<f64> = run
+            .local
+            .clone()
+            .flat_map(|g| config.populations[config.population_of(g)].coordinate(config.seed, g))
+            .collect();
+        let x = &run.extra;
+        let s = x.stride;
+        // (name, values, written, width, units, description)
+        type Column<'a> = (&'a str, &'a [f64], bool, usize, &'a str, &'a str);
+        let columns: [Column; 3] = [
+            (
+                "xi",
+                &xi,
+                true,
+                2,
+                "1",
+                "coordinate of every neuron (ring: second column 0), by gid",
+            ),
+            (
+                "w",
+                &x.w,
+                x.fhn,
+                1,
+                "1",
+                "FitzHugh-Nagumo recovery variable at the end of the run, by gid",
+            ),
+            (
+                "lambda",
+                &x.lambda,
+                s > 0,
+                s,
+                "1",
+                "label (probabilities over the efficacy classes) at the end of the run, by gid",
+            ),
+        ];
+        for (name, data, used, width, units, description) in columns {
+            if !used {
+                continue;
+            }
+            let ds = dataset::<f64>(&state, name, &[n, width], units, description)?;
+            if n_local > 0 {
+                let view = ndarray::ArrayView2::from_shape((n_local, width), data)
+                    .expect("width per neuron");
+                w.keep(ds.write_slice(view, (slab.clone(), ..)));
+            }
         }
     }
 
@@ -472,7 +519,7 @@ fn write_balance(
     for (p, pop) in config.populations.iter().enumerate() {
         let exc = rec.balance_input(config, p, |w| w > 0.0);
         let inh = rec.balance_input(config, p, |w| w < 0.0);
-        let m = &pop.model;
+        let m = &pop.model.base;
         let ext = vec![m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight; n_bins];
         let net: Vec<f64> = (0..n_bins).map(|k| exc[k] + inh[k] + ext[k]).collect();
         let pg = g.create_group(&pop.name)?;

@@ -19,12 +19,14 @@
 //! Either way the spikes of step `n` are delivered before step `n + 1 - W + d` reads them, for
 //! every delay `d >= W`, and the additions into each ring-buffer slot come in the same order.
 
+use crate::aggregate::Aggregates;
 use crate::checkpoint;
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::exchange::RingBuffer;
-use crate::model::lif::{LifState, DIVERGED};
+use crate::model::lif::{LifState, LifStep, DIVERGED};
+use crate::model::neuron::{GeneralState, GeneralStep};
 use crate::observables::Recorder;
 use crate::partition::Partition;
 use crate::progress::Progress;
@@ -90,13 +92,98 @@ pub struct Dynamic {
     pub refractory: Vec<u32>,
     /// Each local neuron's dynamics stream.
     pub rngs: Vec<Stream>,
-    /// Synaptic input scheduled for the coming steps.
+    /// Synaptic input scheduled for the coming steps (through negative weights, onto current
+    /// and conductance synapses, in `ring_i`).
     pub ring: RingBuffer,
+    pub ring_i: Option<RingBuffer>,
     pub recorder: Recorder,
     pub trees: TreeRecorder,
     /// Local spikes as (gid, step), in step order and ascending gid within a step (a resumed
     /// run holds the spikes before its first step sorted by gid, which the writers keep).
     pub spikes: Vec<(u32, u32)>,
+    /// State beyond V of the general models (empty vectors where no population uses them).
+    pub extra: Extra,
+    pub aggregates: Aggregates,
+}
+
+/// The state variables of general models, per local neuron (see [`crate::model::neuron`]).
+pub struct Extra {
+    /// FitzHugh-Nagumo recovery variable.
+    pub w: Vec<f64>,
+    /// Synaptic currents or conductances, excitatory and inhibitory.
+    pub syn_e: Vec<f64>,
+    pub syn_i: Vec<f64>,
+    /// Labels, `stride` per neuron, and their environments, `stride^2` per neuron.
+    pub lambda: Vec<f64>,
+    pub beta: Vec<f64>,
+    /// The largest number of label classes (0: no labels).
+    pub stride: usize,
+    /// Whether some population is FitzHugh-Nagumo, or has current or conductance synapses.
+    pub fhn: bool,
+    pub syn: bool,
+}
+
+impl Extra {
+    fn new(config: &Config, local: &Range<u64>) -> Extra {
+        let n = (local.end - local.start) as usize;
+        let pops = &config.populations;
+        let any =
+            |f: &dyn Fn(&crate::model::neuron::Neuron) -> bool| pops.iter().any(|p| f(&p.model));
+        let per = |used: bool, f: &dyn Fn(u64) -> f64| -> Vec<f64> {
+            if used {
+                local.clone().map(f).collect()
+            } else {
+                Vec::new()
+            }
+        };
+        let stride = pops
+            .iter()
+            .filter_map(|p| p.model.labels.as_ref().map(|l| l.k()))
+            .max()
+            .unwrap_or(0);
+        let fhn = any(&|m| m.kind == crate::config::ModelKind::Fhn);
+        let syn = any(&|m| m.synapse != crate::config::SynapseKind::Delta);
+        let mut extra = Extra {
+            w: per(fhn, &|g| pops[config.population_of(g)].model.w_init),
+            syn_e: per(syn, &|_| 0.0),
+            syn_i: per(syn, &|_| 0.0),
+            lambda: vec![0.0; n * stride],
+            beta: vec![0.0; n * stride * stride],
+            stride,
+            fhn,
+            syn,
+        };
+        if stride > 0 {
+            for (i, g) in local.clone().enumerate() {
+                if let Some(l) = &pops[config.population_of(g)].model.labels {
+                    let k = l.k();
+                    l.init(
+                        config.seed,
+                        g,
+                        &mut extra.lambda[i * stride..i * stride + k],
+                        &mut extra.beta[i * stride * stride..i * stride * stride + k * k],
+                    );
+                }
+            }
+        }
+        extra
+    }
+
+    /// The outgoing efficacy `sum_k lambda_k u_k` of local neuron `i` of a population with
+    /// `labels` (1 without).
+    pub fn efficacy(&self, labels: Option<&crate::model::labels::Labels>, i: usize) -> f64 {
+        labels.map_or(1.0, |l| {
+            l.efficacy(&self.lambda[i * self.stride..i * self.stride + l.k()])
+        })
+    }
+}
+
+/// The update of one population.
+// One per population: the size difference does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Stepper {
+    Lif(LifStep),
+    General(GeneralStep),
 }
 
 /// How a run is steered from outside.
@@ -135,6 +222,8 @@ pub struct RunResult {
     pub v: Vec<f64>,
     /// Final remaining refractory steps of each local neuron.
     pub refractory: Vec<u32>,
+    /// Final state of general models (labels, recovery variable, synaptic variables).
+    pub extra: Extra,
     pub n_synapses: u64,
     /// Synaptic events delivered to this rank's neurons.
     pub events: u64,
@@ -151,11 +240,8 @@ fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
         .populations
         .iter()
         .enumerate()
-        .filter_map(|(p, pop)| {
-            let g = pop.gids();
-            let (s, e) = (g.start.max(local.start), g.end.min(local.end));
-            (s < e).then(|| (p, (s - local.start) as usize..(e - local.start) as usize))
-        })
+        .map(|(p, pop)| (p, pop.local_range(local)))
+        .filter(|(_, r)| !r.is_empty())
         .collect()
 }
 
@@ -197,19 +283,47 @@ pub fn run(
             .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
             .collect(),
         ring: RingBuffer::new(conn.max_delay(), n_local),
+        ring_i: config
+            .split_inhibitory()
+            .then(|| RingBuffer::new(conn.max_delay(), n_local)),
         recorder: Recorder::new(config, local.clone(), blocks.clone()),
         trees: TreeRecorder::new(config, local.clone()),
         spikes: Vec::new(),
+        extra: Extra::new(config, &local),
+        aggregates: Aggregates::new(config, &local),
     };
     let mut n0 = 0;
     if let Some((path, step)) = control.restart {
         checkpoint::read(path, config, comm, &local, step, &mut state)?;
         n0 = step;
     }
-    let steppers: Vec<_> = config
+    let steppers: Vec<Stepper> = config
         .populations
         .iter()
-        .map(|p| p.model.stepper(config.dt))
+        .enumerate()
+        .map(|(k, p)| {
+            if p.model.is_plain_lif(Aggregates::reaches(config, k)) {
+                Stepper::Lif(p.model.base.stepper(config.dt))
+            } else {
+                Stepper::General(p.model.stepper(config.dt))
+            }
+        })
+        .collect();
+    let labels: Vec<_> = config
+        .populations
+        .iter()
+        .map(|p| p.model.labels.as_ref())
+        .collect();
+    // Spikes carry their source's efficacy when some population has labels.
+    let payload = state.extra.stride > 0;
+    let mut efficacy = vec![1.0; if payload { n_local } else { 0 }];
+    let mut agg_a = vec![0.0; n_local];
+    let mut agg_c = vec![0.0; n_local];
+    let mut agg_jump = vec![0.0; n_local];
+    let mut label_x = vec![0.0; config.populations.len()];
+    let mut no_input_i: Vec<f64> = Vec::new();
+    let inhibitory: Vec<bool> = (0..config.projections.len())
+        .map(|k| config.inhibitory_channel(k))
         .collect();
     let state_bytes = n_local as u64 * (8 + 4 + std::mem::size_of::<Stream>() as u64);
     let bytes = conn.bytes() + state.ring.bytes() + state_bytes;
@@ -255,6 +369,8 @@ pub fn run(
     let mut gathered = Vec::new();
     let mut parts: Vec<(usize, usize)> = Vec::new();
     let mut step_spikes = Vec::new();
+    let mut step_scales: Vec<f64> = Vec::new();
+    let words_per_spike = if payload { 3 } else { 1 };
     let mut events = 0u64;
     let mut since_exchange = Instant::now();
     while n0 < config.n_steps {
@@ -265,17 +381,85 @@ pub fn run(
             let n = n0 + k as u64;
             let t = Instant::now();
             let before = send.len();
+            if payload {
+                for (p, r) in &blocks {
+                    for i in r.clone() {
+                        efficacy[i] = state.extra.efficacy(labels[*p], i);
+                    }
+                }
+            }
+            if !state.aggregates.is_empty() {
+                state.aggregates.compute(
+                    comm,
+                    config.dt,
+                    &state.v,
+                    &efficacy,
+                    &mut state.rngs,
+                    &mut agg_a,
+                    &mut agg_c,
+                    &mut agg_jump,
+                    &mut label_x,
+                );
+            }
             let input = state.ring.slot_mut(n);
+            let input_i = match state.ring_i.as_mut() {
+                Some(ring) => ring.slot_mut(n),
+                None => &mut no_input_i[..],
+            };
+            let x = &mut state.extra;
+            let stride = x.stride;
             for (p, r) in &blocks {
-                let neurons = LifState {
-                    v: &mut state.v[r.clone()],
-                    refractory: &mut state.refractory[r.clone()],
-                    rng: &mut state.rngs[r.clone()],
-                    input: &mut input[r.clone()],
-                };
                 let first =
                     u32::try_from(local.start + r.start as u64).expect("validated: gids fit u32");
-                steppers[*p].advance(neurons, first, &mut send);
+                let part = |v: &mut Vec<f64>, per: usize| -> std::ops::Range<usize> {
+                    if v.is_empty() {
+                        0..0
+                    } else {
+                        r.start * per..r.end * per
+                    }
+                };
+                match &steppers[*p] {
+                    Stepper::Lif(step) => step.advance(
+                        LifState {
+                            v: &mut state.v[r.clone()],
+                            refractory: &mut state.refractory[r.clone()],
+                            rng: &mut state.rngs[r.clone()],
+                            input: &mut input[r.clone()],
+                        },
+                        first,
+                        &mut send,
+                    ),
+                    Stepper::General(step) => {
+                        let (rw, re, rl, rb) = (
+                            part(&mut x.w, 1),
+                            part(&mut x.syn_e, 1),
+                            part(&mut x.lambda, stride),
+                            part(&mut x.beta, stride * stride),
+                        );
+                        let ri = if input_i.is_empty() { 0..0 } else { r.clone() };
+                        step.advance(
+                            GeneralState {
+                                v: &mut state.v[r.clone()],
+                                refractory: &mut state.refractory[r.clone()],
+                                rng: &mut state.rngs[r.clone()],
+                                input: &mut input[r.clone()],
+                                input_i: &mut input_i[ri],
+                                w: &mut x.w[rw],
+                                syn_e: &mut x.syn_e[re.clone()],
+                                syn_i: &mut x.syn_i[re],
+                                lambda: &mut x.lambda[rl],
+                                beta: &mut x.beta[rb],
+                                label_stride: stride,
+                                agg_a: &agg_a[r.clone()],
+                                agg_c: &agg_c[r.clone()],
+                                agg_jump: &agg_jump[r.clone()],
+                                label_aggregate: label_x[*p],
+                            },
+                            first,
+                            &mut send,
+                        );
+                    }
+                }
             }
             let (header, fired) = send.split_at_mut(before);
             for g in fired.iter_mut().filter(|g| **g & DIVERGED != 0) {
@@ -285,9 +469,27 @@ pub fn run(
                     header[1] = k as u32;
                 }
             }
-            send[HEADER + k] =
-                u32::try_from(send.len() - before).expect("fewer than 2^32 local neurons");
-            let fired = &send[before..];
+            let count = send.len() - before;
+            send[HEADER + k] = u32::try_from(count).expect("fewer than 2^32 local neurons");
+            if !state.aggregates.is_empty() {
+                let base = local.start;
+                let fired = send[before..]
+                    .iter()
+                    .map(|&g| (u64::from(g) - base) as usize);
+                state.aggregates.set_spiked(fired);
+            }
+            if payload {
+                // Each spike's efficacy at the end of the step, as two words after the gids.
+                for j in before..before + count {
+                    let g = u64::from(send[j]);
+                    let i = (g - local.start) as usize;
+                    let e = state.extra.efficacy(labels[config.population_of(g)], i);
+                    let bits = e.to_bits();
+                    send.push(bits as u32);
+                    send.push((bits >> 32) as u32);
+                }
+            }
+            let fired = &send[before..before + count];
             state.recorder.count_intervals(n, fired);
             if record_spikes {
                 let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
@@ -300,7 +502,7 @@ pub fn run(
             }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
-            observe(n + 1, &send[before..], &mut state);
+            observe(n + 1, &send[before..before + count], &mut state);
             timers.observe += t1.elapsed().as_secs_f64();
             progress.tick(n + 1);
         }
@@ -337,7 +539,7 @@ pub fn run(
                 .map(|&c| c as usize)
                 .sum();
             parts.push((counts, counts + w));
-            pos = counts + w + total;
+            pos = counts + w + total * words_per_spike;
         }
         let gather = (t1 - t).as_secs_f64();
         let wait = (f64::from(slowest - work) * 1e-6).min(gather);
@@ -354,15 +556,31 @@ pub fn run(
         }
         for k in 0..w {
             step_spikes.clear();
+            step_scales.clear();
             for (counts, next) in parts.iter_mut() {
                 let c = gathered[*counts + k] as usize;
                 step_spikes.extend_from_slice(&gathered[*next..*next + c]);
                 *next += c;
+                if payload {
+                    step_scales.extend(
+                        gathered[*next..*next + 2 * c]
+                            .chunks_exact(2)
+                            .map(|b| f64::from_bits(u64::from(b[0]) | (u64::from(b[1]) << 32))),
+                    );
+                    *next += 2 * c;
+                }
             }
             per_projection.fill(0);
-            events += state
-                .ring
-                .deliver(n0 + k as u64, &conn, &step_spikes, &mut per_projection);
+            events += crate::exchange::deliver(
+                &mut state.ring,
+                state.ring_i.as_mut(),
+                &inhibitory,
+                n0 + k as u64,
+                &conn,
+                &step_spikes,
+                &step_scales,
+                &mut per_projection,
+            );
             state.recorder.count_input(n0 + k as u64, &per_projection);
             state.recorder.count_spikes(n0 + k as u64, &step_spikes);
         }
@@ -399,6 +617,7 @@ pub fn run(
         recorder,
         trees,
         spikes,
+        extra,
         ..
     } = state;
     Ok(RunResult {
@@ -410,6 +629,7 @@ pub fn run(
         spikes,
         v,
         refractory,
+        extra,
         n_synapses,
         bytes,
         timers,

@@ -69,6 +69,7 @@ struct Tree {
     /// subtree. Equal keys, equal messages, bit for bit.
     keys: Vec<String>,
     uses_spikes: bool,
+    uses_intensity: bool,
     times: Vec<f64>,
     values: Vec<f64>,
 }
@@ -91,6 +92,8 @@ pub struct TreeRecorder {
     /// Reused buffers: a gathered vector of N values, and gathered bins.
     gathered: Vec<f64>,
     gathered_bins: Vec<u32>,
+    /// The local neurons of each population with an escape intensity, and the intensity.
+    escape: Vec<(Range<usize>, crate::config::RawEscape)>,
 }
 
 impl TreeRecorder {
@@ -114,6 +117,7 @@ impl TreeRecorder {
                     .collect();
                 Tree {
                     uses_spikes: spec.functions.contains(&TestFunction::Spike),
+                    uses_intensity: spec.functions.contains(&TestFunction::Intensity),
                     spec: spec.clone(),
                     children,
                     keys,
@@ -122,7 +126,13 @@ impl TreeRecorder {
                 }
             })
             .collect();
+        let escape = config
+            .populations
+            .iter()
+            .filter_map(|p| p.model.escape.clone().map(|x| (p.local_range(&local), x)))
+            .collect();
         TreeRecorder {
+            escape,
             local,
             n_total: config.n_neurons(),
             dt: config.dt,
@@ -166,6 +176,20 @@ impl TreeRecorder {
                     spiked[(u64::from(g) - self.local.start) as usize] = true;
                 }
             }
+            let mut nu = Vec::new();
+            if firing.iter().any(|&k| self.trees[k].uses_intensity) {
+                nu = vec![0.0; v.len()];
+                for (r, escape) in &self.escape {
+                    for i in r.clone() {
+                        nu[i] = crate::model::neuron::intensity(escape, v[i]) / 1000.0;
+                    }
+                }
+            }
+            let at = Locals {
+                spiked: &spiked,
+                nu: &nu,
+                rate: 1.0 / self.dt,
+            };
             let mut messages = HashMap::new();
             let roots: Vec<Vec<f64>> = firing
                 .iter()
@@ -173,8 +197,7 @@ impl TreeRecorder {
                     root_terms(
                         &self.trees[k],
                         v,
-                        &spiked,
-                        1.0 / self.dt,
+                        &at,
                         conn,
                         comm,
                         &mut messages,
@@ -364,8 +387,7 @@ fn shape_name(spec: &TreeSpec) -> &'static str {
 fn root_terms(
     tree: &Tree,
     v: &[f64],
-    spiked: &[bool],
-    rate: f64,
+    at: &Locals,
     conn: &Connectivity,
     comm: &dyn Comm,
     messages: &mut HashMap<String, Vec<f64>>,
@@ -390,13 +412,23 @@ fn root_terms(
         if !needed[c] || messages.contains_key(&tree.keys[c]) {
             continue;
         }
-        let u = vertex_terms(tree, c, v, spiked, rate, messages);
+        let u = vertex_terms(tree, c, v, at, messages);
         comm.all_gather_f64(&u, gathered);
         let mut out = vec![0.0; v.len()];
         scatter(gathered, conn, &tree.spec.projections, &mut out);
         messages.insert(tree.keys[c].clone(), out);
     }
-    vertex_terms(tree, 0, v, spiked, rate, messages)
+    vertex_terms(tree, 0, v, at, messages)
+}
+
+/// What test functions read besides V, per local neuron.
+struct Locals<'a> {
+    /// Whether the neuron spiked in the step just ended (empty: no function needs it).
+    spiked: &'a [bool],
+    /// Escape intensity [1/ms] (empty: no function needs it).
+    nu: &'a [f64],
+    /// `1/dt` [1/ms].
+    rate: f64,
 }
 
 /// `u_a(i) = phi_a(V_i) * prod_{children c} (W u_c)(i)` for the local neurons, the children in
@@ -405,15 +437,17 @@ fn vertex_terms(
     tree: &Tree,
     a: usize,
     v: &[f64],
-    spiked: &[bool],
-    rate: f64,
+    at: &Locals,
     messages: &HashMap<String, Vec<f64>>,
 ) -> Vec<f64> {
     let phi = tree.spec.functions[a];
     let mut u: Vec<f64> = v
         .iter()
         .enumerate()
-        .map(|(i, &x)| phi.eval(x, spiked.get(i).copied().unwrap_or(false), rate))
+        .map(|(i, &x)| {
+            let spiked = at.spiked.get(i).copied().unwrap_or(false);
+            phi.eval(x, spiked, at.rate, at.nu.get(i).copied().unwrap_or(0.0))
+        })
         .collect();
     for &c in &tree.children[a] {
         let msg = &messages[&tree.keys[c]];
@@ -428,20 +462,29 @@ fn vertex_terms(
 /// projection, sources ascending, synapses in table order (the order of spike delivery).
 fn scatter(u: &[f64], conn: &Connectivity, projections: &[usize], out: &mut [f64]) {
     for &k in projections {
-        let table = &conn.tables[k];
-        let w = table.weight;
-        let start = table.source_start as usize;
-        let sources = &u[start..start + table.n_sources() as usize];
-        let offsets = &table.offsets;
-        for (s, &x) in sources.iter().enumerate() {
-            // Adding w * 0 = ±0 to a sum that started at +0 changes no bit.
-            if x == 0.0 {
-                continue;
-            }
-            let wx = w * x;
-            let targets = &table.targets[offsets[s] as usize..offsets[s + 1] as usize];
-            for &t in targets {
-                out[t as usize] += wx;
+        for table in conn.tables_of(k) {
+            let w = table.weight;
+            let start = table.source_start as usize;
+            let sources = &u[start..start + table.n_sources() as usize];
+            for (s, &x) in sources.iter().enumerate() {
+                // Adding w * 0 = ±0 to a sum that started at +0 changes no bit.
+                if x == 0.0 {
+                    continue;
+                }
+                let targets = table.targets_of(s as u64);
+                match table.weights_of(s as u64) {
+                    None => {
+                        let wx = w * x;
+                        for &t in targets {
+                            out[t as usize] += wx;
+                        }
+                    }
+                    Some(weights) => {
+                        for (&t, &wk) in targets.iter().zip(weights) {
+                            out[t as usize] += f64::from(wk) * x;
+                        }
+                    }
+                }
             }
         }
     }
@@ -564,28 +607,56 @@ fn pair_histogram(
         .collect();
     comm.all_gather_u32(&local, gathered);
     let cells = bins * bins;
+    // Constant weights: integer counts per projection and cell, times the weight after the
+    // reduction. Per-synapse weights: exact fixed-point sums of the weights per cell.
     let mut counts = vec![0u64; spec.projections.len() * cells];
+    let mut weighted = vec![0i128; cells];
+    let mut any_weighted = false;
     for (kk, &k) in spec.projections.iter().enumerate() {
-        let table = &conn.tables[k];
         let counts = &mut counts[kk * cells..(kk + 1) * cells];
-        let start = table.source_start as usize;
-        let sources = &gathered[start..start + table.n_sources() as usize];
-        for (s, &bs) in sources.iter().enumerate() {
-            if bs == OUT {
-                continue;
-            }
-            for &t in table.targets_of(s as u64) {
-                let bt = local[t as usize];
-                if bt != OUT {
-                    counts[bt as usize * bins + bs as usize] += 1;
+        for table in conn.tables_of(k) {
+            let start = table.source_start as usize;
+            let sources = &gathered[start..start + table.n_sources() as usize];
+            any_weighted |= !table.weights.is_empty();
+            for (s, &bs) in sources.iter().enumerate() {
+                if bs == OUT {
+                    continue;
+                }
+                for pos in table.range_of(s as u64) {
+                    let bt = local[table.targets[pos] as usize];
+                    if bt == OUT {
+                        continue;
+                    }
+                    let cell = bt as usize * bins + bs as usize;
+                    if table.weights.is_empty() {
+                        counts[cell] += 1;
+                    } else {
+                        weighted[cell] += crate::observables::fixed(table.weight_at(pos));
+                    }
                 }
             }
         }
     }
     comm.sum_u64(&mut counts);
-    let mut h = vec![0.0; cells];
+    // A rank without local synapses stores no weights even for a per-synapse projection: the
+    // ranks agree on whether to reduce the weighted sums through one more reduction.
+    let mut flag = [u64::from(any_weighted)];
+    comm.sum_u64(&mut flag);
+    if flag[0] > 0 {
+        comm.sum_i128(&mut weighted);
+    }
+    let mut h: Vec<f64> = weighted
+        .iter()
+        .map(|&x| crate::observables::unfixed(x))
+        .collect();
     for (kk, &k) in spec.projections.iter().enumerate() {
-        let w = conn.tables[k].weight;
+        let Some(table) = conn.tables_of(k).next() else {
+            continue;
+        };
+        if !table.weights.is_empty() {
+            continue;
+        }
+        let w = table.weight;
         for (x, &c) in h.iter_mut().zip(&counts[kk * cells..(kk + 1) * cells]) {
             *x += w * c as f64;
         }

@@ -92,6 +92,7 @@ fn reference_config_documents_every_key() {
             "observables.statistics.stop=1000".into(),
             "observables.snapshots.stop=1000".into(),
             "population.E.record_spikes=100".into(),
+            "population.E.diffusion=0.5".into(),
         ],
     )
     .unwrap();

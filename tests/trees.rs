@@ -150,15 +150,15 @@ fn dense_w(config: &Config, projections: &[&str]) -> Vec<Vec<f64>> {
     let n = config.n_neurons();
     let conn = Connectivity::build(config, 0..n);
     let mut w = vec![vec![0.0; n as usize]; n as usize];
-    for (k, table) in conn.tables.iter().enumerate() {
-        let name = &config.projections[k].name;
+    for table in &conn.tables {
+        let name = &config.projections[table.projection].name;
         if !projections.is_empty() && !projections.contains(&name.as_str()) {
             continue;
         }
         for s in 0..table.n_sources() {
             let j = (table.source_start + s) as usize;
-            for &i in table.targets_of(s) {
-                w[i as usize][j] += table.weight;
+            for pos in table.range_of(s) {
+                w[table.targets[pos] as usize][j] += table.weight_at(pos);
             }
         }
     }

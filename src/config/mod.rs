@@ -4,10 +4,11 @@
 //! Every error is one line that names the key and its value, e.g.
 //! `population.E.tau_m = -20: must be positive [ms]`.
 
+pub mod projection;
 pub mod raw;
 pub mod trees;
 
-use crate::model::lif::Lif;
+use crate::model::neuron::Neuron;
 pub use raw::*;
 use thiserror::Error;
 
@@ -66,6 +67,8 @@ pub enum ConnRule {
         p: f64,
         autapses: bool,
     },
+    /// The edges of an HDF5 file in the SONATA edges layout.
+    File(projection::EdgeFile),
 }
 
 #[derive(Clone, Debug)]
@@ -74,7 +77,7 @@ pub struct Population {
     pub size: u64,
     /// Global id of the first neuron; a population's gids are contiguous.
     pub gid_start: u64,
-    pub model: Lif,
+    pub model: Neuron,
     /// Neurons, from the first, whose spikes are written.
     pub record_spikes: u64,
     /// Where the neurons' coordinates lie.
@@ -84,6 +87,18 @@ pub struct Population {
 impl Population {
     pub fn gids(&self) -> std::ops::Range<u64> {
         self.gid_start..self.gid_start + self.size
+    }
+
+    /// The local indices of this population's neurons on the rank that owns the gids `local`
+    /// (empty if it has none).
+    pub fn local_range(&self, local: &std::ops::Range<u64>) -> std::ops::Range<usize> {
+        let g = self.gids();
+        let (s, e) = (g.start.max(local.start), g.end.min(local.end));
+        if s < e {
+            (s - local.start) as usize..(e - local.start) as usize
+        } else {
+            0..0
+        }
     }
 
     /// The coordinate of neuron `gid` of this population.
@@ -99,10 +114,17 @@ pub struct Projection {
     pub source: usize,
     pub target: usize,
     pub rule: ConnRule,
-    /// [mV]
+    /// [mV] The weight of every synapse where it is constant; otherwise the mean weight
+    /// (signed, scaled, before any weight kernel; for a file, the mean of its weights).
     pub weight: f64,
-    /// At least one step.
+    /// The smallest delay [steps], at least one.
     pub delay_steps: u32,
+    /// The largest delay [steps]; equal to `delay_steps` where the delay is constant.
+    pub delay_max_steps: u32,
+    /// The distribution of the weight magnitudes, after scaling.
+    pub weights: projection::Weights,
+    /// The kernel `w(xi_target, xi_source)`, if any.
+    pub kernel: Option<projection::ProjKernel>,
 }
 
 /// Sample times as step boundaries: boundary `b` is time `b * dt`, after `b` steps.
@@ -160,6 +182,8 @@ pub struct Config {
     /// Steps between periodic checkpoints (`None`: only on a signal).
     pub checkpoint_every: Option<u64>,
     pub trees: trees::TreeObservables,
+    /// Aggregate (mean-field) coupling terms.
+    pub aggregates: Vec<crate::aggregate::Aggregate>,
 }
 
 impl Config {
@@ -194,6 +218,7 @@ impl Config {
     /// Steps between spike exchanges: 1, or the smallest delay with `exchange = "window"`
     /// (and with `"auto"` where a window's largest message fits one MPI message).
     pub fn exchange_window(&self) -> u64 {
+        // Each projection's smallest possible delay (`delay`, or a file's smallest).
         let smallest_delay = || {
             self.projections
                 .iter()
@@ -213,6 +238,19 @@ impl Config {
                 }
             }
         }
+    }
+
+    /// Whether input through projection `proj` goes to the inhibitory channel of its target:
+    /// negative weights onto current or conductance synapses.
+    pub fn inhibitory_channel(&self, proj: usize) -> bool {
+        let p = &self.projections[proj];
+        p.weight < 0.0
+            && self.populations[p.target].model.synapse != crate::config::SynapseKind::Delta
+    }
+
+    /// Whether some projection uses the inhibitory channel (a second ring buffer).
+    pub fn split_inhibitory(&self) -> bool {
+        (0..self.projections.len()).any(|k| self.inhibitory_channel(k))
     }
 
     pub fn n_neurons(&self) -> u64 {
@@ -239,16 +277,19 @@ impl Config {
 fn expected_synapses(populations: &[Population], proj: &Projection) -> f64 {
     let src = populations[proj.source].size as f64;
     let tgt = populations[proj.target].size as f64;
-    match proj.rule {
-        ConnRule::FixedIndegree { indegree, .. } => indegree as f64 * tgt,
+    match &proj.rule {
+        ConnRule::FixedIndegree { indegree, .. } => *indegree as f64 * tgt,
         ConnRule::Bernoulli { p, autapses } => {
             let pairs = if !autapses && proj.source == proj.target {
                 src - 1.0
             } else {
                 src
             };
-            p * pairs * tgt
+            // With a probability kernel, p w(xi_t, xi_s): w averaged over uniform coordinates.
+            let mean_w = proj.probability_kernel().map_or(1.0, |k| k.mean);
+            p * mean_w * pairs * tgt
         }
+        ConnRule::File(f) => f.count as f64,
     }
 }
 
@@ -435,7 +476,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         // Resolve defaults that depend on other keys, so the provenance shows the values used.
         p.v_init_min.get_or_insert(p.e_l);
         p.v_init_max.get_or_insert(p.e_l);
-        let model = Lif::from_raw(p, dt, &key)?;
+        let model = Neuron::from_raw(p, dt, &key)?;
         let record_spikes = p.record_spikes.unwrap_or(p.size);
         if record_spikes > p.size {
             return Err(invalid(
@@ -471,91 +512,19 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             .ok_or_else(|| invalid(key, format!("{name:?}"), "no such population"))
     };
     let mut projections = Vec::new();
-    for (name, r) in &raw.projection {
+    for (name, r) in raw.projection.iter_mut() {
         let key = |k: &str| format!("projection.{name}.{k}");
         valid_name(&format!("projection.{name}"), name)?;
         let source = index(key("source"), &r.source)?;
         let target = index(key("target"), &r.target)?;
-        let rule = match r.rule {
-            Rule::FixedIndegree => {
-                let indegree = r.indegree.ok_or_else(|| {
-                    invalid(
-                        key("indegree"),
-                        "(missing)",
-                        "required by rule = \"fixed_indegree\"",
-                    )
-                })?;
-                let mut available = populations[source].size;
-                if source == target && !r.autapses {
-                    available -= 1;
-                }
-                if !r.multapses && indegree > available {
-                    return Err(invalid(
-                        key("indegree"),
-                        indegree,
-                        format!(
-                            "exceeds the {available} distinct sources available without multapses"
-                        ),
-                    ));
-                }
-                if indegree > 0 && available == 0 {
-                    return Err(invalid(key("indegree"), indegree, "no source is available"));
-                }
-                ConnRule::FixedIndegree {
-                    indegree,
-                    autapses: r.autapses,
-                    multapses: r.multapses,
-                }
-            }
-            Rule::Bernoulli => {
-                let p = r.p.ok_or_else(|| {
-                    invalid(key("p"), "(missing)", "required by rule = \"bernoulli\"")
-                })?;
-                if !(0.0..=1.0).contains(&p) {
-                    return Err(invalid(key("p"), p, "must be a probability in [0, 1]"));
-                }
-                ConnRule::Bernoulli {
-                    p,
-                    autapses: r.autapses,
-                }
-            }
-        };
-        let weight = finite(&key("weight"), r.weight, "[mV]")?;
-        let too_short = r.delay.is_finite() && r.delay < dt;
-        let delay_steps = if too_short {
-            0
-        } else {
-            steps(&key("delay"), r.delay, dt)?
-        };
-        if delay_steps == 0 {
-            return Err(invalid(
-                key("delay"),
-                r.delay,
-                format!("must be at least simulation.dt = {dt} [ms]"),
-            ));
-        }
-        let delay_steps = u32::try_from(delay_steps).expect("steps() bounds values by u32::MAX");
-        let projection = Projection {
-            name: name.clone(),
+        projections.push(projection::resolve(
+            name,
+            r,
             source,
             target,
-            rule,
-            weight,
-            delay_steps,
-        };
-        let expected = expected_synapses(&populations, &projection);
-        if expected > MAX_SYNAPSES {
-            let (k, v) = match r.rule {
-                Rule::FixedIndegree => ("indegree", r.indegree.unwrap_or(0).to_string()),
-                Rule::Bernoulli => ("p", r.p.unwrap_or(0.0).to_string()),
-            };
-            return Err(invalid(
-                key(k),
-                v,
-                format!("{expected:.3e} synapses expected; at most 2^40 per projection"),
-            ));
-        }
-        projections.push(projection);
+            &populations,
+            dt,
+        )?);
     }
 
     let obs = &raw.observables;
@@ -636,6 +605,14 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     trees::resolve_defaults(&mut raw.observables);
     let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
     let checkpoint_every = (every > 0).then_some(every);
+    let aggregates = raw
+        .aggregate
+        .iter()
+        .map(|(name, a)| {
+            valid_name(&format!("aggregate.{name}"), name)?;
+            crate::aggregate::Aggregate::from_raw(name, a, &populations)
+        })
+        .collect::<Result<Vec<_>>>()?;
 
     let config = Config {
         dt,
@@ -651,6 +628,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         snapshots,
         checkpoint_every,
         trees,
+        aggregates,
         raw,
     };
     let window = config.exchange_window();
@@ -695,7 +673,7 @@ mod tests {
         let c = Config::from_toml(MINIMAL, &[]).unwrap();
         assert_eq!(c.n_steps, 10_000);
         assert_eq!(c.projections[0].delay_steps, 15);
-        assert_eq!(c.populations[0].model.ref_steps, 20);
+        assert_eq!(c.populations[0].model.base.ref_steps, 20);
         // The resolved TOML parses back to the same configuration.
         let again = Config::from_toml(&c.resolved_toml(), &[]).unwrap();
         assert_eq!(again.resolved_toml(), c.resolved_toml());

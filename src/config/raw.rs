@@ -20,6 +20,9 @@ pub struct RawConfig {
     /// Projections by name.
     #[serde(default)]
     pub projection: IndexMap<String, RawProjection>,
+    /// Aggregate (mean-field) coupling terms by name.
+    #[serde(default)]
+    pub aggregate: IndexMap<String, crate::aggregate::RawAggregate>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -172,11 +175,83 @@ pub struct RawHistogram {
     pub bins: u64,
 }
 
+/// The intrinsic drift `f(V)` of a population (see `docs/models.md`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ModelKind {
-    /// Leaky integrate-and-fire with threshold, reset and refractory period.
+    /// Leaky: `-(V - e_l)/tau_m + i_e`.
     Lif,
+    /// Perfect integrator: the constant drift `i_e`.
+    Perfect,
+    /// Linear: `a - c V + i_e`.
+    Linear,
+    /// Exponential integrate-and-fire:
+    /// `-(V - e_l)/tau_m + (delta_t/tau_m) exp((V - v_t)/delta_t) + i_e`.
+    ExpIf,
+    /// FitzHugh-Nagumo: `dV = (V - V^3/3 - w + i_e) dt`, `dw = eps (V + fhn_a - fhn_b w) dt`.
+    Fhn,
+}
+
+/// The noise amplitude `g(V)`, the coefficient of `dB`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoiseKind {
+    /// `g = sigma`.
+    #[default]
+    Additive,
+    /// `g = max(0, sigma + sigma_v V)`.
+    Affine,
+    /// `g = sigma sqrt(|V - e_noise|)`.
+    Sqrt,
+}
+
+/// How a spike arriving through a synapse acts on its target.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynapseKind {
+    /// V jumps by the weight [mV].
+    #[default]
+    Delta,
+    /// An exponentially decaying current `I_e + I_i` [mV/ms] (time constants `tau_syn_e`,
+    /// `tau_syn_i`) jumps by `weight / tau_syn`: a lone spike moves V by `weight` in all.
+    Current,
+    /// Conductances [1/ms] `g_e (e_rev_e - V) + g_i (e_rev_i - V)`, each decaying with its
+    /// time constant and jumping by `|weight| / tau_syn` (weight dimensionless).
+    Conductance,
+}
+
+/// When a neuron spikes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SpikeRule {
+    /// `V >= v_th` at the end of a step (or a bridge crossing), then reset and refractoriness.
+    #[default]
+    Threshold,
+    /// With probability `1 - exp(-nu(V) dt)` per step (`[population.X.escape]`), then reset.
+    Escape,
+    /// Upward crossings of `v_th` are recorded as spikes; V is not reset.
+    None,
+}
+
+/// The escape intensity `nu(V)` [Hz] of `spike = "escape"`.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawEscape {
+    /// `rate exp((V - theta)/delta)`.
+    Exponential { rate: f64, theta: f64, delta: f64 },
+    /// `rate / (1 + exp(-beta (V - theta)))`.
+    Sigmoid { rate: f64, theta: f64, beta: f64 },
+    /// `slope max(0, V - theta)` (slope in Hz/mV).
+    Linear { slope: f64, theta: f64 },
+    /// `rate (max(0, V - theta)/delta)^exponent`.
+    Power {
+        rate: f64,
+        theta: f64,
+        delta: f64,
+        exponent: f64,
+    },
+    /// `rate`.
+    Constant { rate: f64 },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -235,6 +310,61 @@ pub struct RawPopulation {
     /// Number of neurons, from the first of the population, whose spikes are written;
     /// absent: all.
     pub record_spikes: Option<u64>,
+    /// Linear model: constant term `a` [mV/ms].
+    #[serde(default)]
+    pub a: f64,
+    /// Linear model: decay rate `c` [1/ms].
+    #[serde(default)]
+    pub c: f64,
+    /// Exponential IF: slope factor [mV].
+    #[serde(default = "d_delta_t")]
+    pub delta_t: f64,
+    /// Exponential IF: soft threshold [mV].
+    #[serde(default = "d_v_t")]
+    pub v_t: f64,
+    /// FitzHugh-Nagumo `a` [1].
+    #[serde(default = "d_fhn_a")]
+    pub fhn_a: f64,
+    /// FitzHugh-Nagumo `b` [1].
+    #[serde(default = "d_fhn_b")]
+    pub fhn_b: f64,
+    /// FitzHugh-Nagumo recovery rate `eps` [1/ms].
+    #[serde(default = "d_fhn_eps")]
+    pub fhn_eps: f64,
+    /// FitzHugh-Nagumo initial recovery variable `w` [1].
+    #[serde(default)]
+    pub w_init: f64,
+    #[serde(default)]
+    pub noise: NoiseKind,
+    /// Affine noise: slope of `g(V)` [ms^(-1/2)].
+    #[serde(default)]
+    pub sigma_v: f64,
+    /// Square-root noise: the potential `g` vanishes at [mV].
+    #[serde(default)]
+    pub e_noise: f64,
+    /// Diffusion coefficient `D` [mV^2/ms]: sets `sigma = sqrt(2 D)` (the `sqrt(2 sigma) dB`
+    /// convention); give `sigma` or `diffusion`, not both.
+    pub diffusion: Option<f64>,
+    #[serde(default)]
+    pub synapse: SynapseKind,
+    /// Decay time of excitatory (positive-weight) synaptic currents or conductances [ms].
+    #[serde(default = "d_tau_syn_e")]
+    pub tau_syn_e: f64,
+    /// Decay time of inhibitory (negative-weight) synaptic currents or conductances [ms].
+    #[serde(default = "d_tau_syn_i")]
+    pub tau_syn_i: f64,
+    /// Excitatory reversal potential [mV].
+    #[serde(default = "d_e_rev_e")]
+    pub e_rev_e: f64,
+    /// Inhibitory reversal potential [mV].
+    #[serde(default = "d_e_rev_i")]
+    pub e_rev_i: f64,
+    #[serde(default)]
+    pub spike: SpikeRule,
+    /// The intensity of `spike = "escape"`.
+    pub escape: Option<RawEscape>,
+    /// Dynamic labels (efficacy classes) of D'Onofrio's multi-agent framework.
+    pub labels: Option<crate::model::labels::RawLabels>,
     /// Where the coordinates `xi` live: `"ring"` ([0, 1)) or `"torus"` ([0, 1)^2).
     #[serde(default)]
     pub coordinates: crate::space::Geometry,
@@ -250,6 +380,8 @@ pub enum Rule {
     FixedIndegree,
     /// Every (source, target) pair is connected with probability `p`.
     Bernoulli,
+    /// The edges listed in an HDF5 file (`file`) in the SONATA edges layout.
+    File,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -264,10 +396,54 @@ pub struct RawProjection {
     pub indegree: Option<u64>,
     /// Connection probability (`bernoulli`).
     pub p: Option<f64>,
-    /// Jump of the target's V per spike [mV]; negative for inhibition.
-    pub weight: f64,
-    /// Transmission delay [ms]; a multiple of `dt`, at least `dt`.
-    pub delay: f64,
+    /// Jump of the target's V per spike [mV]; negative for inhibition. Its sign is the sign of
+    /// every synapse of the projection (Dale's law); with `weight_dist`, its magnitude is the
+    /// mean magnitude. Required, except with `rule = "file"` where the file has `syn_weight`
+    /// (then it must be absent).
+    pub weight: Option<f64>,
+    /// Distribution of each synapse's weight magnitude: `"constant"`, `"normal"` (clipped at
+    /// 0), `"lognormal"` or `"uniform"`, with mean `|weight|` and standard deviation
+    /// `weight_sd`; drawn from the target's connection stream after its sources, in synapse
+    /// order. Default `"constant"`.
+    #[serde(default)]
+    pub weight_dist: super::projection::WeightDist,
+    /// Standard deviation of the weight magnitude [mV]; default 0. `uniform` needs
+    /// `sqrt(3) weight_sd <= |weight|`.
+    #[serde(default)]
+    pub weight_sd: f64,
+    /// Weight scaling: `"none"`, `"inverse_k"` (weight / K), `"inverse_sqrt_k"`
+    /// (weight / sqrt(K)) or `"power"` (weight N^(scaling_alpha - 1)), applied to `weight` and
+    /// `weight_sd` alike. K is the in-degree: `indegree` (fixed_indegree), or the expected
+    /// in-degree `p N` (bernoulli), times the kernel's mean over uniform coordinates where a
+    /// kernel modulates the probability (K = 0, no synapses, leaves the weight as it is); N is
+    /// the source population's size. Default `"none"`.
+    #[serde(default)]
+    pub scaling: super::projection::Scaling,
+    /// Exponent alpha of `scaling = "power"` (required by it).
+    pub scaling_alpha: Option<f64>,
+    /// Transmission delay [ms]; a multiple of `dt`, at least `dt`; with `delay_max`, the
+    /// smallest delay. Required, except with `rule = "file"` where the file has delays (then
+    /// it must be absent).
+    pub delay: Option<f64>,
+    /// Largest delay [ms], a multiple of `dt`, at least `delay`: each synapse's delay is then
+    /// uniform over the whole steps from `delay` to `delay_max` inclusive, drawn after its
+    /// weight. Absent: every synapse has `delay`.
+    pub delay_max: Option<f64>,
+    /// Kernel `w(xi_target, xi_source)` of the populations' coordinates, e.g.
+    /// `{ kind = "cosine", a = 1.0, b = 0.5 }` (see `crate::space::Kernel`); both populations
+    /// must have the same `coordinates`. Absent: none.
+    pub kernel: Option<crate::space::Kernel>,
+    /// What the kernel modulates: `"probability"` (bernoulli: p w; fixed_indegree: sources
+    /// drawn with probability proportional to w), `"weight"` (each weight times w) or
+    /// `"both"`. Default `"probability"` when a kernel is given.
+    pub kernel_use: Option<super::projection::KernelUse>,
+    /// HDF5 file of the edges (`rule = "file"`), relative to the current directory; SONATA
+    /// layout: `/edges/<edges>/source_node_id` and `target_node_id` (offsets within the source
+    /// and target populations), optional `/edges/<edges>/0/syn_weight` [mV] and
+    /// `/edges/<edges>/0/delay` [ms].
+    pub file: Option<String>,
+    /// The edge population in `file` (`rule = "file"`); default: the projection's name.
+    pub edges: Option<String>,
     /// Allow a neuron to connect to itself (when source and target are the same population).
     #[serde(default = "d_true")]
     pub autapses: bool,
@@ -335,6 +511,33 @@ fn d_t_ref() -> f64 {
 }
 fn d_integrator() -> Integrator {
     Integrator::Exact
+}
+fn d_delta_t() -> f64 {
+    2.0
+}
+fn d_v_t() -> f64 {
+    15.0
+}
+fn d_fhn_a() -> f64 {
+    0.7
+}
+fn d_fhn_b() -> f64 {
+    0.8
+}
+fn d_fhn_eps() -> f64 {
+    0.08
+}
+fn d_tau_syn_e() -> f64 {
+    2.0
+}
+fn d_tau_syn_i() -> f64 {
+    5.0
+}
+fn d_e_rev_e() -> f64 {
+    60.0
+}
+fn d_e_rev_i() -> f64 {
+    -10.0
 }
 
 impl Default for RawSimulation {

@@ -154,6 +154,8 @@ pub enum TestFunction {
     /// `1/dt` [1/ms] if the neuron spiked in the step just ended, else 0: an unbiased estimate
     /// of its intensity.
     Spike,
+    /// The escape intensity `nu(V)` of the neuron's population [1/ms] (`spike = "escape"`).
+    Intensity,
 }
 
 impl TestFunction {
@@ -163,6 +165,9 @@ impl TestFunction {
         let s = s.to_ascii_lowercase();
         if s == "spike" {
             return Ok(TestFunction::Spike);
+        }
+        if s == "nu" {
+            return Ok(TestFunction::Intensity);
         }
         if s == "v" {
             return Ok(TestFunction::Power(1));
@@ -187,16 +192,16 @@ impl TestFunction {
         match s.parse::<f64>() {
             Ok(c) if c.is_finite() => Ok(TestFunction::Constant(c)),
             Ok(_) => Err("a constant must be finite".into()),
-            Err(_) => {
-                Err("expected a number, \"v\", \"v^k\", \"bin(a,b)\" [mV] or \"spike\"".into())
-            }
+            Err(_) => Err(
+                "expected a number, \"v\", \"v^k\", \"bin(a,b)\" [mV], \"spike\" or \"nu\"".into(),
+            ),
         }
     }
 
     /// The value at potential `v` [mV] for a neuron that did (`spiked`) or did not spike in
     /// the step just ended; `rate` is `1/dt` [1/ms].
     #[inline]
-    pub fn eval(&self, v: f64, spiked: bool, rate: f64) -> f64 {
+    pub fn eval(&self, v: f64, spiked: bool, rate: f64, nu: f64) -> f64 {
         match *self {
             TestFunction::Constant(c) => c,
             TestFunction::Power(1) => v,
@@ -215,6 +220,7 @@ impl TestFunction {
                     0.0
                 }
             }
+            TestFunction::Intensity => nu,
         }
     }
 
@@ -222,7 +228,7 @@ impl TestFunction {
     pub fn units(&self) -> (i64, i64) {
         match *self {
             TestFunction::Power(k) => (i64::from(k), 0),
-            TestFunction::Spike => (0, -1),
+            TestFunction::Spike | TestFunction::Intensity => (0, -1),
             _ => (0, 0),
         }
     }
@@ -237,6 +243,7 @@ impl fmt::Display for TestFunction {
             TestFunction::Power(k) => write!(f, "v^{k}"),
             TestFunction::Bin { lo, hi } => write!(f, "bin({lo},{hi})"),
             TestFunction::Spike => write!(f, "spike"),
+            TestFunction::Intensity => write!(f, "nu"),
         }
     }
 }
@@ -500,7 +507,7 @@ pub fn resolve_defaults(obs: &mut RawObservables) {
 /// Validates `observables.tree.*` and `observables.pair_histogram`.
 pub fn validate(
     obs: &RawObservables,
-    _populations: &[Population],
+    populations: &[Population],
     projections: &[Projection],
     dt: f64,
     n_steps: u64,
@@ -508,6 +515,18 @@ pub fn validate(
     let mut trees = Vec::new();
     for (name, t) in &obs.tree {
         if let Some(spec) = tree(name, t, projections, dt, n_steps)? {
+            if spec.functions.contains(&TestFunction::Intensity) {
+                if let Some(p) = populations.iter().find(|p| p.model.escape.is_none()) {
+                    return Err(invalid(
+                        format!("observables.tree.{name}.functions"),
+                        list(&t.functions),
+                        format!(
+                            "\"nu\" needs an escape intensity in every population; {} has none",
+                            p.name
+                        ),
+                    ));
+                }
+            }
             trees.push(spec);
         }
     }

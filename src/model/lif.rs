@@ -242,6 +242,7 @@ mod tests {
         let text = format!("[population.A]\nsize = 1\n{extra}\n");
         Config::from_toml(&text, &[]).unwrap().populations[0]
             .model
+            .base
             .clone()
     }
 
