@@ -17,7 +17,9 @@
 //! | `poisson`    | a jump `J` times a Poisson count of mean `dt sum_b K(c,b) S_b` (`s` in Hz) |
 //!
 //! times its own efficacy `e_i` when `target_efficacy = true`. The sums are taken from the state
-//! at the start of the step (after the previous step, whose spikes `s = "spikes"` counts); the
+//! at the start of the step (after the previous step, whose spikes `s = "spikes"` counts); for
+//! electrical coupling also the sources' summed intrinsic drift `D_b`, the rate at which `S_b`
+//! moves, which enters the step as a forcing `J sum_b K(c,b) D_b t` growing over the step; the
 //! part linear in `V_i` enters the exponential step of [`crate::model::neuron`], so any coupling
 //! strength is stable at the user's `dt`. Sums are exact fixed-point integers
 //! ([`crate::observables`]), so every rank count gives the same input, bit for bit.
@@ -207,6 +209,25 @@ impl Aggregate {
     }
 }
 
+/// The state of the local neurons that aggregate sums read.
+pub struct Sources<'a> {
+    /// Potentials [mV].
+    pub v: &'a [f64],
+    /// FitzHugh-Nagumo recovery variables (empty without).
+    pub w: &'a [f64],
+    /// Label efficacies (empty without labels).
+    pub efficacy: &'a [f64],
+}
+
+/// The aggregate input of the coming step, per local neuron: drift `a - c V + slope t`
+/// (`t` the time into the step) and a jump of V.
+pub struct Input<'a> {
+    pub a: &'a mut [f64],
+    pub c: &'a mut [f64],
+    pub jump: &'a mut [f64],
+    pub slope: &'a mut [f64],
+}
+
 /// The aggregate terms of a run on one rank, with the neurons they read and write.
 pub struct Aggregates {
     terms: Vec<Aggregate>,
@@ -306,25 +327,28 @@ impl Aggregates {
     pub fn compute(
         &mut self,
         comm: &dyn Comm,
+        pops: &[Population],
         dt: f64,
-        v: &[f64],
-        efficacy: &[f64],
+        st: Sources,
         rngs: &mut [Stream],
-        a: &mut [f64],
-        c: &mut [f64],
-        jump: &mut [f64],
+        out: Input,
         label_x: &mut [f64],
     ) {
+        let Sources { v, w, efficacy } = st;
+        let Input { a, c, jump, slope } = out;
         a.fill(0.0);
         c.fill(0.0);
         jump.fill(0.0);
+        slope.fill(0.0);
         if self.is_empty() {
             return;
         }
         self.buf.clear();
         for (t, src) in self.terms.iter().zip(&self.sources) {
             let start = self.buf.len();
-            self.buf.resize(start + t.bins, 0);
+            let electrical = t.kind == AggregateKind::Electrical;
+            self.buf
+                .resize(start + t.bins * if electrical { 2 } else { 1 }, 0);
             for &(i, b) in src {
                 let x = v[i];
                 let mut s = match &t.s {
@@ -342,6 +366,13 @@ impl Aggregates {
                     s *= efficacy[i];
                 }
                 self.buf[start + b] += fixed(s);
+                if electrical {
+                    // The sources' own drift: how fast the sum S_b moves (the coupling
+                    // itself cancels in it for a symmetric kernel).
+                    let m = &pops[t.source].model;
+                    let d = m.intrinsic_drift(x, w.get(i).copied().unwrap_or(0.0));
+                    self.buf[start + t.bins + b] += fixed(d);
+                }
             }
         }
         for (_, r, _) in &self.label_pops {
@@ -357,21 +388,33 @@ impl Aggregates {
                 .map(|&x| unfixed(x))
                 .collect();
             pos += t.bins;
+            let electrical = t.kind == AggregateKind::Electrical;
+            let drifts: Vec<f64> = if electrical {
+                pos += t.bins;
+                self.buf[pos - t.bins..pos]
+                    .iter()
+                    .map(|&x| unfixed(x))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             // Per target bin: K S and K n.
             field.clear();
             for cb in 0..t.bins {
                 let row = &t.kernel[cb * t.bins..(cb + 1) * t.bins];
                 let ks: f64 = row.iter().zip(&sums).map(|(k, s)| k * s).sum();
                 let kn: f64 = row.iter().zip(counts).map(|(k, n)| k * n).sum();
-                field.push((ks, kn));
+                let kd: f64 = row.iter().zip(&drifts).map(|(k, d)| k * d).sum();
+                field.push((ks, kn, kd));
             }
             for &(i, cb) in tgt {
-                let (ks, kn) = field[cb];
+                let (ks, kn, kd) = field[cb];
                 let e = if t.target_efficacy { efficacy[i] } else { 1.0 };
                 match t.kind {
                     AggregateKind::Electrical => {
                         c[i] += e * t.j * kn;
                         a[i] += e * t.j * ks;
+                        slope[i] += e * t.j * kd;
                     }
                     AggregateKind::Chemical => {
                         c[i] += e * t.j * ks;

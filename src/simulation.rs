@@ -320,6 +320,7 @@ pub fn run(
     let mut agg_a = vec![0.0; n_local];
     let mut agg_c = vec![0.0; n_local];
     let mut agg_jump = vec![0.0; n_local];
+    let mut agg_slope = vec![0.0; n_local];
     let mut label_x = vec![0.0; config.populations.len()];
     let mut no_input_i: Vec<f64> = Vec::new();
     let inhibitory: Vec<bool> = (0..config.projections.len())
@@ -391,13 +392,20 @@ pub fn run(
             if !state.aggregates.is_empty() {
                 state.aggregates.compute(
                     comm,
+                    &config.populations,
                     config.dt,
-                    &state.v,
-                    &efficacy,
+                    crate::aggregate::Sources {
+                        v: &state.v,
+                        w: &state.extra.w,
+                        efficacy: &efficacy,
+                    },
                     &mut state.rngs,
-                    &mut agg_a,
-                    &mut agg_c,
-                    &mut agg_jump,
+                    crate::aggregate::Input {
+                        a: &mut agg_a,
+                        c: &mut agg_c,
+                        jump: &mut agg_jump,
+                        slope: &mut agg_slope,
+                    },
                     &mut label_x,
                 );
             }
@@ -453,6 +461,7 @@ pub fn run(
                                 agg_a: &agg_a[r.clone()],
                                 agg_c: &agg_c[r.clone()],
                                 agg_jump: &agg_jump[r.clone()],
+                                agg_slope: &agg_slope[r.clone()],
                                 label_aggregate: label_x[*p],
                             },
                             first,

@@ -8,27 +8,51 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// A configuration and the settings it runs with.
+type Setup = (&'static str, &'static [&'static str]);
+
 /// The smoke network for 8 s of model time (a few seconds of wall time on 2 ranks), with
 /// periodic checkpoints every 100 ms of model time, snapshots, spike statistics after a
 /// transient and a subset of recorded spikes (every accumulator a checkpoint must carry).
-fn args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml");
-    let mut a = vec![
-        "run",
-        config,
-        "-o",
-        out,
-        "--set",
+const SMOKE: Setup = (
+    concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
+    &[
         "simulation.t_stop=8000",
-        "--set",
         "checkpoint.every=100",
-        "--set",
         "observables.snapshots.every=1000",
-        "--set",
         "observables.statistics.start=500",
-        "--set",
         "population.I.record_spikes=100",
-    ];
+    ],
+);
+
+/// The multi-agent network with every kind of state a general model carries: labels with a
+/// refreshed random environment, conductance synapses (two ring buffers) on E, current
+/// synapses on I, aggregate input from the last step's spikes, escape noise on I.
+const GENERAL: Setup = (
+    concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/multi_agent_labels.toml"
+    ),
+    &[
+        "simulation.t_stop=6000",
+        "checkpoint.every=100",
+        "population.E.synapse=\"conductance\"",
+        "population.I.synapse=\"current\"",
+        "population.I.spike=\"escape\"",
+        "population.I.escape={kind=\"sigmoid\",rate=50.0,theta=15.0,beta=0.5}",
+        "aggregate.S.source=\"E\"",
+        "aggregate.S.target=\"I\"",
+        "aggregate.S.kind=\"jump\"",
+        "aggregate.S.s={kind=\"spikes\"}",
+        "aggregate.S.j0=5.0",
+    ],
+);
+
+fn args<'a>(setup: Setup, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["run", setup.0, "-o", out];
+    for s in setup.1 {
+        a.extend(["--set", s]);
+    }
     a.extend_from_slice(extra);
     a
 }
@@ -38,9 +62,9 @@ fn stderr_of(o: &std::process::Output) -> String {
 }
 
 /// Runs to the end and asserts success.
-fn complete(ranks: usize, out: &Path, extra: &[&str]) {
+fn complete(setup: Setup, ranks: usize, out: &Path, extra: &[&str]) {
     let o = common::run_with_timeout(
-        common::mpirun(ranks, &args(out.to_str().unwrap(), extra)),
+        common::mpirun(ranks, &args(setup, out.to_str().unwrap(), extra)),
         Duration::from_secs(600),
     );
     assert!(o.status.success(), "{ranks} ranks: {}", stderr_of(&o));
@@ -49,8 +73,8 @@ fn complete(ranks: usize, out: &Path, extra: &[&str]) {
 /// Starts a run on 2 ranks, waits for its first periodic checkpoint (the signal handlers are
 /// installed by then), sends SIGUSR1 to one rank only, and expects every rank to stop with
 /// exit code 4 after writing the checkpoint, and no output.
-fn interrupt(out: &Path, checkpoint: &Path) {
-    let mut child = common::mpirun(2, &args(out.to_str().unwrap(), &[]))
+fn interrupt(setup: Setup, out: &Path, checkpoint: &Path) {
+    let mut child = common::mpirun(2, &args(setup, out.to_str().unwrap(), &[]))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -96,7 +120,7 @@ fn step_of(checkpoint: &Path) -> u64 {
 /// A refused restart: exit code 2 on every rank, one line naming `--restart` and `expect`,
 /// and no output.
 fn refused(checkpoint: &Path, out: &Path, extra: &[&str], expect: &str) {
-    let mut a = args(out.to_str().unwrap(), extra);
+    let mut a = args(SMOKE, out.to_str().unwrap(), extra);
     a.extend_from_slice(&["--restart", checkpoint.to_str().unwrap()]);
     let o = common::run_with_timeout(common::mpirun(2, &a), Duration::from_secs(120));
     let err = stderr_of(&o);
@@ -116,7 +140,7 @@ fn refused(checkpoint: &Path, out: &Path, extra: &[&str], expect: &str) {
 fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
     let dir = common::scratch("checkpoint");
     let full = dir.join("full.h5");
-    complete(2, &full, &[]);
+    complete(SMOKE, 2, &full, &[]);
     assert!(
         !dir.join("full.checkpoint.h5").exists(),
         "a complete run removes its checkpoint"
@@ -124,7 +148,7 @@ fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
 
     let out = dir.join("out.h5");
     let checkpoint = dir.join("out.checkpoint.h5");
-    interrupt(&out, &checkpoint);
+    interrupt(SMOKE, &out, &checkpoint);
     let step = step_of(&checkpoint);
     assert!(
         step > 0 && step < 80_000,
@@ -156,7 +180,48 @@ fn interrupted_and_resumed_runs_equal_the_uninterrupted_run() {
         if ranks == 2 {
             extra.extend_from_slice(&["--set", "simulation.exchange=\"step\""]);
         }
-        complete(ranks, &resumed, &extra);
+        complete(SMOKE, ranks, &resumed, &extra);
+        common::assert_same_results(&full, &resumed);
+    }
+}
+
+/// The state of general models (labels and environments, synaptic conductances and currents,
+/// the inhibitory ring buffer, last-step spikes of aggregate input) survives a checkpoint: a
+/// run stopped by a signal and resumed on 1 and 3 ranks equals the uninterrupted run.
+#[test]
+fn general_model_state_resumes_identically() {
+    let dir = common::scratch("checkpoint_general");
+    let full = dir.join("full.h5");
+    complete(GENERAL, 2, &full, &[]);
+    let out = dir.join("out.h5");
+    let checkpoint = dir.join("out.checkpoint.h5");
+    interrupt(GENERAL, &out, &checkpoint);
+    let f = hdf5::File::open(&checkpoint).unwrap();
+    for name in [
+        "lambda",
+        "beta",
+        "syn_e",
+        "syn_i",
+        "ring_i",
+        "spiked_last_step",
+    ] {
+        assert!(
+            f.dataset(&format!("extra/{name}")).is_ok(),
+            "the checkpoint lacks extra/{name}"
+        );
+    }
+    drop(f);
+    let saved = dir.join("saved.checkpoint.h5");
+    std::fs::rename(&checkpoint, &saved).unwrap();
+    for (i, ranks) in [1, 3].into_iter().enumerate() {
+        std::fs::copy(&saved, &checkpoint).unwrap();
+        let resumed = dir.join(format!("resumed{i}.h5"));
+        complete(
+            GENERAL,
+            ranks,
+            &resumed,
+            &["--restart", checkpoint.to_str().unwrap()],
+        );
         common::assert_same_results(&full, &resumed);
     }
 }

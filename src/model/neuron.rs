@@ -18,9 +18,12 @@
 //! V' = V e^{-C dt} + (A + N(V)) (1 - e^{-C dt}) / C + g(V) sqrt((1 - e^{-2 C dt}) / (2 C)) Z
 //! ```
 //!
-//! exact in law for linear drift with additive noise (the LIF, perfect and linear models, and
-//! any strength of electrical or chemical aggregate coupling: no step-size limit from the
-//! coupling), and of weak order 1 otherwise. `integrator = "euler"` is Euler-Maruyama. Synaptic
+//! exact in law for linear drift with additive noise (the LIF, perfect and linear models), and
+//! of weak order 1 otherwise; the coupling puts no limit on the step size. Electrical coupling
+//! pulls `V_i` towards a mean that itself moves during the step: its predicted motion (the
+//! sources' intrinsic drift, in which the coupling cancels) enters as a forcing growing
+//! linearly over the step, `+ slope (dt - (1 - e^{-C dt})/C) / C`, so that under strong
+//! coupling the population mean still follows its own dynamics (to first order in dt). `integrator = "euler"` is Euler-Maruyama. Synaptic
 //! variables decay exactly (`e^{-dt/tau}`) and take the spikes arriving in the step at its end;
 //! the FitzHugh-Nagumo recovery variable takes an exact step of its linear equation with `V`
 //! frozen. Delta inputs (synaptic, external Poisson, aggregate jumps) are added after the
@@ -235,6 +238,24 @@ impl Neuron {
         }
     }
 
+    /// The intrinsic drift `f(V, w)` [mV/ms] (with `i_e`, without synaptic or aggregate input).
+    pub fn intrinsic_drift(&self, v: f64, w: f64) -> f64 {
+        let (a0, c0) = self.linear_drift();
+        a0 - c0 * v + self.nonlinear(v, w)
+    }
+
+    /// The part of the drift frozen over a step: `f(V, w) - (a_0 - c_0 V)`.
+    fn nonlinear(&self, v: f64, w: f64) -> f64 {
+        match self.kind {
+            ModelKind::ExpIf => {
+                let (delta_t, v_t) = self.exp;
+                delta_t / self.base.tau_m * ((v - v_t) / delta_t).exp()
+            }
+            ModelKind::Fhn => -v * v * v / 3.0 - w,
+            _ => 0.0,
+        }
+    }
+
     pub fn stepper(&self, dt: f64) -> GeneralStep {
         let (a0, c0) = self.linear_drift();
         let lambda = self.base.poisson_rate * dt / 1000.0;
@@ -255,6 +276,17 @@ fn phi(c: f64, dt: f64) -> f64 {
         dt
     } else {
         -(-c * dt).exp_m1() / c
+    }
+}
+
+/// `int_0^dt s e^{-c (dt - s)} ds = (dt - phi(c, dt)) / c`: the response to a forcing that
+/// grows linearly over the step, continuous at `c = 0`.
+fn phi2(c: f64, dt: f64) -> f64 {
+    if (c * dt).abs() < 1e-4 {
+        // Taylor: dt^2/2 - c dt^3/6 + c^2 dt^4/24.
+        dt * dt * (0.5 - c * dt / 6.0 + c * c * dt * dt / 24.0)
+    } else {
+        (dt - phi(c, dt)) / c
     }
 }
 
@@ -316,6 +348,9 @@ pub struct GeneralState<'a> {
     pub agg_a: &'a [f64],
     pub agg_c: &'a [f64],
     pub agg_jump: &'a [f64],
+    /// Growth rate of the aggregate drift over the step [mV/ms^2] (electrical coupling: the
+    /// predicted motion of the mean it pulls towards).
+    pub agg_slope: &'a [f64],
     /// The argument of aggregate-dependent label rates (the population's mean efficacy).
     pub label_aggregate: f64,
 }
@@ -342,11 +377,8 @@ impl GeneralStep {
         for i in 0..st.v.len() {
             let rng = &mut st.rng[i];
             let arriving = std::mem::take(&mut st.input[i]);
-            let arriving_i = if has_syn {
-                std::mem::take(&mut st.input_i[i])
-            } else {
-                0.0
-            };
+            // Without inhibitory projections there is no second ring buffer.
+            let arriving_i = st.input_i.get_mut(i).map_or(0.0, std::mem::take);
             // Synaptic variables at the start of the step, then their exact decay; the
             // spikes arriving in this step are added at its end.
             let (se, si) = if has_syn {
@@ -374,19 +406,11 @@ impl GeneralStep {
                         c += se + gi;
                     }
                 }
-                let nonlinear = match n.kind {
-                    ModelKind::ExpIf => {
-                        let (delta_t, v_t) = n.exp;
-                        delta_t / b.tau_m * ((v0 - v_t) / delta_t).exp()
-                    }
-                    ModelKind::Fhn => -v0 * v0 * v0 / 3.0 - st.w[i],
-                    _ => 0.0,
-                };
-                a += nonlinear;
+                a += n.nonlinear(v0, st.w.get(i).copied().unwrap_or(0.0));
                 let g = self.g(v0);
                 let (mut vc, s) = match b.integrator {
                     Integrator::Exact => (
-                        v0 * (-c * dt).exp() + a * phi(c, dt),
+                        v0 * (-c * dt).exp() + a * phi(c, dt) + st.agg_slope[i] * phi2(c, dt),
                         g * phi(2.0 * c, dt).sqrt(),
                     ),
                     Integrator::Euler => (v0 + (a - c * v0) * dt, g * dt.sqrt()),
@@ -495,6 +519,7 @@ mod tests {
                     agg_a: &[0.0],
                     agg_c: &[0.0],
                     agg_jump: &[0.0],
+                    agg_slope: &[0.0],
                     label_aggregate: 0.0,
                 },
                 0,
