@@ -5,15 +5,16 @@
 //!
 //! ## The model
 //!
-//! Neuron `i` of population `p` follows, between spikes (see [`model::lif`]),
+//! Neuron `i` of population `p` follows, between spikes,
 //!
 //! ```text
-//! dV_i = [-(V_i - e_l)/tau_m + i_e] dt + sigma dB_i + sum_j sum_k w_ij delta(t - t_j^k - d_ij)
-//!        + (external Poisson spikes of rate poisson_rate and weight poisson_weight)
+//! dV_i = [f_p(V_i, w_i) + I_syn,i + I_agg,i] dt + g_p(V_i) dB_i + delta inputs
 //! ```
 //!
-//! with threshold `v_th`, reset `v_reset` and refractory period `t_ref`. Synapses come from
-//! projections between named populations ([`network`]).
+//! with a threshold, escape or no spike rule ([`model::neuron`]; plain LIF populations take the
+//! fast step of [`model::lif`]), optional labels ([`model::labels`]), synapses from projections
+//! between named populations ([`network`]) and aggregate input through population sums
+//! ([`aggregate`]). `docs/models.md` lists every model and its integrator.
 //!
 //! ## Invariants
 //!
@@ -27,7 +28,8 @@
 //!
 //! ## Modules
 //!
-//! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`network`] (per-target
+//! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`aggregate`]
+//! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (ring buffers and delivery), [`rng`],
 //! [`simulation`] (the step loop), [`observables`], [`output`] (the HDF5 layout), [`inspect`],
