@@ -340,6 +340,18 @@ fn write_contents(
         w,
     )?;
     table(&obs, "histogram", &rec.histograms, w)?;
+    table(&obs, "density", &rec.densities, w)?;
+    // Rows of different lengths (classes differ by population): concatenated.
+    let labels = rec.label_histograms.concat();
+    replicated(
+        &obs,
+        "label_histogram",
+        &labels,
+        &[labels.len()],
+        "1",
+        "label histograms so far, populations concatenated",
+        w,
+    )?;
     let nb = rec.balance_events.len();
     replicated(
         &obs,
@@ -515,6 +527,19 @@ fn read_contents(
     rec.variances = rows("variance")?;
     rec.histogram_times = obs.dataset("histogram_time")?.read_raw()?;
     rec.histograms = rows("histogram")?;
+    rec.densities = rows("density")?;
+    let labels: Vec<f64> = obs.dataset("label_histogram")?.read_raw()?;
+    let per_sample: Vec<usize> = rec.label_histograms_row_lengths();
+    let nt = rec.histogram_times.len();
+    let mut rest = &labels[..];
+    for (row, len) in rec.label_histograms.iter_mut().zip(per_sample) {
+        if rest.len() < len * nt {
+            return Err("the label histograms have a different shape".into());
+        }
+        let (mine, tail) = rest.split_at(len * nt);
+        *row = mine.to_vec();
+        rest = tail;
+    }
     rec.balance_events = obs.dataset("balance_events")?.read_raw()?;
     rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
     let acc = file.group("accumulators")?;

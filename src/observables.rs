@@ -53,6 +53,20 @@ pub struct Recorder {
     /// Normalised histograms: per population, one row of `bins` densities [1/mV] per sample
     /// time, so that the sum over bins times the bin width is the fraction of neurons in range.
     pub histograms: Vec<Vec<f64>>,
+    /// The extended density f(t, v, xi) (with `xi_bins > 1`): per population, `xi_bins x bins`
+    /// densities [1/mV] per sample; the sum times the V bin width times `1 / xi_bins` is the
+    /// fraction of neurons in range.
+    pub densities: Vec<Vec<f64>>,
+    /// Label histograms (populations with labels): per population, `k x label_bins` densities
+    /// on [0, 1] per sample, one row per class.
+    pub label_histograms: Vec<Vec<f64>>,
+    /// Coordinate bin of each local neuron (empty with `xi_bins = 1`).
+    xi_bin: Vec<u32>,
+    xi_bins: usize,
+    label_bins: usize,
+    /// Classes per population (0: no labels).
+    label_k: Vec<usize>,
+    pending_labels: Vec<u64>,
     /// Population of each local neuron block: (population, local index range).
     blocks: Vec<(usize, Range<usize>)>,
     /// Local partial sums of samples not yet reduced across ranks: per sample and population,
@@ -148,6 +162,26 @@ impl Recorder {
             variances: vec![Vec::new(); n_pop],
             histogram_times: Vec::new(),
             histograms: vec![Vec::new(); n_pop],
+            densities: vec![Vec::new(); n_pop],
+            label_histograms: vec![Vec::new(); n_pop],
+            xi_bin: match config.histogram.as_ref().map_or(1, |h| h.xi_bins) {
+                1 => Vec::new(),
+                b => local
+                    .clone()
+                    .map(|g| {
+                        let p = &config.populations[config.population_of(g)];
+                        crate::space::bin(p.coordinate(config.seed, g), b) as u32
+                    })
+                    .collect(),
+            },
+            xi_bins: config.histogram.as_ref().map_or(1, |h| h.xi_bins),
+            label_bins: config.histogram.as_ref().map_or(1, |h| h.label_bins),
+            label_k: config
+                .populations
+                .iter()
+                .map(|p| p.model.labels.as_ref().map_or(0, |l| l.k()))
+                .collect(),
+            pending_labels: Vec::new(),
             blocks,
             pending_moments: Vec::new(),
             pending_histograms: Vec::new(),
@@ -245,19 +279,47 @@ impl Recorder {
         self.moment_times.push(t);
     }
 
-    /// Takes the local part of the normalised histograms of V per population at time `t` [ms].
-    pub fn sample_histogram(&mut self, t: f64, v: &[f64], spec: &crate::config::HistogramSpec) {
+    /// Takes the local part of the normalised histograms of V per population (per coordinate
+    /// bin with `xi_bins > 1`) and of the labels at time `t` [ms]; `lambda` holds `stride`
+    /// entries per local neuron.
+    pub fn sample_histogram(
+        &mut self,
+        t: f64,
+        v: &[f64],
+        lambda: &[f64],
+        stride: usize,
+        spec: &crate::config::HistogramSpec,
+    ) {
         let bins = spec.bins;
+        let row = self.xi_bins * bins;
         let width = (spec.v_max - spec.v_min) / bins as f64;
         let base = self.pending_histograms.len();
         self.pending_histograms
-            .resize(base + self.sizes.len() * bins, 0);
+            .resize(base + self.sizes.len() * row, 0);
         let counts = &mut self.pending_histograms[base..];
         for (p, range) in &self.blocks {
-            for &x in &v[range.clone()] {
-                let b = ((x - spec.v_min) / width).floor();
+            for i in range.clone() {
+                let b = ((v[i] - spec.v_min) / width).floor();
                 if b >= 0.0 && b < bins as f64 {
-                    counts[p * bins + b as usize] += 1;
+                    let xb = self.xi_bin.get(i).map_or(0, |&x| x as usize);
+                    counts[p * row + xb * bins + b as usize] += 1;
+                }
+            }
+        }
+        let lb = self.label_bins;
+        let per_pop: usize = self.label_k.iter().map(|k| k * lb).sum();
+        if per_pop > 0 {
+            let base = self.pending_labels.len();
+            self.pending_labels.resize(base + per_pop, 0);
+            let counts = &mut self.pending_labels[base..];
+            for (p, range) in &self.blocks {
+                let k = self.label_k[*p];
+                let offset: usize = self.label_k[..*p].iter().map(|k| k * lb).sum();
+                for i in range.clone() {
+                    for c in 0..k {
+                        let b = ((lambda[i * stride + c] * lb as f64) as usize).min(lb - 1);
+                        counts[offset + c * lb + b] += 1;
+                    }
                 }
             }
         }
@@ -354,8 +416,13 @@ impl Recorder {
     }
 
     /// Number of local partial values waiting for [`Recorder::reduce`]; the same on every rank.
+    /// Values per sample of each population's label histogram (classes x bins; 0 without).
+    pub fn label_histograms_row_lengths(&self) -> Vec<usize> {
+        self.label_k.iter().map(|k| k * self.label_bins).collect()
+    }
+
     pub fn pending(&self) -> usize {
-        self.pending_moments.len() + self.pending_histograms.len()
+        self.pending_moments.len() + self.pending_histograms.len() + self.pending_labels.len()
     }
 
     /// Reduces the pending samples across ranks (a collective) into global values. Batching
@@ -390,14 +457,37 @@ impl Recorder {
         if !self.pending_histograms.is_empty() {
             comm.sum_u64(&mut self.pending_histograms);
             let bins = self.bins;
-            for sample in self.pending_histograms.chunks_exact(n_pop * bins) {
+            let xb = self.xi_bins;
+            for sample in self.pending_histograms.chunks_exact(n_pop * xb * bins) {
                 for p in 0..n_pop {
                     let norm = 1.0 / (self.sizes[p] as f64 * self.width);
-                    let row = &sample[p * bins..(p + 1) * bins];
-                    self.histograms[p].extend(row.iter().map(|&c| c as f64 * norm));
+                    let joint = &sample[p * xb * bins..(p + 1) * xb * bins];
+                    let marginal = (0..bins).map(|b| (0..xb).map(|x| joint[x * bins + b]).sum());
+                    self.histograms[p].extend(marginal.map(|c: u64| c as f64 * norm));
+                    if xb > 1 {
+                        // Density in (v, xi): divide by the xi bin width 1/xb as well.
+                        let norm = norm * xb as f64;
+                        self.densities[p].extend(joint.iter().map(|&c| c as f64 * norm));
+                    }
                 }
             }
             self.pending_histograms.clear();
+        }
+        if !self.pending_labels.is_empty() {
+            comm.sum_u64(&mut self.pending_labels);
+            let lb = self.label_bins;
+            let per_sample: usize = self.label_k.iter().map(|k| k * lb).sum();
+            for sample in self.pending_labels.chunks_exact(per_sample) {
+                let mut offset = 0;
+                for p in 0..n_pop {
+                    let len = self.label_k[p] * lb;
+                    let norm = lb as f64 / self.sizes[p] as f64;
+                    let row = &sample[offset..offset + len];
+                    self.label_histograms[p].extend(row.iter().map(|&c| c as f64 * norm));
+                    offset += len;
+                }
+            }
+            self.pending_labels.clear();
         }
     }
 
@@ -438,7 +528,7 @@ mod tests {
             let v: Vec<f64> = (0..5).map(|i| 0.37 * (i * k) as f64 % 4.5).collect();
             for r in [&mut now, &mut later] {
                 r.sample_moments(k as u64, k as f64, &v);
-                r.sample_histogram(k as f64, &v, &spec);
+                r.sample_histogram(k as f64, &v, &[], 0, &spec);
             }
             now.reduce(&SerialComm);
             assert_eq!(now.pending(), 0);

@@ -323,6 +323,7 @@ fn write_contents(
         }
     }
 
+    write_densities(file, config, rec, w)?;
     run.trees.write(file, config, comm, w)?;
     write_balance(file, config, run, w)?;
     write_statistics(file, config, comm, run)?;
@@ -490,6 +491,78 @@ fn write_spikes(
                 .collect();
             w.keep(ts.write_slice(&times, range.clone()));
             w.keep(ids.write_slice(&nodes, range));
+        }
+    }
+    Ok(())
+}
+
+/// `/densities/<pop>` (the extended density per coordinate bin, with `xi_bins > 1`) and
+/// `/labels/<pop>` (label histograms of the populations with labels), at the histogram times.
+fn write_densities(
+    file: &File,
+    config: &Config,
+    rec: &crate::observables::Recorder,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let Some(h) = &config.histogram else {
+        return Ok(());
+    };
+    let nt = rec.histogram_times.len();
+    if h.xi_bins > 1 {
+        let g = file.create_group("densities")?;
+        let edges: Vec<f64> = (0..=h.xi_bins)
+            .map(|b| b as f64 / h.xi_bins as f64)
+            .collect();
+        replicated(
+            &g,
+            "xi_edges",
+            &edges,
+            &[h.xi_bins + 1],
+            "1",
+            "bin edges of the first coordinate xi",
+            w,
+        )?;
+        for (i, p) in config.populations.iter().enumerate() {
+            replicated(
+                &g,
+                &p.name,
+                &rec.densities[i],
+                &[nt, h.xi_bins, h.bins],
+                "1/mV",
+                "extended density f(t, v, xi) (time x xi bin x V bin, V bins as /histograms/edges): the sum times the V bin width times 1/xi_bins is the fraction of neurons inside [v_min, v_max)",
+                w,
+            )?;
+        }
+    }
+    let labelled: Vec<(usize, usize)> = config
+        .populations
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| p.model.labels.as_ref().map(|l| (i, l.k())))
+        .collect();
+    if !labelled.is_empty() {
+        let g = file.create_group("labels")?;
+        let lb = h.label_bins;
+        let edges: Vec<f64> = (0..=lb).map(|b| b as f64 / lb as f64).collect();
+        replicated(
+            &g,
+            "edges",
+            &edges,
+            &[lb + 1],
+            "1",
+            "bin edges of a class probability",
+            w,
+        )?;
+        for (i, k) in labelled {
+            replicated(
+                &g,
+                &config.populations[i].name,
+                &rec.label_histograms[i],
+                &[nt, k, lb],
+                "1",
+                "density on [0, 1] of each class's label probability over the population (time x class x bin; the last bin includes 1)",
+                w,
+            )?;
         }
     }
     Ok(())

@@ -345,7 +345,8 @@ pub fn run(
             recorder.sample_moments(b, time, v);
         }
         if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
-            recorder.sample_histogram(time, v, h);
+            let x = &state.extra;
+            recorder.sample_histogram(time, v, &x.lambda, x.stride, h);
         }
     };
     if n0 == 0 {

@@ -213,3 +213,86 @@ fn observables_agree_with_independent_computations() {
         "rates count every spike"
     );
 }
+
+/// The extended density f(t, v, xi) and the label histograms at the last sample (t_stop)
+/// equal the histograms computed here from the final state (`/state/v`, `/state/xi`,
+/// `/state/lambda`) by direct counting; the marginal of the density over xi is the density of
+/// V, and each class's label density integrates to one. Run on 3 ranks, so the counts pass
+/// through the reduction.
+#[test]
+fn extended_density_and_label_histograms_match_the_final_state() {
+    let dir = common::scratch("density");
+    let out = dir.join("density.h5");
+    let config = common::repo().join("configs/multi_agent_labels.toml");
+    common::run_ok(
+        3,
+        &config,
+        &out,
+        &[
+            "--set",
+            "simulation.t_stop=200",
+            "--set",
+            "observables.histogram.xi_bins=5",
+            "--set",
+            "observables.histogram.label_bins=10",
+            "--set",
+            "population.E.placement=\"random\"",
+        ],
+    );
+    let f = File::open(&out).unwrap();
+    let edges = read(&f, "histograms/edges");
+    let (bins, width) = (edges.len() - 1, edges[1] - edges[0]);
+    let v = read(&f, "state/v");
+    let xi = read(&f, "state/xi");
+    let lambda = read(&f, "state/lambda");
+    let n_e = 1600;
+    let d = read(&f, "densities/E");
+    let last = &d[d.len() - 5 * bins..];
+    let mut expect = vec![0.0; 5 * bins];
+    for i in 0..n_e {
+        let b = ((v[i] - edges[0]) / width).floor();
+        if b >= 0.0 && (b as usize) < bins {
+            let x = ((xi[2 * i] * 5.0) as usize).min(4);
+            expect[x * bins + b as usize] += 5.0 / (n_e as f64 * width);
+        }
+    }
+    for (k, (a, b)) in last.iter().zip(&expect).enumerate() {
+        assert!(
+            (a - b).abs() < 1e-12,
+            "density cell {k}: {a} vs {b} from /state"
+        );
+    }
+    let h = read(&f, "histograms/E");
+    let marginal_last = &h[h.len() - bins..];
+    for b in 0..bins {
+        let m: f64 = (0..5).map(|x| last[x * bins + b]).sum::<f64>() / 5.0;
+        assert!((m - marginal_last[b]).abs() < 1e-12, "marginal bin {b}");
+    }
+    assert!(
+        expect.iter().filter(|&&x| x > 0.0).count() > 20,
+        "a weak test"
+    );
+
+    let l = read(&f, "labels/E");
+    let last = &l[l.len() - 2 * 10..];
+    let k_max = lambda.len() / v.len();
+    for c in 0..2 {
+        let mut counts = [0.0; 10];
+        for i in 0..n_e {
+            counts[((lambda[i * k_max + c] * 10.0) as usize).min(9)] += 10.0 / n_e as f64;
+        }
+        for b in 0..10 {
+            let got = last[c * 10 + b];
+            assert!(
+                (got - counts[b]).abs() < 1e-12,
+                "class {c} bin {b}: {got} vs {}",
+                counts[b]
+            );
+        }
+        let total: f64 = last[c * 10..(c + 1) * 10].iter().sum::<f64>() / 10.0;
+        assert!(
+            (total - 1.0).abs() < 1e-12,
+            "class {c} integrates to {total}"
+        );
+    }
+}

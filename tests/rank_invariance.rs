@@ -197,7 +197,11 @@ fn every_model_config_is_identical_on_one_to_four_ranks() {
         ("multi_agent_labels", &["simulation.t_stop=100"]),
         (
             "nonexchangeable_escape",
-            &["simulation.t_stop=100", "observables.statistics.start=50"],
+            &[
+                "simulation.t_stop=100",
+                "observables.statistics.start=50",
+                "observables.histogram.xi_bins=4",
+            ],
         ),
         (
             "balanced_kinetic",

@@ -159,6 +159,10 @@ pub struct HistogramSpec {
     pub v_min: f64,
     pub v_max: f64,
     pub bins: usize,
+    /// Bins of the first coordinate for the extended density (1: none).
+    pub xi_bins: usize,
+    /// Bins of each label class's probability.
+    pub label_bins: usize,
 }
 
 /// A validated configuration.
@@ -565,11 +569,29 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
                     "must be in 1..=1000000",
                 ));
             }
+            for (k, v) in [("xi_bins", h.xi_bins), ("label_bins", h.label_bins)] {
+                if v == 0 || v > 10_000 {
+                    return Err(invalid(
+                        format!("observables.histogram.{k}"),
+                        v,
+                        "must be in 1..=10000",
+                    ));
+                }
+            }
+            if h.bins * h.xi_bins > 10_000_000 {
+                return Err(invalid(
+                    "observables.histogram.xi_bins",
+                    h.xi_bins,
+                    format!("bins x xi_bins = {} exceeds 10^7", h.bins * h.xi_bins),
+                ));
+            }
             Some(HistogramSpec {
                 schedule,
                 v_min: h.v_min,
                 v_max: h.v_max,
                 bins: h.bins as usize,
+                xi_bins: h.xi_bins as usize,
+                label_bins: h.label_bins as usize,
             })
         }
     };

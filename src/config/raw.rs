@@ -173,6 +173,13 @@ pub struct RawHistogram {
     /// Number of bins.
     #[serde(default = "d_bins")]
     pub bins: u64,
+    /// Bins of the first coordinate xi over [0, 1) for the extended density f(t, v, xi)
+    /// (`/densities`); 1 (the default): only the density of V.
+    #[serde(default = "d_one")]
+    pub xi_bins: u64,
+    /// Bins over [0, 1] of each label class's probability (`/labels`, populations with labels).
+    #[serde(default = "d_label_bins")]
+    pub label_bins: u64,
 }
 
 /// The intrinsic drift `f(V)` of a population (see `docs/models.md`).
@@ -494,6 +501,12 @@ fn d_v_max() -> f64 {
 fn d_bins() -> u64 {
     80
 }
+fn d_one() -> u64 {
+    1
+}
+fn d_label_bins() -> u64 {
+    20
+}
 fn d_model() -> ModelKind {
     ModelKind::Lif
 }
@@ -601,6 +614,8 @@ impl Default for RawHistogram {
             v_min: d_v_min(),
             v_max: d_v_max(),
             bins: d_bins(),
+            xi_bins: 1,
+            label_bins: d_label_bins(),
         }
     }
 }

@@ -140,8 +140,9 @@ impl Neuron {
             p.sigma = (2.0 * d).sqrt();
         }
         if p.spike == SpikeRule::None {
-            // No reset: v_reset is never used, and may lie anywhere.
-            p.v_reset = f64::NEG_INFINITY.max(p.v_th - 1.0);
+            // No reset: v_reset is never used and may lie anywhere (the LIF check that it lies
+            // below v_th does not apply).
+            p.v_reset = p.v_th - 1.0;
         }
         let base = Lif::from_raw(&p, dt, key)?;
         let lin = (
