@@ -187,6 +187,19 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
     Ok(())
 }
 
+/// `lapicque meanfield`: solves the limit equations of a configuration (one process).
+pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
+    let comm = crate::comm::SerialComm;
+    let text = read_config_everywhere(&args.config.config, &comm)?;
+    let config = Config::from_toml(&text, &args.config.set)?;
+    let path = args.output.clone().unwrap_or_else(|| {
+        let p = PathBuf::from(&config.raw.output.path);
+        p.with_extension("meanfield.h5")
+    });
+    check_output_path("output.path", &path, args.force, &comm)?;
+    crate::meanfield::meanfield(&config, &path)
+}
+
 /// `lapicque check`: validates and describes the resolved network (or, with `--resolved`,
 /// returns the resolved configuration as TOML).
 pub fn check(args: &CheckArgs) -> Result<String, Error> {

@@ -37,11 +37,12 @@ pub fn path_for(config: &Config, output: &Path) -> PathBuf {
 /// Keys that may differ between the run that wrote a checkpoint and the run that resumes it:
 /// where files go, how often progress is shown, how spikes are exchanged (results are
 /// identical either way) and the checkpoint settings themselves.
-const MAY_DIFFER: [&str; 4] = [
+const MAY_DIFFER: [&str; 5] = [
     "output.path",
     "output.progress_interval",
     "simulation.exchange",
     "checkpoint.",
+    "meanfield.",
 ];
 
 /// Dotted keys and values of a configuration, in order.

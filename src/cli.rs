@@ -23,6 +23,21 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Distances between two output files' rates and empirical measures of V over time.
     Compare(CompareArgs),
+    /// Solve the mean-field limit of a configuration and write it in the layout of a run.
+    Meanfield(MeanfieldArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct MeanfieldArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Output file (HDF5); default: `output.path` of the configuration with `.h5` replaced by
+    /// `.meanfield.h5`.
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Replace the output file if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

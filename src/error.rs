@@ -21,6 +21,8 @@ pub enum Error {
         b: String,
         reason: String,
     },
+    #[error("{key}: no limit equation is implemented for this ({reason})")]
+    NoLimit { key: String, reason: String },
     #[error("HDF5: {0}")]
     Hdf5(#[from] hdf5::Error),
     #[error("neuron {gid} (population {population}) has a non-finite membrane potential at t = {time} ms: the dynamics diverged; check weights, drive and dt")]
@@ -42,7 +44,8 @@ impl Error {
             Error::Config(_)
             | Error::Read { .. }
             | Error::Argument { .. }
-            | Error::Mismatch { .. } => 2,
+            | Error::Mismatch { .. }
+            | Error::NoLimit { .. } => 2,
             Error::Diverged { .. } => 3,
             Error::Stopped { .. } => 4,
             Error::Hdf5(_) => 1,

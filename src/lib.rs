@@ -47,6 +47,7 @@ pub mod connectivity;
 pub mod error;
 pub mod exchange;
 pub mod inspect;
+pub mod meanfield;
 pub mod model;
 pub mod network;
 pub mod observables;

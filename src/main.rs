@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         }
         Command::Check(args) => report(lapicque::app::check(&args).map(print), true),
         Command::Inspect(args) => report(lapicque::inspect::inspect(&args.file).map(print), true),
+        Command::Meanfield(args) => report(lapicque::app::meanfield(&args).map(print), true),
         Command::Compare(args) => report(
             lapicque::compare::compare_files(&args.a, &args.b, args.output.as_deref()).map(print),
             true,

@@ -93,6 +93,8 @@ fn reference_config_documents_every_key() {
             "observables.snapshots.stop=1000".into(),
             "population.E.record_spikes=100".into(),
             "population.E.diffusion=0.5".into(),
+            "meanfield.v_min=-40".into(),
+            "meanfield.v_max=40".into(),
         ],
     )
     .unwrap();

@@ -627,6 +627,35 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     trees::resolve_defaults(&mut raw.observables);
     let every = steps("checkpoint.every", raw.checkpoint.every, dt)?;
     let checkpoint_every = (every > 0).then_some(every);
+    let mf = &raw.meanfield;
+    if mf.cells < 10 || mf.cells > 1_000_000 {
+        return Err(invalid(
+            "meanfield.cells",
+            mf.cells,
+            "must be in 10..=1000000",
+        ));
+    }
+    if mf.xi_bins == 0 || mf.xi_bins > 10_000 {
+        return Err(invalid(
+            "meanfield.xi_bins",
+            mf.xi_bins,
+            "must be in 1..=10000",
+        ));
+    }
+    for (k, v) in [("v_min", mf.v_min), ("v_max", mf.v_max)] {
+        if let Some(v) = v {
+            finite(&format!("meanfield.{k}"), v, "[mV]")?;
+        }
+    }
+    if let (Some(lo), Some(hi)) = (mf.v_min, mf.v_max) {
+        if hi <= lo {
+            return Err(invalid(
+                "meanfield.v_max",
+                hi,
+                "must exceed meanfield.v_min [mV]",
+            ));
+        }
+    }
     let aggregates = raw
         .aggregate
         .iter()

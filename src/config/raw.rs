@@ -15,6 +15,8 @@ pub struct RawConfig {
     pub observables: RawObservables,
     #[serde(default)]
     pub checkpoint: RawCheckpoint,
+    #[serde(default)]
+    pub meanfield: RawMeanfield,
     /// Populations by name, in the order of their global ids.
     pub population: IndexMap<String, RawPopulation>,
     /// Projections by name.
@@ -69,6 +71,42 @@ pub struct RawOutput {
     /// Wall-clock seconds between progress lines when stderr is not a terminal [s].
     #[serde(default = "d_progress")]
     pub progress_interval: f64,
+}
+
+/// The grid of `lapicque meanfield` (the limit equations of this configuration).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMeanfield {
+    /// Lower end of the potential grid [mV]; default: `observables.histogram.v_min - 20`.
+    pub v_min: Option<f64>,
+    /// Upper end of the grid [mV] (escape noise; LIF densities end at `v_th`); default:
+    /// `observables.histogram.v_max + 20`.
+    pub v_max: Option<f64>,
+    /// Finite volumes on the grid.
+    #[serde(default = "d_cells")]
+    pub cells: u64,
+    /// Coordinate bins of the escape-noise limit with kernels when `observables.histogram.xi_bins`
+    /// is 1 (otherwise those bins are used).
+    #[serde(default = "d_mf_xi")]
+    pub xi_bins: u64,
+}
+
+impl Default for RawMeanfield {
+    fn default() -> Self {
+        RawMeanfield {
+            v_min: None,
+            v_max: None,
+            cells: d_cells(),
+            xi_bins: d_mf_xi(),
+        }
+    }
+}
+
+fn d_cells() -> u64 {
+    400
+}
+fn d_mf_xi() -> u64 {
+    24
 }
 
 /// Checkpoints: the whole dynamic state, written so that `lapicque run --restart` continues

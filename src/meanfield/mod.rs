@@ -1,0 +1,14 @@
+//! The mean-field side: the limit equations of a configuration, solved on grids and written in
+//! the layout of a particle run (SPEC section 4).
+//!
+//! * [`escape`]: escape-noise integrate-and-fire populations with a kernel (Jabin-Zhou), the
+//!   density `f(t, v, xi)` with the reset as a source.
+//! * [`lif`]: threshold LIF populations (Fokker-Planck with absorbing threshold and
+//!   reinjection), coupled through the diffusion approximation of their input.
+
+pub mod escape;
+pub mod lif;
+
+pub mod run;
+
+pub use run::meanfield;

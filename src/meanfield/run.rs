@@ -1,0 +1,881 @@
+//! `lapicque meanfield CONFIG`: the limit equations of a configuration, solved over the same
+//! model time and written in the layout of a particle run (`/populations`, `/rates`,
+//! `/moments`, `/histograms`, `/densities`), so that `lapicque compare` and `scripts/plot.py`
+//! take either. `/meanfield` holds what only the limit has (stationary and balance rates).
+//!
+//! Two families of configurations have a limit here:
+//!
+//! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
+//!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
+//!   Fokker-Planck equation of each population with the diffusion approximation of its input
+//!   ([`super::lif`]); also the self-consistent Siegert rates and the balance rates;
+//! * **escape noise** (every population `spike = "escape"`, `t_ref = 0`, drift `lif`,
+//!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
+//!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin
+//!   ([`super::escape`]); synaptic jumps become the drift `S(t, xi)` of the limit (weights
+//!   `O(1/K)`), delays are neglected.
+//!
+//! Anything else is refused with one line naming the key of the feature that has no limit.
+
+use super::escape::{EscapeSolver, Grid, Group};
+use super::lif::{self, Coupling, LifSolver};
+use crate::comm::SerialComm;
+use crate::config::{
+    Config, ConnRule, ModelKind, NoiseKind, Population, Projection, SpikeRule, SynapseKind,
+};
+use crate::model::neuron::intensity;
+use crate::output::{attr, attr_str, replicated, RawWrites};
+use crate::space::{self, Geometry};
+use crate::Error;
+use hdf5::File;
+use std::path::Path;
+
+fn no_limit(key: String, reason: &str) -> Error {
+    Error::NoLimit {
+        key,
+        reason: reason.to_string(),
+    }
+}
+
+/// Which limit equation a configuration has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    Lif,
+    Escape,
+}
+
+/// The family of `config`, or the first feature without a limit equation.
+pub fn family(config: &Config) -> Result<Family, Error> {
+    if let Some(a) = config.aggregates.first() {
+        return Err(no_limit(
+            format!("aggregate.{}", a.name),
+            "aggregate coupling; the limit solvers cover synaptic coupling only",
+        ));
+    }
+    let escape = config.populations[0].model.spike == SpikeRule::Escape;
+    for p in &config.populations {
+        let m = &p.model;
+        let key = |k: &str| format!("population.{}.{k}", p.name);
+        if m.labels.is_some() {
+            return Err(no_limit(key("labels"), "dynamic labels"));
+        }
+        if m.noise != NoiseKind::Additive {
+            return Err(no_limit(key("noise"), "multiplicative noise"));
+        }
+        if m.synapse != SynapseKind::Delta {
+            return Err(no_limit(key("synapse"), "current and conductance synapses"));
+        }
+        if (m.spike == SpikeRule::Escape) != escape {
+            return Err(no_limit(
+                key("spike"),
+                "populations with different spike rules in one network",
+            ));
+        }
+        match (escape, m.kind) {
+            (_, ModelKind::Fhn) => return Err(no_limit(key("model"), "FitzHugh-Nagumo")),
+            (false, ModelKind::Lif) => {}
+            (false, _) => {
+                return Err(no_limit(
+                    key("model"),
+                    "threshold spikes with a drift other than lif",
+                ))
+            }
+            (true, _) => {}
+        }
+        if !escape && m.spike == SpikeRule::None {
+            return Err(no_limit(key("spike"), "spike = \"none\""));
+        }
+        if escape && m.base.ref_steps > 0 {
+            return Err(no_limit(
+                key("t_ref"),
+                "a refractory period with escape noise; set t_ref = 0",
+            ));
+        }
+        if escape && p.layout.geometry == Geometry::Torus {
+            return Err(no_limit(
+                key("coordinates"),
+                "the torus; the escape-noise limit bins the ring coordinate",
+            ));
+        }
+    }
+    for proj in &config.projections {
+        let key = |k: &str| format!("projection.{}.{k}", proj.name);
+        if let ConnRule::File(_) = proj.rule {
+            return Err(no_limit(key("file"), "edges read from a file"));
+        }
+        if !escape {
+            if proj.kernel.is_some() {
+                return Err(no_limit(
+                    key("kernel"),
+                    "kernels with threshold LIF neurons (the LIF limit is not spatial)",
+                ));
+            }
+            if proj.per_synapse_weights() {
+                return Err(no_limit(
+                    key("weight_dist"),
+                    "random weights with threshold LIF neurons",
+                ));
+            }
+        }
+    }
+    Ok(if escape { Family::Escape } else { Family::Lif })
+}
+
+/// The expected in-degree of a neuron of the target population through `proj` (no kernel).
+fn indegree(config: &Config, proj: &Projection) -> f64 {
+    config.expected_synapses(proj) / config.populations[proj.target].size as f64
+}
+
+/// Time series of the limit on the particle run's sampling grid.
+struct Series {
+    rate_sums: Vec<Vec<f64>>,
+    moment_times: Vec<f64>,
+    means: Vec<Vec<f64>>,
+    variances: Vec<Vec<f64>>,
+    histogram_times: Vec<f64>,
+    histograms: Vec<Vec<f64>>,
+    densities: Vec<Vec<f64>>,
+}
+
+/// The mass of a piecewise-constant density (`density` [1/mV] on cells with edges `from`)
+/// inside each bin of `to`, divided by the bin width: the density re-binned, mass-preserving.
+pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
+    let mut out = vec![0.0; to.len() - 1];
+    let mut j = 0;
+    for (i, &f) in density.iter().enumerate() {
+        let (a, b) = (from[i], from[i + 1]);
+        while j + 1 < to.len() && to[j + 1] <= a {
+            j += 1;
+        }
+        let mut k = j;
+        while k + 1 < to.len() && to[k] < b {
+            let lo = a.max(to[k]);
+            let hi = b.min(to[k + 1]);
+            if hi > lo {
+                out[k] += f * (hi - lo);
+            }
+            k += 1;
+        }
+    }
+    for (k, x) in out.iter_mut().enumerate() {
+        *x /= to[k + 1] - to[k];
+    }
+    out
+}
+
+/// The state of one solver seen through one interface.
+trait Limit {
+    fn advance_to(&mut self, t: f64);
+    /// Per population: rate [1/ms].
+    fn rates(&self) -> Vec<f64>;
+    /// Per population: (mean, variance) of V.
+    fn moments(&self) -> Vec<(f64, f64)>;
+    /// Per population and coordinate bin: the density [1/mV] on `edges`, each bin's share of
+    /// the population.
+    fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>>;
+}
+
+struct LifLimit {
+    solver: LifSolver,
+}
+
+impl Limit for LifLimit {
+    fn advance_to(&mut self, t: f64) {
+        self.solver.advance_to(t);
+    }
+    fn rates(&self) -> Vec<f64> {
+        self.solver.rates()
+    }
+    fn moments(&self) -> Vec<(f64, f64)> {
+        (0..self.solver.rates().len())
+            .map(|p| self.solver.moments(p))
+            .collect()
+    }
+    fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>> {
+        (0..self.solver.rates().len())
+            .map(|p| {
+                let d = rebin(self.solver.density(p), &self.solver.edges(p), edges);
+                vec![(d, 1.0)]
+            })
+            .collect()
+    }
+}
+
+struct EscapeLimit {
+    solver: EscapeSolver,
+    /// Groups per population (coordinate bins) and each group's share of its population.
+    bins: usize,
+    shares: Vec<Vec<f64>>,
+    edges: Vec<f64>,
+}
+
+impl Limit for EscapeLimit {
+    fn advance_to(&mut self, t: f64) {
+        self.solver.advance_to(t);
+    }
+    fn rates(&self) -> Vec<f64> {
+        let r = self.solver.rates();
+        self.shares
+            .iter()
+            .enumerate()
+            .map(|(p, s)| (0..self.bins).map(|c| s[c] * r[p * self.bins + c]).sum())
+            .collect()
+    }
+    fn moments(&self) -> Vec<(f64, f64)> {
+        self.shares
+            .iter()
+            .enumerate()
+            .map(|(p, s)| {
+                let (mut m1, mut m2) = (0.0, 0.0);
+                for (c, &w) in s.iter().enumerate() {
+                    let (m, v) = self.solver.moments(p * self.bins + c);
+                    m1 += w * m;
+                    m2 += w * (v + m * m);
+                }
+                (m1, m2 - m1 * m1)
+            })
+            .collect()
+    }
+    fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>> {
+        self.shares
+            .iter()
+            .enumerate()
+            .map(|(p, s)| {
+                (0..self.bins)
+                    .map(|c| {
+                        let d = rebin(self.solver.density(p * self.bins + c), &self.edges, edges);
+                        (d, s[c])
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+fn grid(config: &Config) -> (f64, f64, usize) {
+    let (hmin, hmax) = config
+        .histogram
+        .as_ref()
+        .map_or((-20.0, 20.0), |h| (h.v_min, h.v_max));
+    let mf = &config.raw.meanfield;
+    (
+        mf.v_min.unwrap_or(hmin - 20.0),
+        mf.v_max.unwrap_or(hmax + 20.0),
+        mf.cells as usize,
+    )
+}
+
+fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
+    let pops = config
+        .populations
+        .iter()
+        .map(|p| {
+            let b = &p.model.base;
+            lif::Population {
+                tau_m: b.tau_m,
+                e_l: b.e_l,
+                v_th: b.v_th,
+                v_reset: b.v_reset,
+                t_ref: f64::from(b.ref_steps) * config.dt,
+                i_e: b.i_e,
+                sigma: b.sigma,
+                rate_ext: b.poisson_rate / 1000.0,
+                j_ext: b.poisson_weight,
+            }
+        })
+        .collect();
+    let couplings = config
+        .projections
+        .iter()
+        .map(|proj| Coupling {
+            source: proj.source,
+            target: proj.target,
+            indegree: indegree(config, proj),
+            weight: proj.weight,
+            delay: f64::from(proj.delay_steps) * config.dt,
+        })
+        .collect();
+    let (v_min, _, cells) = grid(config);
+    let solver = LifSolver::new(pops, couplings, v_min, cells).map_err(|e| Error::Argument {
+        key: "meanfield".into(),
+        value: config.raw.meanfield.cells.to_string(),
+        reason: e,
+    })?;
+    Ok(LifLimit { solver })
+}
+
+/// Number of neurons of population `p` in each of `bins` coordinate bins.
+fn bin_counts(config: &Config, p: &Population, bins: usize) -> Vec<f64> {
+    let mut c = vec![0.0; bins];
+    for gid in p.gids() {
+        c[space::bin(p.coordinate(config.seed, gid), bins)] += 1.0;
+    }
+    c
+}
+
+fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
+    let any_kernel = config.projections.iter().any(|p| p.kernel.is_some());
+    let bins = match config.histogram.as_ref().map_or(1, |h| h.xi_bins) {
+        1 if any_kernel => config.raw.meanfield.xi_bins as usize,
+        b => b,
+    };
+    let counts: Vec<Vec<f64>> = config
+        .populations
+        .iter()
+        .map(|p| bin_counts(config, p, bins))
+        .collect();
+    let centre = |b: usize| [(b as f64 + 0.5) / bins as f64, 0.0];
+    let n_groups = config.populations.len() * bins;
+    let mut coupling = vec![vec![0.0; n_groups]; n_groups];
+    for proj in &config.projections {
+        let (p, q) = (proj.target, proj.source);
+        for c in 0..bins {
+            // Expected synapses onto a neuron at the centre of bin c from each source bin, times
+            // the mean weight there.
+            let kernel = |b: usize, use_it: bool| match &proj.kernel {
+                Some(k) if use_it => k.kernel.eval(k.geometry, centre(c), centre(b)),
+                _ => 1.0,
+            };
+            let prob = proj.kernel.as_ref().is_some_and(|k| k.probability);
+            let wker = proj.kernel.as_ref().is_some_and(|k| k.weight);
+            let reach: Vec<f64> = (0..bins).map(|b| counts[q][b] * kernel(b, prob)).collect();
+            let total: f64 = reach.iter().sum();
+            for b in 0..bins {
+                let synapses = match &proj.rule {
+                    ConnRule::Bernoulli { p, .. } => p * reach[b],
+                    ConnRule::FixedIndegree { indegree, .. } if total > 0.0 => {
+                        *indegree as f64 * reach[b] / total
+                    }
+                    _ => 0.0,
+                };
+                coupling[p * bins + c][q * bins + b] += synapses * proj.weight * kernel(b, wker);
+            }
+        }
+    }
+    let (v_min, v_max, cells) = grid(config);
+    let width = (v_max - v_min) / cells as f64;
+    let centres: Vec<f64> = (0..cells)
+        .map(|k| v_min + (k as f64 + 0.5) * width)
+        .collect();
+    let mut groups = Vec::new();
+    let mut initial = Vec::new();
+    for p in &config.populations {
+        let m = p.model.clone();
+        let b = &m.base;
+        let ext_drift = b.poisson_rate / 1000.0 * b.poisson_weight;
+        let ext_var = b.poisson_rate / 1000.0 * b.poisson_weight * b.poisson_weight;
+        let (lo, hi) = b.v_init;
+        let init: Vec<f64> = centres
+            .iter()
+            .map(|&v| {
+                let (a, z) = (v - 0.5 * width, v + 0.5 * width);
+                if hi > lo {
+                    (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
+                } else if a <= lo && lo < z {
+                    1.0 / width
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for _ in 0..bins {
+            let (md, mi) = (m.clone(), m.clone());
+            groups.push(Group {
+                drift: Box::new(move |v| md.intrinsic_drift(v, 0.0) + ext_drift),
+                intensity: Box::new(move |v| {
+                    intensity(mi.escape.as_ref().expect("escape family"), v) / 1000.0
+                }),
+                sigma: (b.sigma * b.sigma + ext_var).sqrt(),
+                v_reset: b.v_reset,
+            });
+            initial.push(init.clone());
+        }
+    }
+    let solver = EscapeSolver::new(
+        groups,
+        coupling,
+        Grid {
+            v_min,
+            v_max,
+            cells,
+        },
+        initial,
+    )
+    .map_err(|e| Error::Argument {
+        key: "meanfield".into(),
+        value: format!("[{v_min}, {v_max}] mV, {cells} cells"),
+        reason: e,
+    })?;
+    let shares = counts
+        .iter()
+        .zip(&config.populations)
+        .map(|(c, p)| c.iter().map(|&n| n / p.size as f64).collect())
+        .collect();
+    let edges = (0..=cells).map(|k| v_min + k as f64 * width).collect();
+    Ok(EscapeLimit {
+        solver,
+        bins,
+        shares,
+        edges,
+    })
+}
+
+/// Follows the limit over `[0, t_stop]` on the particle run's step, sampling as it would.
+fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
+    let n_pop = config.populations.len();
+    let n_bins = config.n_steps.div_ceil(config.rate_bin_steps) as usize;
+    let mut s = Series {
+        rate_sums: vec![vec![0.0; n_bins]; n_pop],
+        moment_times: Vec::new(),
+        means: vec![Vec::new(); n_pop],
+        variances: vec![Vec::new(); n_pop],
+        histogram_times: Vec::new(),
+        histograms: vec![Vec::new(); n_pop],
+        densities: vec![Vec::new(); n_pop],
+    };
+    let edges: Vec<f64> = config.histogram.as_ref().map_or(Vec::new(), |h| {
+        let w = (h.v_max - h.v_min) / h.bins as f64;
+        (0..=h.bins).map(|b| h.v_min + b as f64 * w).collect()
+    });
+    let xi_bins = config.histogram.as_ref().map_or(1, |h| h.xi_bins);
+    let sample = |b: u64, limit: &dyn Limit, s: &mut Series| {
+        let t = b as f64 * config.dt;
+        if config.moments.is_some_and(|m| m.fires(b)) {
+            s.moment_times.push(t);
+            for (p, (m, v)) in limit.moments().into_iter().enumerate() {
+                s.means[p].push(m);
+                s.variances[p].push(v);
+            }
+        }
+        if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
+            s.histogram_times.push(t);
+            for (p, parts) in limit.densities(&edges).into_iter().enumerate() {
+                let mut marginal = vec![0.0; h.bins];
+                for (d, share) in &parts {
+                    for (m, x) in marginal.iter_mut().zip(d) {
+                        *m += share * x;
+                    }
+                }
+                s.histograms[p].extend(marginal);
+                if xi_bins > 1 && parts.len() == xi_bins {
+                    // f(t, v, xi): each bin's density times its share, per unit xi.
+                    for (d, share) in &parts {
+                        s.densities[p].extend(d.iter().map(|x| x * share * xi_bins as f64));
+                    }
+                }
+            }
+        }
+    };
+    sample(0, limit, &mut s);
+    for n in 0..config.n_steps {
+        limit.advance_to((n + 1) as f64 * config.dt);
+        let bin = (n / config.rate_bin_steps) as usize;
+        for (p, r) in limit.rates().into_iter().enumerate() {
+            s.rate_sums[p][bin] += r * config.dt;
+        }
+        sample(n + 1, limit, &mut s);
+    }
+    s
+}
+
+/// The stationary state of the limit (a fresh solver run to its steady state).
+struct Stationary {
+    /// Per population [1/ms].
+    rates: Vec<f64>,
+    /// Per population and coordinate bin [1/ms] (escape noise; one bin for LIF).
+    by_bin: Vec<Vec<f64>>,
+    converged: bool,
+}
+
+fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
+    let t_max = 20_000.0;
+    Ok(match family {
+        Family::Lif => {
+            let mut l = lif_limit(config)?;
+            let converged = l.solver.steady_state(1e-6, t_max);
+            let rates = l.rates();
+            Stationary {
+                by_bin: rates.iter().map(|&r| vec![r]).collect(),
+                rates,
+                converged,
+            }
+        }
+        Family::Escape => {
+            let mut l = escape_limit(config)?;
+            let converged = l.solver.steady_state(1e-6, t_max);
+            let groups = l.solver.rates();
+            Stationary {
+                rates: l.rates(),
+                by_bin: groups.chunks(l.bins).map(<[f64]>::to_vec).collect(),
+                converged,
+            }
+        }
+    })
+}
+
+/// The self-consistent Siegert rates [1/ms] of a LIF network (damped fixed-point iteration
+/// of `r_p = siegert(mu_p(r), sigma_p(r))`), and whether the iteration converged.
+pub fn siegert_rates(config: &Config) -> (Vec<f64>, bool) {
+    let n = config.populations.len();
+    let mut r = vec![0.01; n];
+    for _ in 0..20_000 {
+        let mut next = vec![0.0; n];
+        for (p, pop) in config.populations.iter().enumerate() {
+            let b = &pop.model.base;
+            let (mut mu, mut var) = (
+                b.i_e + b.poisson_rate / 1000.0 * b.poisson_weight,
+                b.sigma * b.sigma + b.poisson_rate / 1000.0 * b.poisson_weight * b.poisson_weight,
+            );
+            for proj in config.projections.iter().filter(|x| x.target == p) {
+                let k = indegree(config, proj);
+                mu += k * proj.weight * r[proj.source];
+                var += k * proj.weight * proj.weight * r[proj.source];
+            }
+            next[p] = lif::siegert_rate(
+                b.e_l + b.tau_m * mu,
+                (var * b.tau_m).sqrt(),
+                b.tau_m,
+                b.v_th,
+                b.v_reset,
+                f64::from(b.ref_steps) * config.dt,
+            );
+        }
+        let change: f64 = next
+            .iter()
+            .zip(&r)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        for (x, y) in r.iter_mut().zip(&next) {
+            *x += 0.1 * (y - *x);
+        }
+        if change < 1e-12 {
+            return (r, true);
+        }
+    }
+    (r, false)
+}
+
+/// The balance rates [1/ms] of a LIF network: the rates at which the recurrent and external
+/// mean inputs cancel, `sum_q K_pq J_pq r_q + i_e_p + rate_ext_p J_ext_p = 0` (the leading
+/// order for large in-degrees with `J ~ 1/sqrt(K)`); `None` when the system is singular.
+pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
+    let n = config.populations.len();
+    let mut a = vec![vec![0.0; n + 1]; n];
+    for (p, pop) in config.populations.iter().enumerate() {
+        let b = &pop.model.base;
+        a[p][n] = -(b.i_e + b.poisson_rate / 1000.0 * b.poisson_weight);
+    }
+    for proj in &config.projections {
+        a[proj.target][proj.source] += indegree(config, proj) * proj.weight;
+    }
+    // Gaussian elimination with partial pivoting.
+    for col in 0..n {
+        let piv = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
+        if a[piv][col].abs() < 1e-300 {
+            return None;
+        }
+        a.swap(col, piv);
+        let pivot = a[col].clone();
+        for (row, r) in a.iter_mut().enumerate() {
+            if row != col {
+                let f = r[col] / pivot[col];
+                for (x, &y) in r[col..].iter_mut().zip(&pivot[col..]) {
+                    *x -= f * y;
+                }
+            }
+        }
+    }
+    Some((0..n).map(|i| a[i][n] / a[i][i]).collect())
+}
+
+/// Solves the limit of `config` and writes it to `path` (`.partial`, renamed when complete).
+pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
+    let family = family(config)?;
+    let series = match family {
+        Family::Lif => follow(config, &mut lif_limit(config)?),
+        Family::Escape => follow(config, &mut escape_limit(config)?),
+    };
+    let stationary = stationary(config, family)?;
+    let (siegert, balance) = match family {
+        Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
+        Family::Escape => (None, None),
+    };
+    crate::output::write_file(path, &SerialComm, |file, w| {
+        write(
+            file,
+            config,
+            family,
+            &series,
+            &stationary,
+            siegert.as_ref(),
+            balance.as_deref(),
+            w,
+        )
+    })?;
+    let mut out = format!(
+        "lapicque: wrote {} ({} limit, {} ms)\n",
+        path.display(),
+        match family {
+            Family::Lif => "threshold LIF Fokker-Planck",
+            Family::Escape => "escape-noise Fokker-Planck",
+        },
+        config.n_steps as f64 * config.dt
+    );
+    for (p, pop) in config.populations.iter().enumerate() {
+        let mean: f64 =
+            series.rate_sums[p].iter().sum::<f64>() / (config.n_steps as f64 * config.dt);
+        out += &format!(
+            "lapicque:   population {:<12} mean rate {:.3} Hz, stationary {:.3} Hz{}{}\n",
+            pop.name,
+            1000.0 * mean,
+            1000.0 * stationary.rates[p],
+            siegert.as_ref().map_or(String::new(), |(r, _)| format!(
+                ", Siegert {:.3} Hz",
+                1000.0 * r[p]
+            )),
+            balance.as_ref().map_or(String::new(), |r| format!(
+                ", balance {:.3} Hz",
+                1000.0 * r[p]
+            )),
+        );
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write(
+    file: &File,
+    config: &Config,
+    family: Family,
+    s: &Series,
+    stationary: &Stationary,
+    siegert: Option<&(Vec<f64>, bool)>,
+    balance: Option<&[f64]>,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let root: &hdf5::Location = file;
+    attr_str(root, "format", "lapicque")?;
+    attr(root, "format_version", crate::output::FORMAT_VERSION)?;
+    attr_str(root, "kind", "meanfield")?;
+    attr_str(root, "lapicque_version", env!("CARGO_PKG_VERSION"))?;
+    attr_str(root, "git_commit", crate::GIT_COMMIT)?;
+    attr_str(root, "config", &config.resolved_toml())?;
+    attr(root, "seed", config.seed)?;
+    attr(root, "n_neurons", config.n_neurons())?;
+    attr(root, "dt", config.dt)?;
+    attr(root, "t_stop", config.n_steps as f64 * config.dt)?;
+    let n_pop = config.populations.len();
+    let pops = file.create_group("populations")?;
+    for p in &config.populations {
+        let g = pops.create_group(&p.name)?;
+        attr(&g, "gid_start", p.gid_start)?;
+        attr(&g, "size", p.size)?;
+    }
+    let rates = file.create_group("rates")?;
+    let bin_ms = config.rate_bin_steps as f64 * config.dt;
+    let n_bins = s.rate_sums.first().map_or(0, Vec::len);
+    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * bin_ms).collect();
+    replicated(
+        &rates,
+        "time",
+        &starts,
+        &[n_bins],
+        "ms",
+        "start of each rate bin",
+        w,
+    )?;
+    attr(&rates, "bin_width", bin_ms)?;
+    let t_stop = config.n_steps as f64 * config.dt;
+    for (p, pop) in config.populations.iter().enumerate() {
+        let r: Vec<f64> = s.rate_sums[p]
+            .iter()
+            .enumerate()
+            .map(|(b, &x)| 1000.0 * x / (bin_ms.min(t_stop - b as f64 * bin_ms)))
+            .collect();
+        replicated(
+            &rates,
+            &pop.name,
+            &r,
+            &[n_bins],
+            "Hz",
+            "rate of the limit, averaged over each bin",
+            w,
+        )?;
+    }
+    let moments = file.create_group("moments")?;
+    let nt = s.moment_times.len();
+    replicated(
+        &moments,
+        "time",
+        &s.moment_times,
+        &[nt],
+        "ms",
+        "sample times",
+        w,
+    )?;
+    for (p, pop) in config.populations.iter().enumerate() {
+        let g = moments.create_group(&pop.name)?;
+        replicated(
+            &g,
+            "mean",
+            &s.means[p],
+            &[nt],
+            "mV",
+            "mean of V under the limit density",
+            w,
+        )?;
+        replicated(
+            &g,
+            "variance",
+            &s.variances[p],
+            &[nt],
+            "mV^2",
+            "variance of V under the limit density",
+            w,
+        )?;
+    }
+    if let Some(h) = &config.histogram {
+        let hist = file.create_group("histograms")?;
+        let nh = s.histogram_times.len();
+        replicated(
+            &hist,
+            "time",
+            &s.histogram_times,
+            &[nh],
+            "ms",
+            "sample times",
+            w,
+        )?;
+        let width = (h.v_max - h.v_min) / h.bins as f64;
+        let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
+        replicated(
+            &hist,
+            "edges",
+            &edges,
+            &[h.bins + 1],
+            "mV",
+            "bin edges of V",
+            w,
+        )?;
+        for (p, pop) in config.populations.iter().enumerate() {
+            replicated(
+                &hist,
+                &pop.name,
+                &s.histograms[p],
+                &[nh, h.bins],
+                "1/mV",
+                "limit density of V re-binned (mass-preserving) onto the edges",
+                w,
+            )?;
+        }
+        if h.xi_bins > 1 && s.densities.iter().all(|d| !d.is_empty()) {
+            let g = file.create_group("densities")?;
+            let xe: Vec<f64> = (0..=h.xi_bins)
+                .map(|b| b as f64 / h.xi_bins as f64)
+                .collect();
+            replicated(
+                &g,
+                "xi_edges",
+                &xe,
+                &[h.xi_bins + 1],
+                "1",
+                "bin edges of xi",
+                w,
+            )?;
+            for (p, pop) in config.populations.iter().enumerate() {
+                replicated(
+                    &g,
+                    &pop.name,
+                    &s.densities[p],
+                    &[nh, h.xi_bins, h.bins],
+                    "1/mV",
+                    "limit density f(t, v, xi)",
+                    w,
+                )?;
+            }
+        }
+    }
+    let mf = file.create_group("meanfield")?;
+    attr_str(
+        &mf,
+        "solver",
+        match family {
+            Family::Lif => "lif_fokker_planck",
+            Family::Escape => "escape_fokker_planck",
+        },
+    )?;
+    let (v_min, v_max, cells) = grid(config);
+    attr(&mf, "v_min", v_min)?;
+    attr(&mf, "v_max", v_max)?;
+    attr(&mf, "cells", cells as u64)?;
+    attr(&mf, "converged", u8::from(stationary.converged))?;
+    let hz = |r: &[f64]| r.iter().map(|x| 1000.0 * x).collect::<Vec<f64>>();
+    replicated(
+        &mf,
+        "stationary_rate",
+        &hz(&stationary.rates),
+        &[n_pop],
+        "Hz",
+        "stationary rate of the limit, per population (attribute converged)",
+        w,
+    )?;
+    let bins = stationary.by_bin.first().map_or(1, Vec::len);
+    replicated(
+        &mf,
+        "stationary_rate_by_bin",
+        &hz(&stationary.by_bin.concat()),
+        &[n_pop, bins],
+        "Hz",
+        "stationary rate per population and coordinate bin of [0, 1) (one bin without space)",
+        w,
+    )?;
+    if let Some((r, ok)) = siegert {
+        replicated(
+            &mf,
+            "siegert_rate",
+            &hz(r),
+            &[n_pop],
+            "Hz",
+            "self-consistent Siegert rates (diffusion approximation)",
+            w,
+        )?;
+        attr(&mf, "siegert_converged", u8::from(*ok))?;
+    }
+    if let Some(r) = balance {
+        replicated(&mf, "balance_rate", &hz(r), &[n_pop], "Hz", "rates at which recurrent and external mean inputs cancel (large in-degree balance equations)", w)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Re-binning keeps the mass of every overlap: a density uniform on [0, 2) re-binned onto
+    /// [-1, 0.5, 1.5, 3) gives masses 0.25, 0.5, 0.25.
+    #[test]
+    fn rebin_preserves_mass() {
+        let d = rebin(&[0.5, 0.5], &[0.0, 1.0, 2.0], &[-1.0, 0.5, 1.5, 3.0]);
+        let masses: Vec<f64> = d.iter().zip([1.5, 1.0, 1.5]).map(|(f, w)| f * w).collect();
+        assert_eq!(masses, [0.25, 0.5, 0.25]);
+    }
+
+    /// The balance rates solve the linear balance equations, written out by hand here:
+    /// E: 40 x 0.1 r_E - 10 x 0.9 r_I + 20 x 0.1 = 0, I: 40 x 0.1 r_E - 10 x 0.6 r_I + 10 x 0.1 = 0,
+    /// so r_I = 1/3 and r_E = 1/4 per ms.
+    #[test]
+    fn balance_rates_solve_the_balance_equations() {
+        let text = "[population.E]\nsize = 400\npoisson_rate = 20000.0\npoisson_weight = 0.1\n\
+            [population.I]\nsize = 100\npoisson_rate = 10000.0\npoisson_weight = 0.1\n\
+            [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\nindegree = 40\nweight = 0.1\ndelay = 1.0\n\
+            [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\nindegree = 10\nweight = -0.9\ndelay = 1.0\n\
+            [projection.EI]\nsource = \"E\"\ntarget = \"I\"\nrule = \"fixed_indegree\"\nindegree = 40\nweight = 0.1\ndelay = 1.0\n\
+            [projection.II]\nsource = \"I\"\ntarget = \"I\"\nrule = \"fixed_indegree\"\nindegree = 10\nweight = -0.6\ndelay = 1.0\n";
+        let c = Config::from_toml(text, &[]).unwrap();
+        let r = balance_rates(&c).unwrap();
+        assert!(
+            (r[0] - 0.25).abs() < 1e-12 && (r[1] - 1.0 / 3.0).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
+}

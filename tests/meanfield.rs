@@ -1,0 +1,231 @@
+//! `lapicque meanfield`: the limit of a configuration against the particle system and against
+//! independent theory; configurations without a limit are refused naming the feature; the
+//! limit file is read by `lapicque compare` and `scripts/plot.py` like a run.
+
+mod common;
+
+use hdf5::File;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+fn read(f: &File, name: &str) -> Vec<f64> {
+    f.dataset(name).unwrap().read_raw::<f64>().unwrap()
+}
+
+fn meanfield(config: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    let mut c = Command::new(common::binary());
+    c.args([
+        "meanfield",
+        config.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--force",
+    ]);
+    c.args(extra);
+    common::run_with_timeout(c, Duration::from_secs(300))
+}
+
+fn meanfield_ok(config: &Path, out: &Path, extra: &[&str]) {
+    let o = meanfield(config, out, extra);
+    assert!(
+        o.status.success(),
+        "meanfield failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// An escape-noise network of N = 10^4 neurons on the ring with a non-constant two-block
+/// kernel (connection probability 0.2 W(xi_i, xi_j), W = [[1, 0.2], [0.4, 0.6]]: the blocks
+/// differ, so their rates differ) and weights 8 mV / K (scaling inverse_k, K ~ 1100). The jump
+/// noise the limit drops is K w^2 nu ~ 1e-3 mV^2/ms against sigma^2 = 1, and delays do not
+/// change the stationary state, so the stationary rate of each block must be within 1% of the
+/// limit's. Statistics: ~5000 neurons x ~17 Hz x 1.7 s = 1.4e5 spikes per block, a relative
+/// standard error of about 0.3%.
+const BLOCKS: &str = r#"
+[simulation]
+dt = 0.1
+t_stop = 2000.0
+seed = 7
+[observables.moments]
+every = 0.0
+[observables.histogram]
+every = 100.0
+v_min = -10.0
+v_max = 20.0
+bins = 60
+[meanfield]
+xi_bins = 2
+[population.A]
+size = 10000
+tau_m = 20.0
+i_e = 0.5
+sigma = 1.0
+spike = "escape"
+escape = { kind = "exponential", rate = 10.0, theta = 10.0, delta = 2.0 }
+v_reset = 0.0
+t_ref = 0.0
+v_init_min = 0.0
+v_init_max = 10.0
+[projection.AA]
+source = "A"
+target = "A"
+rule = "bernoulli"
+p = 0.2
+kernel = { kind = "blocks", matrix = [[1.0, 0.2], [0.4, 0.6]] }
+weight = 8.0
+scaling = "inverse_k"
+delay = 1.0
+"#;
+
+#[test]
+fn particle_rates_per_block_match_the_limit_within_one_percent() {
+    let dir = common::scratch("meanfield_blocks");
+    let config = dir.join("blocks.toml");
+    std::fs::write(&config, BLOCKS).unwrap();
+    let (run, limit) = (dir.join("run.h5"), dir.join("limit.h5"));
+    meanfield_ok(&config, &limit, &[]);
+    common::run_ok(2, &config, &run, &[]);
+
+    let l = File::open(&limit).unwrap();
+    let theory = read(&l, "meanfield/stationary_rate_by_bin");
+    assert_eq!(theory.len(), 2);
+    let f = File::open(&run).unwrap();
+    let ids = f
+        .dataset("spikes/A/node_ids")
+        .unwrap()
+        .read_raw::<u64>()
+        .unwrap();
+    let times = read(&f, "spikes/A/timestamps");
+    let xi = read(&f, "state/xi");
+    let block = |gid: u64| ((xi[2 * gid as usize] * 2.0) as usize).min(1);
+    let (t0, t1) = (300.0, 2000.0);
+    let mut counts = [0.0f64; 2];
+    for (&g, &t) in ids.iter().zip(&times) {
+        if t > t0 {
+            counts[block(g)] += 1.0;
+        }
+    }
+    let mut sizes = [0.0f64; 2];
+    for g in 0..10_000 {
+        sizes[block(g)] += 1.0;
+    }
+    assert!(
+        (theory[0] - theory[1]).abs() > 0.05 * theory[1],
+        "the blocks must differ for the test to mean something: {theory:?}"
+    );
+    for b in 0..2 {
+        let rate = counts[b] / sizes[b] / ((t1 - t0) / 1000.0);
+        let err = rate / theory[b] - 1.0;
+        println!(
+            "block {b}: particle {rate:.4} Hz, limit {:.4} Hz ({:+.3}%)",
+            theory[b],
+            100.0 * err
+        );
+        assert!(err.abs() < 0.01, "block {b}: {rate} Hz vs {} Hz", theory[b]);
+    }
+    // The limit file is read like a run.
+    let o = common::run_with_timeout(
+        {
+            let mut c = Command::new(common::binary());
+            c.args(["compare", run.to_str().unwrap(), limit.to_str().unwrap()]);
+            c
+        },
+        Duration::from_secs(60),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The threshold-LIF limit of the smoke network: its stationary rate equals the
+/// self-consistent Siegert rate computed here with the independent `common::siegert`
+/// (diffusion approximation: mu = tau (i_e + sum K J r + rate_ext J_ext), sigma_V^2 = tau
+/// (sum K J^2 r + rate_ext J_ext^2)), and the time-averaged rate of the solved transient
+/// approaches it.
+#[test]
+fn lif_limit_is_the_self_consistent_siegert_rate() {
+    let dir = common::scratch("meanfield_lif");
+    let out = dir.join("smoke.h5");
+    let config = common::repo().join("configs/smoke.toml");
+    meanfield_ok(&config, &out, &["--set", "meanfield.cells=1000"]);
+    let f = File::open(&out).unwrap();
+    let stationary = read(&f, "meanfield/stationary_rate");
+    // The parameters, in-degrees and weights as written in configs/smoke.toml (E and I are
+    // alike there).
+    let text = std::fs::read_to_string(&config).unwrap();
+    let table: toml::Table = text.parse().unwrap();
+    let pe = &table["population"]["E"];
+    let num = |k: &str| pe[k].as_float().unwrap();
+    let (rate_ext, j_ext) = (num("poisson_rate") / 1000.0, num("poisson_weight"));
+    let (tau, theta, v_r, t_ref) = (num("tau_m"), num("v_th"), num("v_reset"), num("t_ref"));
+    let proj = &table["projection"];
+    let term = |name: &str| {
+        let p = &proj[name];
+        (
+            p["indegree"].as_integer().unwrap() as f64,
+            p["weight"].as_float().unwrap(),
+        )
+    };
+    let (ke, je) = term("EE");
+    let (ki, ji) = term("IE");
+    let mut r = 0.01;
+    for _ in 0..5000 {
+        let mu = tau * (ke * je * r + ki * ji * r + rate_ext * j_ext);
+        let var = tau * (ke * je * je * r + ki * ji * ji * r + rate_ext * j_ext * j_ext);
+        let next = common::siegert(mu, var.sqrt(), tau, theta, v_r, t_ref) / 1000.0;
+        r += 0.1 * (next - r);
+    }
+    for (p, &s) in stationary.iter().enumerate() {
+        let err = s / (1000.0 * r) - 1.0;
+        println!(
+            "population {p}: limit {s:.4} Hz, Siegert {:.4} Hz ({:+.4}%)",
+            1000.0 * r,
+            100.0 * err
+        );
+        assert!(err.abs() < 1e-3, "{s} vs {}", 1000.0 * r);
+    }
+    let kind = f
+        .attr("kind")
+        .unwrap()
+        .read_scalar::<hdf5::types::VarLenUnicode>();
+    assert_eq!(kind.unwrap().as_str(), "meanfield");
+}
+
+/// Configurations without a limit equation are refused with exit code 2 and one line naming
+/// the key of the feature.
+#[test]
+fn configs_without_a_limit_name_the_feature() {
+    let dir = common::scratch("meanfield_refused");
+    for (config, key) in [
+        ("multi_agent_labels", "aggregate.E_drive"),
+        ("balanced_kinetic", "aggregate.EE"),
+        ("strong_coupling", "aggregate.EE"),
+    ] {
+        let out = dir.join(format!("{config}.h5"));
+        let o = meanfield(
+            &common::repo().join(format!("configs/{config}.toml")),
+            &out,
+            &[],
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{config}: {err}");
+        assert_eq!(err.lines().count(), 1, "{config}: {err}");
+        assert!(
+            err.contains(key) && err.contains("no limit equation"),
+            "{config}: {err}"
+        );
+        assert!(!out.exists());
+    }
+    // A feature inside a population: labels (without aggregate terms).
+    let out = dir.join("labels.h5");
+    let o = meanfield(
+        &common::repo().join("configs/smoke.toml"),
+        &out,
+        &[
+            "--set",
+            "population.I.labels={efficacy=[1.0,0.5],rates=[[0.0,0.1],[0.1,0.0]]}",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("population.I.labels"), "{err}");
+}
