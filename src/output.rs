@@ -227,103 +227,25 @@ fn write_contents(
     }
 
     let rec = &run.recorder;
-    let rates = file.create_group("rates")?;
-    let n_bins = rec.rate_counts.first().map_or(0, Vec::len);
-    let bin_ms = rec.rate_bin_steps as f64 * config.dt;
-    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * bin_ms).collect();
-    replicated(
-        &rates,
-        "time",
-        &starts,
-        &[n_bins],
-        "ms",
-        "start of each rate bin",
+    let rates: Vec<Vec<f64>> = (0..config.populations.len())
+        .map(|i| rec.rates(i, config.dt, config.n_steps))
+        .collect();
+    write_sampled(
+        file,
+        config,
+        &Sampled {
+            rates: &rates,
+            bin_ms: rec.rate_bin_steps as f64 * config.dt,
+            moment_times: &rec.moment_times,
+            means: &rec.means,
+            variances: &rec.variances,
+            histogram_times: &rec.histogram_times,
+            histograms: &rec.histograms,
+            densities: &rec.densities,
+        },
         w,
     )?;
-    attr(&rates, "bin_width", bin_ms)?;
-    for (i, p) in config.populations.iter().enumerate() {
-        let r = rec.rates(i, config.dt, config.n_steps);
-        replicated(
-            &rates,
-            &p.name,
-            &r,
-            &[n_bins],
-            "Hz",
-            "population rate: spikes per neuron per second in each bin",
-            w,
-        )?;
-    }
-
-    let moments = file.create_group("moments")?;
-    let nt = rec.moment_times.len();
-    replicated(
-        &moments,
-        "time",
-        &rec.moment_times,
-        &[nt],
-        "ms",
-        "sample times",
-        w,
-    )?;
-    for (i, p) in config.populations.iter().enumerate() {
-        let g = moments.create_group(&p.name)?;
-        replicated(
-            &g,
-            "mean",
-            &rec.means[i],
-            &[nt],
-            "mV",
-            "population mean of V",
-            w,
-        )?;
-        replicated(
-            &g,
-            "variance",
-            &rec.variances[i],
-            &[nt],
-            "mV^2",
-            "population variance of V",
-            w,
-        )?;
-    }
-
-    let hist = file.create_group("histograms")?;
-    let nt = rec.histogram_times.len();
-    replicated(
-        &hist,
-        "time",
-        &rec.histogram_times,
-        &[nt],
-        "ms",
-        "sample times",
-        w,
-    )?;
-    if let Some(h) = &config.histogram {
-        let width = (h.v_max - h.v_min) / h.bins as f64;
-        let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
-        replicated(
-            &hist,
-            "edges",
-            &edges,
-            &[h.bins + 1],
-            "mV",
-            "bin edges of V",
-            w,
-        )?;
-        for (i, p) in config.populations.iter().enumerate() {
-            replicated(
-                &hist,
-                &p.name,
-                &rec.histograms[i],
-                &[nt, h.bins],
-                "1/mV",
-                "empirical density of V (time x bin); bins times width sum to the fraction of neurons inside [v_min, v_max)",
-                w,
-            )?;
-        }
-    }
-
-    write_densities(file, config, rec, w)?;
+    write_labels(file, config, rec, w)?;
     run.trees.write(file, config, comm, w)?;
     write_balance(file, config, run, w)?;
     write_statistics(file, config, comm, run)?;
@@ -496,18 +418,122 @@ fn write_spikes(
     Ok(())
 }
 
-/// `/densities/<pop>` (the extended density per coordinate bin, with `xi_bins > 1`) and
-/// `/labels/<pop>` (label histograms of the populations with labels), at the histogram times.
-fn write_densities(
+/// The time series every output has, a run's or the limit's, sampled on the configuration's
+/// schedules: rates per bin [Hz], moments of V, its density, and the extended density.
+pub(crate) struct Sampled<'a> {
+    /// Per population, one rate per bin [Hz].
+    pub rates: &'a [Vec<f64>],
+    /// Rate bin width [ms].
+    pub bin_ms: f64,
+    pub moment_times: &'a [f64],
+    pub means: &'a [Vec<f64>],
+    pub variances: &'a [Vec<f64>],
+    pub histogram_times: &'a [f64],
+    /// Per population, `bins` densities [1/mV] per sample.
+    pub histograms: &'a [Vec<f64>],
+    /// Per population, `xi_bins x bins` densities per sample (empty with `xi_bins = 1`).
+    pub densities: &'a [Vec<f64>],
+}
+
+/// Writes `/rates`, `/moments`, `/histograms` and (with `xi_bins > 1`) `/densities`.
+pub(crate) fn write_sampled(
     file: &File,
     config: &Config,
-    rec: &crate::observables::Recorder,
+    s: &Sampled,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
+    let rates = file.create_group("rates")?;
+    let n_bins = s.rates.first().map_or(0, Vec::len);
+    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * s.bin_ms).collect();
+    replicated(
+        &rates,
+        "time",
+        &starts,
+        &[n_bins],
+        "ms",
+        "start of each rate bin",
+        w,
+    )?;
+    attr(&rates, "bin_width", s.bin_ms)?;
+    for (i, p) in config.populations.iter().enumerate() {
+        replicated(
+            &rates,
+            &p.name,
+            &s.rates[i],
+            &[n_bins],
+            "Hz",
+            "population rate: spikes per neuron per second in each bin",
+            w,
+        )?;
+    }
+    let moments = file.create_group("moments")?;
+    let nt = s.moment_times.len();
+    replicated(
+        &moments,
+        "time",
+        s.moment_times,
+        &[nt],
+        "ms",
+        "sample times",
+        w,
+    )?;
+    for (i, p) in config.populations.iter().enumerate() {
+        let g = moments.create_group(&p.name)?;
+        replicated(
+            &g,
+            "mean",
+            &s.means[i],
+            &[nt],
+            "mV",
+            "population mean of V",
+            w,
+        )?;
+        replicated(
+            &g,
+            "variance",
+            &s.variances[i],
+            &[nt],
+            "mV^2",
+            "population variance of V",
+            w,
+        )?;
+    }
+    let hist = file.create_group("histograms")?;
+    let nt = s.histogram_times.len();
+    replicated(
+        &hist,
+        "time",
+        s.histogram_times,
+        &[nt],
+        "ms",
+        "sample times",
+        w,
+    )?;
     let Some(h) = &config.histogram else {
         return Ok(());
     };
-    let nt = rec.histogram_times.len();
+    let width = (h.v_max - h.v_min) / h.bins as f64;
+    let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
+    replicated(
+        &hist,
+        "edges",
+        &edges,
+        &[h.bins + 1],
+        "mV",
+        "bin edges of V",
+        w,
+    )?;
+    for (i, p) in config.populations.iter().enumerate() {
+        replicated(
+            &hist,
+            &p.name,
+            &s.histograms[i],
+            &[nt, h.bins],
+            "1/mV",
+            "empirical density of V (time x bin); bins times width sum to the fraction of neurons inside [v_min, v_max)",
+            w,
+        )?;
+    }
     if h.xi_bins > 1 {
         let g = file.create_group("densities")?;
         let edges: Vec<f64> = (0..=h.xi_bins)
@@ -526,7 +552,7 @@ fn write_densities(
             replicated(
                 &g,
                 &p.name,
-                &rec.densities[i],
+                &s.densities[i],
                 &[nt, h.xi_bins, h.bins],
                 "1/mV",
                 "extended density f(t, v, xi) (time x xi bin x V bin, V bins as /histograms/edges): the sum times the V bin width times 1/xi_bins is the fraction of neurons inside [v_min, v_max)",
@@ -534,6 +560,20 @@ fn write_densities(
             )?;
         }
     }
+    Ok(())
+}
+
+/// `/labels/<pop>`: label histograms of the populations with labels, at the histogram times.
+fn write_labels(
+    file: &File,
+    config: &Config,
+    rec: &crate::observables::Recorder,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let Some(h) = &config.histogram else {
+        return Ok(());
+    };
+    let nt = rec.histogram_times.len();
     let labelled: Vec<(usize, usize)> = config
         .populations
         .iter()

@@ -438,6 +438,14 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         (0..=h.bins).map(|b| h.v_min + b as f64 * w).collect()
     });
     let xi_bins = config.histogram.as_ref().map_or(1, |h| h.xi_bins);
+    let shares: Vec<Vec<f64>> = config
+        .populations
+        .iter()
+        .map(|p| {
+            let c = bin_counts(config, p, xi_bins);
+            c.iter().map(|n| n / p.size as f64).collect()
+        })
+        .collect();
     let sample = |b: u64, limit: &dyn Limit, s: &mut Series| {
         let t = b as f64 * config.dt;
         if config.moments.is_some_and(|m| m.fires(b)) {
@@ -456,13 +464,19 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
                         *m += share * x;
                     }
                 }
-                s.histograms[p].extend(marginal);
-                if xi_bins > 1 && parts.len() == xi_bins {
-                    // f(t, v, xi): each bin's density times its share, per unit xi.
-                    for (d, share) in &parts {
+                if xi_bins > 1 {
+                    // f(t, v, xi): each bin's density times its share, per unit xi; a limit
+                    // without space has the same density of V in every bin.
+                    for c in 0..xi_bins {
+                        let (d, share) = if parts.len() == xi_bins {
+                            (&parts[c].0, parts[c].1)
+                        } else {
+                            (&marginal, shares[p][c])
+                        };
                         s.densities[p].extend(d.iter().map(|x| x * share * xi_bins as f64));
                     }
                 }
+                s.histograms[p].extend(marginal);
             }
         }
     };
@@ -671,130 +685,33 @@ fn write(
         attr(&g, "gid_start", p.gid_start)?;
         attr(&g, "size", p.size)?;
     }
-    let rates = file.create_group("rates")?;
     let bin_ms = config.rate_bin_steps as f64 * config.dt;
-    let n_bins = s.rate_sums.first().map_or(0, Vec::len);
-    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * bin_ms).collect();
-    replicated(
-        &rates,
-        "time",
-        &starts,
-        &[n_bins],
-        "ms",
-        "start of each rate bin",
-        w,
-    )?;
-    attr(&rates, "bin_width", bin_ms)?;
     let t_stop = config.n_steps as f64 * config.dt;
-    for (p, pop) in config.populations.iter().enumerate() {
-        let r: Vec<f64> = s.rate_sums[p]
-            .iter()
-            .enumerate()
-            .map(|(b, &x)| 1000.0 * x / (bin_ms.min(t_stop - b as f64 * bin_ms)))
-            .collect();
-        replicated(
-            &rates,
-            &pop.name,
-            &r,
-            &[n_bins],
-            "Hz",
-            "rate of the limit, averaged over each bin",
-            w,
-        )?;
-    }
-    let moments = file.create_group("moments")?;
-    let nt = s.moment_times.len();
-    replicated(
-        &moments,
-        "time",
-        &s.moment_times,
-        &[nt],
-        "ms",
-        "sample times",
+    let rates: Vec<Vec<f64>> = s
+        .rate_sums
+        .iter()
+        .map(|sums| {
+            sums.iter()
+                .enumerate()
+                .map(|(b, &x)| 1000.0 * x / bin_ms.min(t_stop - b as f64 * bin_ms))
+                .collect()
+        })
+        .collect();
+    crate::output::write_sampled(
+        file,
+        config,
+        &crate::output::Sampled {
+            rates: &rates,
+            bin_ms,
+            moment_times: &s.moment_times,
+            means: &s.means,
+            variances: &s.variances,
+            histogram_times: &s.histogram_times,
+            histograms: &s.histograms,
+            densities: &s.densities,
+        },
         w,
     )?;
-    for (p, pop) in config.populations.iter().enumerate() {
-        let g = moments.create_group(&pop.name)?;
-        replicated(
-            &g,
-            "mean",
-            &s.means[p],
-            &[nt],
-            "mV",
-            "mean of V under the limit density",
-            w,
-        )?;
-        replicated(
-            &g,
-            "variance",
-            &s.variances[p],
-            &[nt],
-            "mV^2",
-            "variance of V under the limit density",
-            w,
-        )?;
-    }
-    if let Some(h) = &config.histogram {
-        let hist = file.create_group("histograms")?;
-        let nh = s.histogram_times.len();
-        replicated(
-            &hist,
-            "time",
-            &s.histogram_times,
-            &[nh],
-            "ms",
-            "sample times",
-            w,
-        )?;
-        let width = (h.v_max - h.v_min) / h.bins as f64;
-        let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
-        replicated(
-            &hist,
-            "edges",
-            &edges,
-            &[h.bins + 1],
-            "mV",
-            "bin edges of V",
-            w,
-        )?;
-        for (p, pop) in config.populations.iter().enumerate() {
-            replicated(
-                &hist,
-                &pop.name,
-                &s.histograms[p],
-                &[nh, h.bins],
-                "1/mV",
-                "limit density of V re-binned (mass-preserving) onto the edges",
-                w,
-            )?;
-        }
-        if h.xi_bins > 1 && s.densities.iter().all(|d| !d.is_empty()) {
-            let g = file.create_group("densities")?;
-            let xe: Vec<f64> = (0..=h.xi_bins)
-                .map(|b| b as f64 / h.xi_bins as f64)
-                .collect();
-            replicated(
-                &g,
-                "xi_edges",
-                &xe,
-                &[h.xi_bins + 1],
-                "1",
-                "bin edges of xi",
-                w,
-            )?;
-            for (p, pop) in config.populations.iter().enumerate() {
-                replicated(
-                    &g,
-                    &pop.name,
-                    &s.densities[p],
-                    &[nh, h.xi_bins, h.bins],
-                    "1/mV",
-                    "limit density f(t, v, xi)",
-                    w,
-                )?;
-            }
-        }
-    }
     let mf = file.create_group("meanfield")?;
     attr_str(
         &mf,
