@@ -192,6 +192,9 @@ pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
     let comm = crate::comm::SerialComm;
     let text = read_config_everywhere(&args.config.config, &comm)?;
     let config = Config::from_toml(&text, &args.config.set)?;
+    if args.balance {
+        return crate::meanfield::run::balance_report(&config);
+    }
     let path = args.output.clone().unwrap_or_else(|| {
         let p = PathBuf::from(&config.raw.output.path);
         p.with_extension("meanfield.h5")

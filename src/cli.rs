@@ -38,6 +38,10 @@ pub struct MeanfieldArgs {
     /// Replace the output file if it exists.
     #[arg(long)]
     pub force: bool,
+    /// Print the balance equations' solution (balance voltages of chemical coupling, balance
+    /// rates of LIF networks) instead of solving and writing the limit.
+    #[arg(long)]
+    pub balance: bool,
 }
 
 #[derive(Args, Debug)]

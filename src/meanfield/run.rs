@@ -764,6 +764,107 @@ fn write(
     Ok(())
 }
 
+/// The balance voltages of separable chemical coupling: as the coupling grows, each targeted
+/// population collapses onto the potential `x_p` where its chemical inputs cancel,
+///
+/// ```text
+/// sum_t J_t K_t S_t (x_p - v_t) = 0,   S_t = n_q s_t(x_q)
+/// ```
+///
+/// (terms `t` from population `q` onto `p`, reversal `v_t`, `K_t` the kernel's mean, every
+/// source neuron at its population's balance voltage), a fixed point found by damped iteration.
+/// `None` for populations that no chemical term reaches; an error names a term whose `s` or
+/// efficacy weighting the fixed point does not cover.
+pub fn balance_voltages(config: &Config) -> Result<Vec<Option<f64>>, Error> {
+    use crate::aggregate::{AggregateKind, RawS};
+    let terms: Vec<_> = config
+        .aggregates
+        .iter()
+        .filter(|a| a.kind == AggregateKind::Chemical)
+        .collect();
+    for t in &terms {
+        if t.efficacy || t.target_efficacy {
+            return Err(no_limit(
+                format!("aggregate.{}.efficacy", t.name),
+                "balance voltages with label-weighted coupling",
+            ));
+        }
+        if matches!(t.s, RawS::Intensity | RawS::Spikes) {
+            return Err(no_limit(
+                format!("aggregate.{}.s", t.name),
+                "balance voltages with s = intensity or spikes",
+            ));
+        }
+    }
+    let n = config.populations.len();
+    let reached: Vec<bool> = (0..n)
+        .map(|p| terms.iter().any(|t| t.target == p))
+        .collect();
+    let mut x: Vec<f64> = config
+        .populations
+        .iter()
+        .map(|p| 0.5 * (p.model.base.v_init.0 + p.model.base.v_init.1))
+        .collect();
+    let s_of = |t: &crate::aggregate::Aggregate, v: f64| match &t.s {
+        RawS::One => 1.0,
+        RawS::Potential => v,
+        RawS::Sigmoid { theta, delta, max } => max / (1.0 + (-(v - theta) / delta).exp()),
+        RawS::Intensity | RawS::Spikes => unreachable!("refused above"),
+    };
+    for _ in 0..100_000 {
+        let mut change: f64 = 0.0;
+        for p in (0..n).filter(|&p| reached[p]) {
+            let (mut num, mut den) = (0.0, 0.0);
+            for t in terms.iter().filter(|t| t.target == p) {
+                let kmean = t.kernel.iter().sum::<f64>() / t.kernel.len() as f64;
+                let g =
+                    t.j * kmean * config.populations[t.source].size as f64 * s_of(t, x[t.source]);
+                num += g * t.reversal;
+                den += g;
+            }
+            if den.abs() > 0.0 {
+                let next = num / den;
+                change = change.max((next - x[p]).abs());
+                x[p] += 0.2 * (next - x[p]);
+            }
+        }
+        if change < 1e-13 {
+            break;
+        }
+    }
+    Ok((0..n).map(|p| reached[p].then_some(x[p])).collect())
+}
+
+/// `lapicque meanfield --balance`: the balance rates of a LIF network (where it has a limit)
+/// and the balance voltages of chemical coupling, as text.
+pub fn balance_report(config: &Config) -> Result<String, Error> {
+    let mut out = String::new();
+    let voltages = balance_voltages(config)?;
+    let lif = config.aggregates.is_empty() && family(config).ok() == Some(Family::Lif);
+    let rates = if lif { balance_rates(config) } else { None };
+    if voltages.iter().all(Option::is_none) && rates.is_none() {
+        return Err(no_limit(
+            "aggregate".into(),
+            if lif {
+                "the balance equations of this LIF network are singular (populations with identical input)"
+            } else {
+                "balance equations need chemical aggregate coupling or a threshold-LIF network"
+            },
+        ));
+    }
+    for (p, pop) in config.populations.iter().enumerate() {
+        out += &format!("population {:<12}", pop.name);
+        if let Some(v) = voltages[p] {
+            out += &format!(" balance voltage {v:.6} mV");
+        }
+        if let Some(r) = &rates {
+            out += &format!(" balance rate {:.4} Hz", 1000.0 * r[p]);
+        }
+        out += "\n";
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
