@@ -242,6 +242,9 @@ pub struct Aggregates {
     /// Whether a local neuron spiked in the previous step.
     spiked: Vec<bool>,
     escape: Vec<Option<crate::config::RawEscape>>,
+    /// The input of the last step summed over each target population's local neurons,
+    /// positive and negative contributions apart [mV/ms, fixed point]: `2 p` and `2 p + 1`.
+    balance: Vec<i128>,
 }
 
 impl Aggregates {
@@ -288,8 +291,15 @@ impl Aggregates {
             counts,
             label_pops,
             buf: Vec::new(),
+            balance: vec![0; 2 * pops.len()],
             spiked: vec![false; (local.end - local.start) as usize],
         }
+    }
+
+    /// The aggregate input of the last step per target population, summed over the local
+    /// neurons: (positive, negative) parts at `2 p`, `2 p + 1` [mV/ms, fixed point].
+    pub fn balance(&self) -> &[i128] {
+        &self.balance
     }
 
     /// Whether a step needs the all-reduce at all.
@@ -340,6 +350,7 @@ impl Aggregates {
         c.fill(0.0);
         jump.fill(0.0);
         slope.fill(0.0);
+        self.balance.fill(0);
         if self.is_empty() {
             return;
         }
@@ -410,23 +421,35 @@ impl Aggregates {
             for &(i, cb) in tgt {
                 let (ks, kn, kd) = field[cb];
                 let e = if t.target_efficacy { efficacy[i] } else { 1.0 };
-                match t.kind {
+                // The input this term gives [mV/ms] (at the start of the step; jumps per dt).
+                let input = match t.kind {
                     AggregateKind::Electrical => {
                         c[i] += e * t.j * kn;
                         a[i] += e * t.j * ks;
                         slope[i] += e * t.j * kd;
+                        e * t.j * (ks - kn * v[i])
                     }
                     AggregateKind::Chemical => {
                         c[i] += e * t.j * ks;
                         a[i] += e * t.j * ks * t.reversal;
+                        e * t.j * ks * (t.reversal - v[i])
                     }
-                    AggregateKind::Current => a[i] += e * t.j * ks,
-                    AggregateKind::Jump => jump[i] += e * t.j * ks,
+                    AggregateKind::Current => {
+                        a[i] += e * t.j * ks;
+                        e * t.j * ks
+                    }
+                    AggregateKind::Jump => {
+                        jump[i] += e * t.j * ks;
+                        e * t.j * ks / dt
+                    }
                     AggregateKind::Poisson => {
                         let count = poisson_count(ks * dt / 1000.0, &mut rngs[i]);
                         jump[i] += e * t.j * f64::from(count);
+                        e * t.j * f64::from(count) / dt
                     }
-                }
+                };
+                let side = 2 * t.target + usize::from(input < 0.0);
+                self.balance[side] += fixed(input);
             }
         }
         for ((p, _, size), x) in self.label_pops.iter().zip(&self.buf[pos..]) {

@@ -364,6 +364,21 @@ fn write_contents(
         w,
     )?;
     attr(&obs, "v_samples", rec.v_samples)?;
+    // i128 sums as (low, high) 64-bit words.
+    let words: Vec<u64> = rec
+        .aggregate_balance
+        .iter()
+        .flat_map(|&x| [x as u64, (x >> 64) as u64])
+        .collect();
+    replicated(
+        &obs,
+        "aggregate_balance",
+        &words,
+        &[words.len()],
+        "",
+        "aggregate input sums (fixed point, 2^-32 mV/ms) as low and high 64-bit words",
+        w,
+    )?;
 
     // Per-neuron accumulators of the spike statistics, by gid, and the snapshots so far.
     let acc = file.create_group("accumulators")?;
@@ -542,6 +557,13 @@ fn read_contents(
         rest = tail;
     }
     rec.balance_events = obs.dataset("balance_events")?.read_raw()?;
+    let words: Vec<u64> = obs.dataset("aggregate_balance")?.read_raw()?;
+    if words.len() != 2 * rec.aggregate_balance.len() {
+        return Err("the aggregate balance has a different shape".into());
+    }
+    for (x, pair) in rec.aggregate_balance.iter_mut().zip(words.chunks_exact(2)) {
+        *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
+    }
     rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
     let acc = file.group("accumulators")?;
     let snapshots = file.group("snapshots")?;

@@ -83,6 +83,10 @@ pub struct Recorder {
     pub balance_events: Vec<u64>,
     /// The local events not yet reduced, same shape.
     pending_balance: Vec<u64>,
+    /// Aggregate input per population, balance bin and sign (positive, negative), summed over
+    /// neurons and steps [mV/ms, fixed point], global; empty without aggregate terms.
+    pub aggregate_balance: Vec<i128>,
+    pending_aggregate: Vec<i128>,
     balance: Option<Schedule>,
     stats: StatisticsSpec,
     /// Per local neuron accumulators for the spike statistics and snapshots.
@@ -136,9 +140,16 @@ impl Recorder {
         let n_bins = config.n_steps.div_ceil(config.rate_bin_steps) as usize;
         let n_local = (local.end - local.start) as usize;
         let balance_len = config.projections.len() * balance_bins(config.balance);
+        let agg_len = if config.aggregates.is_empty() {
+            0
+        } else {
+            2 * n_pop * balance_bins(config.balance)
+        };
         Recorder {
             balance_events: vec![0; balance_len],
             pending_balance: vec![0; balance_len],
+            aggregate_balance: vec![0; agg_len],
+            pending_aggregate: vec![0; agg_len],
             balance: config.balance,
             stats: config.statistics,
             neurons: PerNeuron {
@@ -219,6 +230,38 @@ impl Recorder {
         for (k, &e) in per_projection.iter().enumerate() {
             self.pending_balance[k * n_bins + bin] += e;
         }
+    }
+
+    /// Adds the aggregate input of step `step` (per population, positive and negative parts,
+    /// summed over the local neurons, as [`crate::aggregate::Aggregates::balance`]).
+    pub fn count_aggregate(&mut self, step: u64, parts: &[i128]) {
+        let Some(b) = self.balance else { return };
+        if self.pending_aggregate.is_empty() || step < b.start || step >= b.stop {
+            return;
+        }
+        let n_bins = balance_bins(self.balance);
+        let bin = ((step - b.start) / b.every) as usize;
+        for (p, pair) in parts.chunks_exact(2).enumerate() {
+            self.pending_aggregate[(p * n_bins + bin) * 2] += pair[0];
+            self.pending_aggregate[(p * n_bins + bin) * 2 + 1] += pair[1];
+        }
+    }
+
+    /// The mean aggregate input per neuron of population `p` in each balance bin [mV/ms]: the
+    /// positive (`negative = false`) or negative part.
+    pub fn aggregate_input(&self, p: usize, negative: bool) -> Vec<f64> {
+        let n_bins = balance_bins(self.balance);
+        let (Some(b), false) = (self.balance, self.aggregate_balance.is_empty()) else {
+            return vec![0.0; n_bins];
+        };
+        (0..n_bins)
+            .map(|bin| {
+                let first = b.start + bin as u64 * b.every;
+                let steps = (b.stop - first).min(b.every) as f64;
+                let sum = self.aggregate_balance[(p * n_bins + bin) * 2 + usize::from(negative)];
+                unfixed(sum) / (self.sizes[p] as f64 * steps)
+            })
+            .collect()
     }
 
     /// Updates the inter-spike intervals with the local spikes of step `step` (gids
@@ -436,6 +479,17 @@ impl Recorder {
                 .balance_events
                 .iter_mut()
                 .zip(&mut self.pending_balance)
+            {
+                *g += *l;
+                *l = 0;
+            }
+        }
+        if !self.pending_aggregate.is_empty() {
+            comm.sum_i128(&mut self.pending_aggregate);
+            for (g, l) in self
+                .aggregate_balance
+                .iter_mut()
+                .zip(&mut self.pending_aggregate)
             {
                 *g += *l;
                 *l = 0;

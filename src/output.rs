@@ -630,8 +630,17 @@ fn write_balance(
     replicated(&g, "time", &starts, &[n_bins], "ms", "start of each bin", w)?;
     attr(&g, "bin_width", bin_ms)?;
     for (p, pop) in config.populations.iter().enumerate() {
-        let exc = rec.balance_input(config, p, |w| w > 0.0);
-        let inh = rec.balance_input(config, p, |w| w < 0.0);
+        let add = |x: Vec<f64>, y: Vec<f64>| -> Vec<f64> {
+            x.iter().zip(&y).map(|(a, b)| a + b).collect()
+        };
+        let exc = add(
+            rec.balance_input(config, p, |w| w > 0.0),
+            rec.aggregate_input(p, false),
+        );
+        let inh = add(
+            rec.balance_input(config, p, |w| w < 0.0),
+            rec.aggregate_input(p, true),
+        );
         let m = &pop.model.base;
         let ext = vec![m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight; n_bins];
         let net: Vec<f64> = (0..n_bins).map(|k| exc[k] + inh[k] + ext[k]).collect();
@@ -640,12 +649,12 @@ fn write_balance(
             (
                 "excitatory",
                 &exc,
-                "mean recurrent input through positive weights, by the bin of the spike's emission",
+                "mean recurrent input through positive weights, by the bin of the spike's emission, plus the positive aggregate input (per neuron and term, at the start of each step)",
             ),
             (
                 "inhibitory",
                 &inh,
-                "mean recurrent input through negative weights, by the bin of the spike's emission",
+                "mean recurrent input through negative weights, by the bin of the spike's emission, plus the negative aggregate input (per neuron and term, at the start of each step)",
             ),
             (
                 "external",

@@ -409,6 +409,9 @@ pub fn run(
                     },
                     &mut label_x,
                 );
+                state
+                    .recorder
+                    .count_aggregate(n, state.aggregates.balance());
             }
             let input = state.ring.slot_mut(n);
             let input_i = match state.ring_i.as_mut() {

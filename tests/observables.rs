@@ -296,3 +296,48 @@ fn extended_density_and_label_histograms_match_the_final_state() {
         );
     }
 }
+
+/// The balance diagnostics include aggregate input: for population A under chemical coupling
+/// from B (`s = 1`: drift `J1 n_B (v_rev - V)`, positive while V < v_rev) and a negative
+/// constant current from B (`J2 n_B`, J2 < 0), the excitatory input of each balance bin equals
+/// `J1 n_B (v_rev - m)`, m the mean of A's potentials at the starts of the bin's steps (from
+/// the moments, sampled every step), and the inhibitory input equals `J2 n_B` (both per
+/// neuron and averaged over the bin), to round-off of the fixed-point sums.
+#[test]
+fn balance_includes_aggregate_input() {
+    use lapicque::comm::SerialComm;
+    use lapicque::config::Config;
+    use lapicque::progress::Progress;
+    use lapicque::simulation;
+    let text = "[simulation]\nt_stop = 50.0\n[observables.moments]\nevery = 0.1\n\
+        [observables.balance]\nevery = 10.0\n[observables.histogram]\nevery = 0.0\n\
+        [population.A]\nsize = 50\nmodel = \"linear\"\na = 0.5\nc = 0.1\nsigma = 1.0\nspike = \"none\"\nv_th = 1000.0\nv_init_min = 0.0\nv_init_max = 5.0\n\
+        [population.B]\nsize = 30\nmodel = \"perfect\"\nspike = \"none\"\nv_th = 1000.0\n\
+        [aggregate.chem]\nsource = \"B\"\ntarget = \"A\"\nkind = \"chemical\"\nj0 = 0.02\nreversal = 20.0\ns = { kind = \"one\" }\n\
+        [aggregate.cur]\nsource = \"B\"\ntarget = \"A\"\nkind = \"current\"\nj0 = -0.05\ns = { kind = \"one\" }\n";
+    let config = Config::from_toml(text, &[]).unwrap();
+    let control = simulation::Control::uninterrupted(Path::new("agg_balance.checkpoint.h5"));
+    let r = simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).unwrap();
+    let rec = &r.recorder;
+    // J = j0 n^(alpha - 1) with alpha = 0: J n_B = j0.
+    let (j1n, j2n) = (0.02, -0.05);
+    let exc = rec.aggregate_input(0, false);
+    let inh = rec.aggregate_input(0, true);
+    assert_eq!(exc.len(), 5);
+    for bin in 0..5 {
+        // Boundaries 100 bin .. 100 bin + 99 (the step starts), moments every step.
+        let m: f64 = rec.means[0][100 * bin..100 * bin + 100].iter().sum::<f64>() / 100.0;
+        let want = j1n * (20.0 - m);
+        assert!(
+            (exc[bin] - want).abs() < 1e-7,
+            "bin {bin}: {} vs {want}",
+            exc[bin]
+        );
+        assert!(
+            (inh[bin] - j2n).abs() < 1e-7,
+            "bin {bin}: {} vs {j2n}",
+            inh[bin]
+        );
+    }
+    assert!(rec.aggregate_input(1, false).iter().all(|&x| x == 0.0));
+}
