@@ -256,42 +256,7 @@ impl TreeRecorder {
         if !self.trees.is_empty() {
             let group = file.create_group("trees")?;
             for tree in &self.trees {
-                let spec = &tree.spec;
-                let g = group.create_group(&spec.name)?;
-                let n = tree.times.len();
-                replicated(&g, "time", &tree.times, &[n], "ms", "sample times", w)?;
-                replicated(
-                    &g,
-                    "value",
-                    &tree.values,
-                    &[n],
-                    &spec.units(),
-                    "(1/N) sum over all index tuples (i_0, ..., i_{m-1}) of the product of \
-                     w_{i_a i_c} over the tree's edges (a parent of c; w_ij: summed weights of \
-                     the synapses j -> i in the chosen projections) and of the test functions \
-                     phi_a(V_{i_a}) over its vertices; unit: mV per edge times the functions' units",
-                    w,
-                )?;
-                let parents: Vec<i64> = spec
-                    .parents
-                    .iter()
-                    .map(|p| p.map_or(-1, |p| p as i64))
-                    .collect();
-                g.new_attr::<i64>()
-                    .shape([parents.len()])
-                    .create("parents")?
-                    .write_raw(&parents)?;
-                let functions = spec
-                    .functions
-                    .iter()
-                    .map(|f| crate::output::text(&f.to_string()))
-                    .collect::<hdf5::Result<Vec<VarLenUnicode>>>()?;
-                g.new_attr::<VarLenUnicode>()
-                    .shape([functions.len()])
-                    .create("functions")?
-                    .write_raw(&functions)?;
-                crate::output::attr_str(&g, "shape", shape_name(spec))?;
-                crate::output::attr_str(&g, "projections", &names(&spec.projections))?;
+                write_tree(&group, config, &tree.spec, &tree.times, &tree.values, w)?;
             }
         }
         if let Some(pair) = &self.pair {
@@ -456,6 +421,58 @@ fn vertex_terms(
         }
     }
     u
+}
+
+/// `/trees/<name>`: the sample times and values of one tree observable with its description
+/// (a run's, or the mean-field limit's).
+pub(crate) fn write_tree(
+    group: &hdf5::Group,
+    config: &Config,
+    spec: &TreeSpec,
+    times: &[f64],
+    values: &[f64],
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let g = group.create_group(&spec.name)?;
+    let n = times.len();
+    replicated(&g, "time", times, &[n], "ms", "sample times", w)?;
+    replicated(
+        &g,
+        "value",
+        values,
+        &[n],
+        &spec.units(),
+        "(1/N) sum over all index tuples (i_0, ..., i_{m-1}) of the product of \
+         w_{i_a i_c} over the tree's edges (a parent of c; w_ij: summed weights of \
+         the synapses j -> i in the chosen projections) and of the test functions \
+         phi_a(V_{i_a}) over its vertices; unit: mV per edge times the functions' units",
+        w,
+    )?;
+    let parents: Vec<i64> = spec
+        .parents
+        .iter()
+        .map(|p| p.map_or(-1, |p| p as i64))
+        .collect();
+    g.new_attr::<i64>()
+        .shape([parents.len()])
+        .create("parents")?
+        .write_raw(&parents)?;
+    let functions = spec
+        .functions
+        .iter()
+        .map(|f| crate::output::text(&f.to_string()))
+        .collect::<hdf5::Result<Vec<VarLenUnicode>>>()?;
+    g.new_attr::<VarLenUnicode>()
+        .shape([functions.len()])
+        .create("functions")?
+        .write_raw(&functions)?;
+    crate::output::attr_str(&g, "shape", shape_name(spec))?;
+    let names: Vec<&str> = spec
+        .projections
+        .iter()
+        .map(|&k| config.projections[k].name.as_str())
+        .collect();
+    crate::output::attr_str(&g, "projections", &names.join(","))
 }
 
 /// `out(i) += sum_j w_ij u(j)` for the local targets `i`, `u` indexed by gid: projection by

@@ -20,6 +20,7 @@
 use super::escape::{EscapeSolver, Grid, Group};
 use super::lif::{self, Coupling, LifSolver};
 use crate::comm::SerialComm;
+use crate::config::trees::{TestFunction, TreeSpec};
 use crate::config::{
     Config, ConnRule, ModelKind, NoiseKind, Population, Projection, SpikeRule, SynapseKind,
 };
@@ -135,6 +136,8 @@ struct Series {
     histogram_times: Vec<f64>,
     histograms: Vec<Vec<f64>>,
     densities: Vec<Vec<f64>>,
+    /// Per tree observable: sample times [ms] and values.
+    trees: Vec<(Vec<f64>, Vec<f64>)>,
 }
 
 /// The mass of a piecewise-constant density (`density` [1/mV] on cells with edges `from`)
@@ -173,10 +176,68 @@ trait Limit {
     /// Per population and coordinate bin: the density [1/mV] on `edges`, each bin's share of
     /// the population.
     fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>>;
+    /// Groups of neurons the limit resolves (populations, or populations x coordinate bins).
+    fn groups(&self) -> usize;
+    /// The fraction of all neurons in group `g`.
+    fn share(&self, g: usize) -> f64;
+    /// The expected summed weight onto a neuron of each group from each group through
+    /// projection `k` [mV].
+    fn coupling(&self, k: usize) -> &[Vec<f64>];
+    /// The mean of the test function `phi` over the neurons of group `g` (`dt`: the particle
+    /// step, for `spike`, which is 1/dt in a step with a spike).
+    fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64;
+}
+
+/// `phi` at potential `v`, for the test functions that depend on V alone; `nu` [1/ms] is the
+/// escape intensity there (`spike` counts `1 - exp(-nu dt)` spikes per step).
+fn phi_at(phi: TestFunction, v: f64, nu: f64, dt: f64) -> f64 {
+    match phi {
+        TestFunction::Spike => -(-nu * dt).exp_m1() / dt,
+        TestFunction::Intensity => nu,
+        _ => phi.eval(v, false, 0.0, 0.0),
+    }
+}
+
+/// The value of a tree observable under the limit: with groups independent and large, the
+/// message of vertex `a` to a neuron of group `g` is `E_g[phi_a] prod_(c child of a)
+/// sum_h W_(g h) m_c(h)` (W the expected summed weight through the tree's projections) and the
+/// value is `sum_g share_g m_root(g)`, the limit of the exact sum over index tuples.
+fn tree_value(limit: &dyn Limit, spec: &TreeSpec, dt: f64) -> f64 {
+    let n = limit.groups();
+    let mut w = vec![vec![0.0; n]; n];
+    for &k in &spec.projections {
+        for (row, r) in w.iter_mut().zip(limit.coupling(k)) {
+            for (x, y) in row.iter_mut().zip(r) {
+                *x += y;
+            }
+        }
+    }
+    let children = spec.children();
+    let mut messages: Vec<Vec<f64>> = vec![Vec::new(); spec.parents.len()];
+    for a in (0..spec.parents.len()).rev() {
+        messages[a] = (0..n)
+            .map(|g| {
+                let mut m = limit.expectation(g, spec.functions[a], dt);
+                for &c in &children[a] {
+                    m *= w[g]
+                        .iter()
+                        .zip(&messages[c])
+                        .map(|(x, y)| x * y)
+                        .sum::<f64>();
+                }
+                m
+            })
+            .collect();
+    }
+    (0..n).map(|g| limit.share(g) * messages[0][g]).sum()
 }
 
 struct LifLimit {
     solver: LifSolver,
+    /// Per projection: `K J` [mV] between populations.
+    couplings: Vec<Vec<Vec<f64>>>,
+    shares: Vec<f64>,
+    v_reset: Vec<f64>,
 }
 
 impl Limit for LifLimit {
@@ -199,6 +260,31 @@ impl Limit for LifLimit {
             })
             .collect()
     }
+    fn groups(&self) -> usize {
+        self.shares.len()
+    }
+    fn share(&self, g: usize) -> f64 {
+        self.shares[g]
+    }
+    fn coupling(&self, k: usize) -> &[Vec<f64>] {
+        &self.couplings[k]
+    }
+    fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64 {
+        if phi == TestFunction::Spike {
+            // The flux through threshold: spikes per neuron per ms.
+            return self.solver.rates()[g];
+        }
+        let edges = self.solver.edges(g);
+        let inside: f64 = self
+            .solver
+            .density(g)
+            .iter()
+            .zip(edges.windows(2))
+            .map(|(d, e)| d * (e[1] - e[0]) * phi_at(phi, 0.5 * (e[0] + e[1]), 0.0, dt))
+            .sum();
+        // Refractory neurons sit at the reset potential.
+        inside + self.solver.refractory_mass(g) * phi_at(phi, self.v_reset[g], 0.0, dt)
+    }
 }
 
 struct EscapeLimit {
@@ -207,6 +293,11 @@ struct EscapeLimit {
     bins: usize,
     shares: Vec<Vec<f64>>,
     edges: Vec<f64>,
+    couplings: Vec<Vec<Vec<f64>>>,
+    /// Each group's fraction of all neurons.
+    group_shares: Vec<f64>,
+    /// Escape intensity [1/ms] of each group's population at each cell centre.
+    intensities: Vec<Vec<f64>>,
 }
 
 impl Limit for EscapeLimit {
@@ -249,6 +340,25 @@ impl Limit for EscapeLimit {
                     .collect()
             })
             .collect()
+    }
+    fn groups(&self) -> usize {
+        self.group_shares.len()
+    }
+    fn share(&self, g: usize) -> f64 {
+        self.group_shares[g]
+    }
+    fn coupling(&self, k: usize) -> &[Vec<f64>] {
+        &self.couplings[k]
+    }
+    fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64 {
+        let width = self.edges[1] - self.edges[0];
+        self.solver
+            .density(g)
+            .iter()
+            .zip(self.edges.windows(2))
+            .zip(&self.intensities[g])
+            .map(|((d, e), &nu)| d * width * phi_at(phi, 0.5 * (e[0] + e[1]), nu, dt))
+            .sum()
     }
 }
 
@@ -301,7 +411,31 @@ fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
         value: config.raw.meanfield.cells.to_string(),
         reason: e,
     })?;
-    Ok(LifLimit { solver })
+    let n = config.populations.len();
+    let couplings = config
+        .projections
+        .iter()
+        .map(|proj| {
+            let mut m = vec![vec![0.0; n]; n];
+            m[proj.target][proj.source] = indegree(config, proj) * proj.weight;
+            m
+        })
+        .collect();
+    let total = config.n_neurons() as f64;
+    Ok(LifLimit {
+        solver,
+        couplings,
+        shares: config
+            .populations
+            .iter()
+            .map(|p| p.size as f64 / total)
+            .collect(),
+        v_reset: config
+            .populations
+            .iter()
+            .map(|p| p.model.base.v_reset)
+            .collect(),
+    })
 }
 
 /// Number of neurons of population `p` in each of `bins` coordinate bins.
@@ -311,6 +445,45 @@ fn bin_counts(config: &Config, p: &Population, bins: usize) -> Vec<f64> {
         c[space::bin(p.coordinate(config.seed, gid), bins)] += 1.0;
     }
     c
+}
+
+/// The expected summed weight [mV] onto a neuron at the centre of coordinate bin `c` of the
+/// target population from the neurons of bin `b` of the source, through projection `k`, as a
+/// matrix over groups `population x bins + bin`: `p n_b K(c, b)` synapses for `bernoulli`
+/// (probability kernel `K`, 1 without), `indegree n_b K(c, b) / sum_b' n_b' K(c, b')` for
+/// `fixed_indegree`, times the mean weight (and the weight kernel).
+fn projection_coupling(
+    config: &Config,
+    k: usize,
+    bins: usize,
+    counts: &[Vec<f64>],
+) -> Vec<Vec<f64>> {
+    let proj = &config.projections[k];
+    let n_groups = config.populations.len() * bins;
+    let mut coupling = vec![vec![0.0; n_groups]; n_groups];
+    let centre = |b: usize| [(b as f64 + 0.5) / bins as f64, 0.0];
+    let (p, q) = (proj.target, proj.source);
+    for c in 0..bins {
+        let kernel = |b: usize, use_it: bool| match &proj.kernel {
+            Some(k) if use_it => k.kernel.eval(k.geometry, centre(c), centre(b)),
+            _ => 1.0,
+        };
+        let prob = proj.kernel.as_ref().is_some_and(|k| k.probability);
+        let wker = proj.kernel.as_ref().is_some_and(|k| k.weight);
+        let reach: Vec<f64> = (0..bins).map(|b| counts[q][b] * kernel(b, prob)).collect();
+        let total: f64 = reach.iter().sum();
+        for b in 0..bins {
+            let synapses = match &proj.rule {
+                ConnRule::Bernoulli { p, .. } => p * reach[b],
+                ConnRule::FixedIndegree { indegree, .. } if total > 0.0 => {
+                    *indegree as f64 * reach[b] / total
+                }
+                _ => 0.0,
+            };
+            coupling[p * bins + c][q * bins + b] += synapses * proj.weight * kernel(b, wker);
+        }
+    }
+    coupling
 }
 
 fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
@@ -324,31 +497,15 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
         .iter()
         .map(|p| bin_counts(config, p, bins))
         .collect();
-    let centre = |b: usize| [(b as f64 + 0.5) / bins as f64, 0.0];
+    let per_projection: Vec<Vec<Vec<f64>>> = (0..config.projections.len())
+        .map(|k| projection_coupling(config, k, bins, &counts))
+        .collect();
     let n_groups = config.populations.len() * bins;
     let mut coupling = vec![vec![0.0; n_groups]; n_groups];
-    for proj in &config.projections {
-        let (p, q) = (proj.target, proj.source);
-        for c in 0..bins {
-            // Expected synapses onto a neuron at the centre of bin c from each source bin, times
-            // the mean weight there.
-            let kernel = |b: usize, use_it: bool| match &proj.kernel {
-                Some(k) if use_it => k.kernel.eval(k.geometry, centre(c), centre(b)),
-                _ => 1.0,
-            };
-            let prob = proj.kernel.as_ref().is_some_and(|k| k.probability);
-            let wker = proj.kernel.as_ref().is_some_and(|k| k.weight);
-            let reach: Vec<f64> = (0..bins).map(|b| counts[q][b] * kernel(b, prob)).collect();
-            let total: f64 = reach.iter().sum();
-            for b in 0..bins {
-                let synapses = match &proj.rule {
-                    ConnRule::Bernoulli { p, .. } => p * reach[b],
-                    ConnRule::FixedIndegree { indegree, .. } if total > 0.0 => {
-                        *indegree as f64 * reach[b] / total
-                    }
-                    _ => 0.0,
-                };
-                coupling[p * bins + c][q * bins + b] += synapses * proj.weight * kernel(b, wker);
+    for m in &per_projection {
+        for (row, r) in coupling.iter_mut().zip(m) {
+            for (x, y) in row.iter_mut().zip(r) {
+                *x += y;
             }
         }
     }
@@ -412,11 +569,25 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
         .map(|(c, p)| c.iter().map(|&n| n / p.size as f64).collect())
         .collect();
     let edges = (0..=cells).map(|k| v_min + k as f64 * width).collect();
+    let total = config.n_neurons() as f64;
+    let group_shares = counts.iter().flatten().map(|n| n / total).collect();
+    let intensities = config
+        .populations
+        .iter()
+        .flat_map(|p| {
+            let e = p.model.escape.clone().expect("escape family");
+            let row: Vec<f64> = centres.iter().map(|&v| intensity(&e, v) / 1000.0).collect();
+            std::iter::repeat_n(row, bins)
+        })
+        .collect();
     Ok(EscapeLimit {
         solver,
         bins,
         shares,
         edges,
+        couplings: per_projection,
+        group_shares,
+        intensities,
     })
 }
 
@@ -432,6 +603,7 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         histogram_times: Vec::new(),
         histograms: vec![Vec::new(); n_pop],
         densities: vec![Vec::new(); n_pop],
+        trees: vec![(Vec::new(), Vec::new()); config.trees.trees.len()],
     };
     let edges: Vec<f64> = config.histogram.as_ref().map_or(Vec::new(), |h| {
         let w = (h.v_max - h.v_min) / h.bins as f64;
@@ -448,6 +620,12 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         .collect();
     let sample = |b: u64, limit: &dyn Limit, s: &mut Series| {
         let t = b as f64 * config.dt;
+        for (spec, (times, values)) in config.trees.trees.iter().zip(&mut s.trees) {
+            if spec.schedule.fires(b) {
+                times.push(t);
+                values.push(tree_value(limit, spec, config.dt));
+            }
+        }
         if config.moments.is_some_and(|m| m.fires(b)) {
             s.moment_times.push(t);
             for (p, (m, v)) in limit.moments().into_iter().enumerate() {
@@ -712,6 +890,12 @@ fn write(
         },
         w,
     )?;
+    if !config.trees.trees.is_empty() {
+        let group = file.create_group("trees")?;
+        for (spec, (times, values)) in config.trees.trees.iter().zip(&s.trees) {
+            crate::trees::write_tree(&group, config, spec, times, values, w)?;
+        }
+    }
     let mf = file.create_group("meanfield")?;
     attr_str(
         &mf,
