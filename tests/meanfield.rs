@@ -221,6 +221,24 @@ fn lif_limit_is_the_self_consistent_siegert_rate() {
         .unwrap()
         .read_scalar::<hdf5::types::VarLenUnicode>();
     assert_eq!(kind.unwrap().as_str(), "meanfield");
+    // The plotting script takes a limit file like a run: rates, density and moments.
+    let python = if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    };
+    let plots = dir.join("plots");
+    let mut c = Command::new(python);
+    c.arg(common::repo().join("scripts/plot.py"))
+        .arg(&out)
+        .arg("--outdir")
+        .arg(&plots);
+    let o = common::run_with_timeout(c, Duration::from_secs(300));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for png in ["rates.png", "density.png", "moments.png"] {
+        let bytes = std::fs::read(plots.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG") && bytes.len() > 5000, "{png}");
+    }
 }
 
 /// Configurations without a limit equation are refused with exit code 2 and one line naming
