@@ -7,6 +7,7 @@
 //!   reinjection), coupled through the diffusion approximation of their input.
 
 pub mod escape;
+pub mod labels;
 pub mod lif;
 
 pub mod run;

@@ -18,6 +18,7 @@
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
 use super::escape::{EscapeSolver, Grid, Group};
+use super::labels::{Joint, JointSolver};
 use super::lif::{self, Coupling, LifSolver};
 use crate::comm::SerialComm;
 use crate::config::trees::{TestFunction, TreeSpec};
@@ -57,8 +58,24 @@ pub fn family(config: &Config) -> Result<Family, Error> {
     for p in &config.populations {
         let m = &p.model;
         let key = |k: &str| format!("population.{}.{k}", p.name);
-        if m.labels.is_some() {
-            return Err(no_limit(key("labels"), "dynamic labels"));
+        if let Some(l) = &m.labels {
+            // The joint density of (V, label) is solved for two classes in a constant
+            // environment, for escape noise, where the label does not feed back (the
+            // population neither sends nor receives synapses).
+            let coupled = config.projections.iter().any(|x| {
+                config.populations[x.source].name == p.name
+                    || config.populations[x.target].name == p.name
+            });
+            if !escape
+                || l.two_class_rates(0.0).is_none()
+                || l.dependence() == crate::model::labels::Dependence::Aggregate
+                || coupled
+            {
+                return Err(no_limit(
+                    key("labels"),
+                    "dynamic labels other than two classes in a constant environment on an uncoupled escape-noise population",
+                ));
+            }
         }
         if m.noise != NoiseKind::Additive {
             return Err(no_limit(key("noise"), "multiplicative noise"));
@@ -138,6 +155,8 @@ struct Series {
     densities: Vec<Vec<f64>>,
     /// Per tree observable: sample times [ms] and values.
     trees: Vec<(Vec<f64>, Vec<f64>)>,
+    /// Per population: label densities at the histogram times (class x bin per sample).
+    labels: Vec<Vec<f64>>,
 }
 
 /// The mass of a piecewise-constant density (`density` [1/mV] on cells with edges `from`)
@@ -186,6 +205,12 @@ trait Limit {
     /// The mean of the test function `phi` over the neurons of group `g` (`dt`: the particle
     /// step, for `spike`, which is 1/dt in a step with a spike).
     fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64;
+    /// Per population: the densities on [0, 1] of each label class's probability in `bins`
+    /// bins (class-major), where the limit has labels.
+    fn label_densities(&self, bins: usize) -> Vec<Option<Vec<f64>>> {
+        let _ = bins;
+        Vec::new()
+    }
 }
 
 /// `phi` at potential `v`, for the test functions that depend on V alone; `nu` [1/ms] is the
@@ -298,11 +323,30 @@ struct EscapeLimit {
     group_shares: Vec<f64>,
     /// Escape intensity [1/ms] of each group's population at each cell centre.
     intensities: Vec<Vec<f64>>,
+    /// Per population with labels: the joint density of (V, label).
+    joints: Vec<Option<JointSolver>>,
 }
 
 impl Limit for EscapeLimit {
     fn advance_to(&mut self, t: f64) {
         self.solver.advance_to(t);
+        for j in self.joints.iter_mut().flatten() {
+            j.advance_to(t);
+        }
+    }
+    fn label_densities(&self, bins: usize) -> Vec<Option<Vec<f64>>> {
+        self.joints
+            .iter()
+            .map(|j| {
+                j.as_ref().map(|j| {
+                    // Class 0 is l, class 1 is 1 - l: the same density mirrored.
+                    let d = j.label_density(bins);
+                    let mut both = d.clone();
+                    both.extend(d.iter().rev());
+                    both
+                })
+            })
+            .collect()
     }
     fn rates(&self) -> Vec<f64> {
         let r = self.solver.rates();
@@ -580,6 +624,56 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
             std::iter::repeat_n(row, bins)
         })
         .collect();
+    let joints = config
+        .populations
+        .iter()
+        .map(|p| {
+            let Some(l) = p.model.labels.clone() else {
+                return Ok(None);
+            };
+            let m = p.model.clone();
+            let (md, mi) = (m.clone(), m.clone());
+            let b = &m.base;
+            let (lo, hi) = b.v_init;
+            let init: Vec<f64> = centres
+                .iter()
+                .map(|&v| {
+                    let (a, z) = (v - 0.5 * width, v + 0.5 * width);
+                    if hi > lo {
+                        (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
+                    } else if a <= lo && lo < z {
+                        1.0 / width
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
+            let l0 = l.initial()[0];
+            JointSolver::new(
+                Joint {
+                    drift: Box::new(move |v| md.intrinsic_drift(v, 0.0)),
+                    intensity: Box::new(move |v| {
+                        intensity(mi.escape.as_ref().expect("escape family"), v) / 1000.0
+                    }),
+                    rates: Box::new(move |v| l.two_class_rates(v).expect("checked by family")),
+                    sigma: b.sigma,
+                    v_reset: b.v_reset,
+                },
+                v_min,
+                v_max,
+                cells,
+                100,
+                &init,
+                l0,
+            )
+            .map(Some)
+            .map_err(|e| Error::Argument {
+                key: format!("population.{}.labels", p.name),
+                value: "(table)".into(),
+                reason: e,
+            })
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
     Ok(EscapeLimit {
         solver,
         bins,
@@ -588,6 +682,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
         couplings: per_projection,
         group_shares,
         intensities,
+        joints,
     })
 }
 
@@ -604,6 +699,7 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         histograms: vec![Vec::new(); n_pop],
         densities: vec![Vec::new(); n_pop],
         trees: vec![(Vec::new(), Vec::new()); config.trees.trees.len()],
+        labels: vec![Vec::new(); n_pop],
     };
     let edges: Vec<f64> = config.histogram.as_ref().map_or(Vec::new(), |h| {
         let w = (h.v_max - h.v_min) / h.bins as f64;
@@ -635,6 +731,11 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         }
         if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
             s.histogram_times.push(t);
+            for (p, d) in limit.label_densities(h.label_bins).into_iter().enumerate() {
+                if let Some(d) = d {
+                    s.labels[p].extend(d);
+                }
+            }
             for (p, parts) in limit.densities(&edges).into_iter().enumerate() {
                 let mut marginal = vec![0.0; h.bins];
                 for (d, share) in &parts {
@@ -890,6 +991,34 @@ fn write(
         },
         w,
     )?;
+    let labelled: Vec<usize> = (0..config.populations.len())
+        .filter(|&p| !s.labels[p].is_empty())
+        .collect();
+    if let (Some(h), false) = (&config.histogram, labelled.is_empty()) {
+        let g = file.create_group("labels")?;
+        let lb = h.label_bins;
+        let edges: Vec<f64> = (0..=lb).map(|b| b as f64 / lb as f64).collect();
+        replicated(
+            &g,
+            "edges",
+            &edges,
+            &[lb + 1],
+            "1",
+            "bin edges of a class probability",
+            w,
+        )?;
+        for p in labelled {
+            replicated(
+                &g,
+                &config.populations[p].name,
+                &s.labels[p],
+                &[s.histogram_times.len(), 2, lb],
+                "1",
+                "limit density on [0, 1] of each class's label probability (time x class x bin)",
+                w,
+            )?;
+        }
+    }
     if !config.trees.trees.is_empty() {
         let group = file.create_group("trees")?;
         for (spec, (times, values)) in config.trees.trees.iter().zip(&s.trees) {

@@ -335,6 +335,26 @@ impl Labels {
     }
 
     /// The number of classes K.
+    /// For two classes in a constant environment: the transition rates `(q01, q10)` [1/ms] at
+    /// the argument `x` (`beta alpha_kl(x)`); `None` otherwise (more classes, or a random
+    /// environment, whose limit needs the environment's law).
+    pub fn two_class_rates(&self, x: f64) -> Option<(f64, f64)> {
+        let Env::Constant(beta) = self.env else {
+            return None;
+        };
+        if self.k != 2 {
+            return None;
+        }
+        let mut memo = (0.0, 1.0);
+        let q01 = self.rate(1, beta, x, &mut memo);
+        Some((q01, self.rate(2, beta, x, &mut memo)))
+    }
+
+    /// The initial label (class probabilities).
+    pub fn initial(&self) -> &[f64] {
+        &self.init[..self.k]
+    }
+
     pub fn k(&self) -> usize {
         self.k
     }
