@@ -850,7 +850,9 @@ pub fn siegert_rates(config: &Config) -> (Vec<f64>, bool) {
 
 /// The balance rates [1/ms] of a LIF network: the rates at which the recurrent and external
 /// mean inputs cancel, `sum_q K_pq J_pq r_q + i_e_p + rate_ext_p J_ext_p = 0` (the leading
-/// order for large in-degrees with `J ~ 1/sqrt(K)`); `None` when the system is singular.
+/// order for large in-degrees with `J ~ 1/sqrt(K)`). Populations alike in their neurons and in
+/// their input (Brunel's E and I) share one rate, which makes their equal equations one;
+/// `None` when the system is still singular.
 pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
     let n = config.populations.len();
     let mut a = vec![vec![0.0; n + 1]; n];
@@ -861,24 +863,54 @@ pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
     for proj in &config.projections {
         a[proj.target][proj.source] += indegree(config, proj) * proj.weight;
     }
+    // Classes of alike populations: the first of each class stands for it.
+    let class: Vec<usize> = (0..n)
+        .map(|p| {
+            (0..=p)
+                .find(|&q| {
+                    a[q] == a[p]
+                        && config.populations[q].model.base == config.populations[p].model.base
+                })
+                .expect("p itself matches")
+        })
+        .collect();
+    let reps: Vec<usize> = (0..n).filter(|&p| class[p] == p).collect();
+    let m = reps.len();
+    let mut r: Vec<Vec<f64>> = reps
+        .iter()
+        .map(|&p| {
+            let mut row = vec![0.0; m + 1];
+            for q in 0..n {
+                let c = reps.iter().position(|&x| x == class[q]).expect("a class");
+                row[c] += a[p][q];
+            }
+            row[m] = a[p][n];
+            row
+        })
+        .collect();
     // Gaussian elimination with partial pivoting.
-    for col in 0..n {
-        let piv = (col..n).max_by(|&i, &j| a[i][col].abs().total_cmp(&a[j][col].abs()))?;
-        if a[piv][col].abs() < 1e-300 {
+    for col in 0..m {
+        let piv = (col..m).max_by(|&i, &j| r[i][col].abs().total_cmp(&r[j][col].abs()))?;
+        if r[piv][col].abs() < 1e-300 {
             return None;
         }
-        a.swap(col, piv);
-        let pivot = a[col].clone();
-        for (row, r) in a.iter_mut().enumerate() {
+        r.swap(col, piv);
+        let pivot = r[col].clone();
+        for (row, x) in r.iter_mut().enumerate() {
             if row != col {
-                let f = r[col] / pivot[col];
-                for (x, &y) in r[col..].iter_mut().zip(&pivot[col..]) {
-                    *x -= f * y;
+                let f = x[col] / pivot[col];
+                for (y, &z) in x[col..].iter_mut().zip(&pivot[col..]) {
+                    *y -= f * z;
                 }
             }
         }
     }
-    Some((0..n).map(|i| a[i][n] / a[i][i]).collect())
+    let solved: Vec<f64> = (0..m).map(|i| r[i][m] / r[i][i]).collect();
+    Some(
+        (0..n)
+            .map(|p| solved[reps.iter().position(|&x| x == class[p]).expect("a class")])
+            .collect(),
+    )
 }
 
 /// Solves the limit of `config` and writes it to `path` (`.partial`, renamed when complete).
@@ -1181,6 +1213,22 @@ pub fn balance_report(config: &Config) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Brunel's E and I are alike (same neurons, same input): they share one balance rate,
+    /// from the single equation K_E J r - K_I g J r + rate_ext J = 0, i.e. with smoke.toml's
+    /// numbers 160 x 0.25 r - 40 x 1.25 r + 20 x 0.1 = 0, r = 0.2 per ms.
+    #[test]
+    fn alike_populations_share_a_balance_rate() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"))
+                .unwrap();
+        let c = Config::from_toml(&text, &[]).unwrap();
+        let r = balance_rates(&c).unwrap();
+        assert!(
+            (r[0] - 0.2).abs() < 1e-12 && (r[1] - 0.2).abs() < 1e-12,
+            "{r:?}"
+        );
+    }
 
     /// Re-binning keeps the mass of every overlap: a density uniform on [0, 2) re-binned onto
     /// [-1, 0.5, 1.5, 3) gives masses 0.25, 0.5, 0.25.
