@@ -245,7 +245,19 @@ fn write_contents(
         },
         w,
     )?;
-    write_labels(file, config, rec, w)?;
+    let classes: Vec<usize> = config
+        .populations
+        .iter()
+        .map(|p| p.model.labels.as_ref().map_or(0, |l| l.k()))
+        .collect();
+    write_labels(
+        file,
+        config,
+        rec.histogram_times.len(),
+        &classes,
+        &rec.label_histograms,
+        w,
+    )?;
     run.trees.write(file, config, comm, w)?;
     write_balance(file, config, run, w)?;
     write_statistics(file, config, comm, run)?;
@@ -563,47 +575,44 @@ pub(crate) fn write_sampled(
     Ok(())
 }
 
-/// `/labels/<pop>`: label histograms of the populations with labels, at the histogram times.
-fn write_labels(
+/// `/labels/<pop>`: the label densities of the populations with labels (`classes[p] > 0`) at
+/// the `nt` histogram times, `rows[p]` time x class x bin (a run's or the limit's).
+pub(crate) fn write_labels(
     file: &File,
     config: &Config,
-    rec: &crate::observables::Recorder,
+    nt: usize,
+    classes: &[usize],
+    rows: &[Vec<f64>],
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let Some(h) = &config.histogram else {
         return Ok(());
     };
-    let nt = rec.histogram_times.len();
-    let labelled: Vec<(usize, usize)> = config
-        .populations
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.model.labels.as_ref().map(|l| (i, l.k())))
-        .collect();
-    if !labelled.is_empty() {
-        let g = file.create_group("labels")?;
-        let lb = h.label_bins;
-        let edges: Vec<f64> = (0..=lb).map(|b| b as f64 / lb as f64).collect();
+    if classes.iter().all(|&k| k == 0) {
+        return Ok(());
+    }
+    let g = file.create_group("labels")?;
+    let lb = h.label_bins;
+    let edges: Vec<f64> = (0..=lb).map(|b| b as f64 / lb as f64).collect();
+    replicated(
+        &g,
+        "edges",
+        &edges,
+        &[lb + 1],
+        "1",
+        "bin edges of a class probability",
+        w,
+    )?;
+    for (p, &k) in classes.iter().enumerate().filter(|(_, &k)| k > 0) {
         replicated(
             &g,
-            "edges",
-            &edges,
-            &[lb + 1],
+            &config.populations[p].name,
+            &rows[p],
+            &[nt, k, lb],
             "1",
-            "bin edges of a class probability",
+            "density on [0, 1] of each class's label probability over the population (time x class x bin; the last bin includes 1)",
             w,
         )?;
-        for (i, k) in labelled {
-            replicated(
-                &g,
-                &config.populations[i].name,
-                &rec.label_histograms[i],
-                &[nt, k, lb],
-                "1",
-                "density on [0, 1] of each class's label probability over the population (time x class x bin; the last bin includes 1)",
-                w,
-            )?;
-        }
     }
     Ok(())
 }

@@ -530,6 +530,25 @@ fn projection_coupling(
     coupling
 }
 
+/// The density [1/mV] on cells of `width` around `centres` of the particle run's initial
+/// potentials: uniform on `[v_init_min, v_init_max]`, or all in the cell of `v_init_min`.
+fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
+    let (lo, hi) = b.v_init;
+    centres
+        .iter()
+        .map(|&v| {
+            let (a, z) = (v - 0.5 * width, v + 0.5 * width);
+            if hi > lo {
+                (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
+            } else if a <= lo && lo < z {
+                1.0 / width
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
 fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
     let any_kernel = config.projections.iter().any(|p| p.kernel.is_some());
     let bins = match config.histogram.as_ref().map_or(1, |h| h.xi_bins) {
@@ -565,20 +584,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
         let b = &m.base;
         let ext_drift = b.poisson_rate / 1000.0 * b.poisson_weight;
         let ext_var = b.poisson_rate / 1000.0 * b.poisson_weight * b.poisson_weight;
-        let (lo, hi) = b.v_init;
-        let init: Vec<f64> = centres
-            .iter()
-            .map(|&v| {
-                let (a, z) = (v - 0.5 * width, v + 0.5 * width);
-                if hi > lo {
-                    (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
-                } else if a <= lo && lo < z {
-                    1.0 / width
-                } else {
-                    0.0
-                }
-            })
-            .collect();
+        let init = initial_density(b, &centres, width);
         for _ in 0..bins {
             let (md, mi) = (m.clone(), m.clone());
             groups.push(Group {
@@ -634,20 +640,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
             let m = p.model.clone();
             let (md, mi) = (m.clone(), m.clone());
             let b = &m.base;
-            let (lo, hi) = b.v_init;
-            let init: Vec<f64> = centres
-                .iter()
-                .map(|&v| {
-                    let (a, z) = (v - 0.5 * width, v + 0.5 * width);
-                    if hi > lo {
-                        (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
-                    } else if a <= lo && lo < z {
-                        1.0 / width
-                    } else {
-                        0.0
-                    }
-                })
-                .collect();
+            let init = initial_density(b, &centres, width);
             let l0 = l.initial()[0];
             JointSolver::new(
                 Joint {
@@ -1023,34 +1016,20 @@ fn write(
         },
         w,
     )?;
-    let labelled: Vec<usize> = (0..config.populations.len())
-        .filter(|&p| !s.labels[p].is_empty())
+    // Two classes (l and 1 - l) where the limit solved the joint density.
+    let classes: Vec<usize> = s
+        .labels
+        .iter()
+        .map(|l| if l.is_empty() { 0 } else { 2 })
         .collect();
-    if let (Some(h), false) = (&config.histogram, labelled.is_empty()) {
-        let g = file.create_group("labels")?;
-        let lb = h.label_bins;
-        let edges: Vec<f64> = (0..=lb).map(|b| b as f64 / lb as f64).collect();
-        replicated(
-            &g,
-            "edges",
-            &edges,
-            &[lb + 1],
-            "1",
-            "bin edges of a class probability",
-            w,
-        )?;
-        for p in labelled {
-            replicated(
-                &g,
-                &config.populations[p].name,
-                &s.labels[p],
-                &[s.histogram_times.len(), 2, lb],
-                "1",
-                "limit density on [0, 1] of each class's label probability (time x class x bin)",
-                w,
-            )?;
-        }
-    }
+    crate::output::write_labels(
+        file,
+        config,
+        s.histogram_times.len(),
+        &classes,
+        &s.labels,
+        w,
+    )?;
     if !config.trees.trees.is_empty() {
         let group = file.create_group("trees")?;
         for (spec, (times, values)) in config.trees.trees.iter().zip(&s.trees) {
