@@ -383,14 +383,16 @@ pub fn run(
             let n = n0 + k as u64;
             let t = Instant::now();
             let before = send.len();
-            if payload {
-                for (p, r) in &blocks {
-                    for i in r.clone() {
-                        efficacy[i] = state.extra.efficacy(labels[*p], i);
+            if !state.aggregates.is_empty() {
+                // The efficacies at the start of the step, which aggregate sums read (spikes
+                // carry theirs from the end of the step, below).
+                if payload {
+                    for (p, r) in &blocks {
+                        for i in r.clone() {
+                            efficacy[i] = state.extra.efficacy(labels[*p], i);
+                        }
                     }
                 }
-            }
-            if !state.aggregates.is_empty() {
                 state.aggregates.compute(
                     comm,
                     &config.populations,
