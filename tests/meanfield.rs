@@ -222,13 +222,8 @@ fn lif_limit_is_the_self_consistent_siegert_rate() {
         .read_scalar::<hdf5::types::VarLenUnicode>();
     assert_eq!(kind.unwrap().as_str(), "meanfield");
     // The plotting script takes a limit file like a run: rates, density and moments.
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
     let plots = dir.join("plots");
-    let mut c = Command::new(python);
+    let mut c = Command::new(common::python());
     c.arg(common::repo().join("scripts/plot.py"))
         .arg(&out)
         .arg("--outdir")
@@ -347,12 +342,7 @@ fn chemical_coupling_approaches_the_balance_voltages() {
 #[test]
 fn convergence_script_writes_its_table_and_plot() {
     let dir = common::scratch("meanfield_convergence");
-    let python = if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    };
-    let mut c = Command::new(python);
+    let mut c = Command::new(common::python());
     c.arg(common::repo().join("scripts/convergence.py"));
     c.args([
         "--config",

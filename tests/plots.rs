@@ -9,18 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// Debian's python3 (which has h5py, numpy and matplotlib) when it is there, else the first
-/// python3 on the PATH.
-fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
-}
-
 fn plot(args: &[&str]) -> Output {
-    let mut c = Command::new(python());
+    let mut c = Command::new(common::python());
     c.arg(common::repo().join("scripts/plot.py")).args(args);
     common::run_with_timeout(c, Duration::from_secs(300))
 }

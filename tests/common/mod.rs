@@ -5,6 +5,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+/// Debian's python3 (which has h5py, numpy and matplotlib) when it is there, else the first
+/// python3 on the PATH.
+pub fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_lapicque")
 }
