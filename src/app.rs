@@ -175,11 +175,21 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
             prov.wall_time,
             prov.wall_time / (config.n_steps as f64 * config.dt / 1000.0)
         );
+        let r = config.rates;
+        let window = if (r.start, r.stop) == (0, config.n_steps) {
+            String::new()
+        } else {
+            format!(
+                " in [{}, {}] ms",
+                r.start as f64 * config.dt,
+                r.stop as f64 * config.dt
+            )
+        };
         for (i, p) in config.populations.iter().enumerate() {
             let spikes: u64 = result.recorder.rate_counts[i].iter().sum();
-            let rate = spikes as f64 / (p.size as f64 * config.n_steps as f64 * config.dt / 1000.0);
+            let rate = result.recorder.mean_rate(i, config.dt);
             eprintln!(
-                "lapicque:   population {:<12} {:>9} spikes, mean rate {rate:.3} Hz",
+                "lapicque:   population {:<12} {:>9} spikes, mean rate {rate:.3} Hz{window}",
                 p.name, spikes
             );
         }

@@ -36,14 +36,15 @@ fn variance(xs: &[f64]) -> f64 {
 
 /// Number of balance bins.
 pub fn balance_bins(schedule: Option<Schedule>) -> usize {
-    schedule.map_or(0, |b| (b.stop - b.start).div_ceil(b.every) as usize)
+    schedule.map_or(0, |b| b.bins())
 }
 
 /// Global observables, identical on every rank.
 pub struct Recorder {
     /// Spike counts per population and rate bin.
     pub rate_counts: Vec<Vec<u64>>,
-    pub rate_bin_steps: u64,
+    /// The rate bins, in steps.
+    pub rates: Schedule,
     /// Sample times of the moments [ms].
     pub moment_times: Vec<f64>,
     /// Mean and variance of V per population, one entry per sample time [mV], [mV^2].
@@ -137,7 +138,7 @@ impl Recorder {
     /// `local`: the gids of this rank; `blocks`: the local index range of each population.
     pub fn new(config: &Config, local: Range<u64>, blocks: Vec<(usize, Range<usize>)>) -> Self {
         let n_pop = config.populations.len();
-        let n_bins = config.n_steps.div_ceil(config.rate_bin_steps) as usize;
+        let n_bins = config.rates.bins();
         let n_local = (local.end - local.start) as usize;
         let balance_len = config.projections.len() * balance_bins(config.balance);
         let agg_len = if config.aggregates.is_empty() {
@@ -167,7 +168,7 @@ impl Recorder {
             snapshot_times: Vec::new(),
             local_start: local.start,
             rate_counts: vec![vec![0; n_bins]; n_pop],
-            rate_bin_steps: config.rate_bin_steps,
+            rates: config.rates,
             moment_times: Vec::new(),
             means: vec![Vec::new(); n_pop],
             variances: vec![Vec::new(); n_pop],
@@ -208,7 +209,11 @@ impl Recorder {
 
     /// Counts the global spikes of step `step` (gids ascending, the same list on every rank).
     pub fn count_spikes(&mut self, step: u64, spikes: &[u32]) {
-        let bin = (step / self.rate_bin_steps) as usize;
+        let r = self.rates;
+        if step < r.start || step >= r.stop {
+            return;
+        }
+        let bin = ((step - r.start) / r.every) as usize;
         let mut lo = 0;
         for (p, counts) in self.rate_counts.iter_mut().enumerate() {
             let end = self.pop_starts[p] + self.sizes[p];
@@ -418,11 +423,11 @@ impl Recorder {
     }
 
     /// Fano factor of the spike count of population `p` in consecutive windows of the
-    /// statistics window (whole rate bins only).
+    /// statistics window (whole rate bins inside it and inside the rates' window only).
     fn fano(&self, p: usize) -> f64 {
-        let rb = self.rate_bin_steps;
-        let first = self.stats.start.div_ceil(rb) as usize;
-        let end = (self.stats.stop / rb) as usize;
+        let r = self.rates;
+        let first = (self.stats.start.max(r.start) - r.start).div_ceil(r.every) as usize;
+        let end = (self.stats.stop.min(r.stop).saturating_sub(r.start) / r.every) as usize;
         let counts: Vec<f64> = self.rate_counts[p][first..end.max(first)]
             .chunks_exact(self.stats.fano_bins as usize)
             .map(|w| w.iter().sum::<u64>() as f64)
@@ -546,17 +551,22 @@ impl Recorder {
     }
 
     /// Population rate per bin [Hz]; the last bin may be shorter than the others.
-    pub fn rates(&self, p: usize, dt: f64, n_steps: u64) -> Vec<f64> {
-        let counts = &self.rate_counts[p];
-        counts
+    pub fn rates(&self, p: usize, dt: f64) -> Vec<f64> {
+        self.rate_counts[p]
             .iter()
             .enumerate()
             .map(|(b, &c)| {
-                let first = b as u64 * self.rate_bin_steps;
-                let len = (n_steps - first).min(self.rate_bin_steps) as f64 * dt;
+                let len = self.rates.bin(b).1 as f64 * dt;
                 c as f64 / (self.sizes[p] as f64 * len) * 1000.0
             })
             .collect()
+    }
+
+    /// Mean rate of population `p` over the whole rates window [Hz] (NaN for an empty window).
+    pub fn mean_rate(&self, p: usize, dt: f64) -> f64 {
+        let r = self.rates;
+        let spikes: u64 = self.rate_counts[p].iter().sum();
+        spikes as f64 / (self.sizes[p] as f64 * (r.stop - r.start) as f64 * dt) * 1000.0
     }
 }
 

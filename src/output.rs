@@ -228,14 +228,13 @@ fn write_contents(
 
     let rec = &run.recorder;
     let rates: Vec<Vec<f64>> = (0..config.populations.len())
-        .map(|i| rec.rates(i, config.dt, config.n_steps))
+        .map(|i| rec.rates(i, config.dt))
         .collect();
     write_sampled(
         file,
         config,
         &Sampled {
             rates: &rates,
-            bin_ms: rec.rate_bin_steps as f64 * config.dt,
             moment_times: &rec.moment_times,
             means: &rec.means,
             variances: &rec.variances,
@@ -435,8 +434,6 @@ fn write_spikes(
 pub(crate) struct Sampled<'a> {
     /// Per population, one rate per bin [Hz].
     pub rates: &'a [Vec<f64>],
-    /// Rate bin width [ms].
-    pub bin_ms: f64,
     pub moment_times: &'a [f64],
     pub means: &'a [Vec<f64>],
     pub variances: &'a [Vec<f64>],
@@ -456,7 +453,11 @@ pub(crate) fn write_sampled(
 ) -> hdf5::Result<()> {
     let rates = file.create_group("rates")?;
     let n_bins = s.rates.first().map_or(0, Vec::len);
-    let starts: Vec<f64> = (0..n_bins).map(|b| b as f64 * s.bin_ms).collect();
+    let r = config.rates;
+    let bin_ms = r.every as f64 * config.dt;
+    let starts: Vec<f64> = (0..n_bins)
+        .map(|b| (r.start + b as u64 * r.every) as f64 * config.dt)
+        .collect();
     replicated(
         &rates,
         "time",
@@ -466,7 +467,7 @@ pub(crate) fn write_sampled(
         "start of each rate bin",
         w,
     )?;
-    attr(&rates, "bin_width", s.bin_ms)?;
+    attr(&rates, "bin_width", bin_ms)?;
     for (i, p) in config.populations.iter().enumerate() {
         replicated(
             &rates,
@@ -694,7 +695,7 @@ fn write_statistics(
     attr(
         &g,
         "fano_window",
-        (s.fano_bins * config.rate_bin_steps) as f64 * config.dt,
+        (s.fano_bins * config.rates.every) as f64 * config.dt,
     )?;
     for (pop, st) in config.populations.iter().zip(stats) {
         let pg = g.create_group(&pop.name)?;

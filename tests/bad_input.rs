@@ -268,14 +268,24 @@ fn rows() -> Vec<Row> {
             "population.E.v_init_max = 1",
         ),
         row(
-            "rate_bin zero",
-            Set(&["observables.rate_bin=0"]),
-            "observables.rate_bin = 0",
+            "rate bin zero",
+            Set(&["observables.rates.every=0"]),
+            "observables.rates.every = 0",
         ),
         row(
-            "rate_bin not a multiple of dt",
-            Set(&["observables.rate_bin=0.15"]),
-            "observables.rate_bin = 0.15",
+            "rate bin not a multiple of dt",
+            Set(&["observables.rates.every=0.15"]),
+            "observables.rates.every = 0.15",
+        ),
+        row(
+            "rates stop before start",
+            Set(&["observables.rates.start=5", "observables.rates.stop=2"]),
+            "observables.rates.stop = 2",
+        ),
+        row(
+            "rates start after t_stop",
+            Set(&["observables.rates.start=1e6"]),
+            "observables.rates.start = 1000000",
         ),
         row(
             "moments every negative",
@@ -520,7 +530,7 @@ fn rows() -> Vec<Row> {
         row(
             "fano window not a multiple of the rate bin",
             Set(&[
-                "observables.rate_bin=2",
+                "observables.rates.every=2",
                 "observables.statistics.fano_window=3",
             ]),
             "observables.statistics.fano_window = 3",

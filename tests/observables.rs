@@ -341,3 +341,73 @@ fn balance_includes_aggregate_input() {
     }
     assert!(rec.aggregate_input(1, false).iter().all(|&x| x == 0.0));
 }
+
+/// Rates on their own schedule: bins of 2 ms from 100 to 955 ms (the last one 1 ms long). Each
+/// bin's rate equals the count of recorded spikes in its steps (a spike of step n has timestamp
+/// (n + 1) dt) divided by size x bin length, nothing is counted outside the window, and the Fano
+/// factor counts the whole 10 ms windows inside both the rates' and the statistics' windows.
+#[test]
+fn rates_follow_their_own_schedule() {
+    let dir = common::scratch("rates_schedule");
+    let out = dir.join("smoke.h5");
+    run(
+        &out,
+        &[
+            "--set",
+            "observables.rates.start=100",
+            "--set",
+            "observables.rates.stop=955",
+            "--set",
+            "observables.rates.every=2",
+            "--set",
+            "observables.statistics.start=50",
+        ],
+    );
+    let f = File::open(&out).unwrap();
+    let dt = 0.1;
+    let time = read(&f, "rates/time");
+    let expect: Vec<f64> = (0..428).map(|b| 100.0 + 2.0 * b as f64).collect();
+    assert_eq!(time.len(), expect.len());
+    for (t, e) in time.iter().zip(&expect) {
+        assert!((t - e).abs() < 1e-9, "bin start {t} vs {e}");
+    }
+    let bin_width = f
+        .group("rates")
+        .unwrap()
+        .attr("bin_width")
+        .unwrap()
+        .read_scalar::<f64>()
+        .unwrap();
+    assert_eq!(bin_width, 2.0);
+    for (pop, size) in [("E", 1600.0), ("I", 400.0)] {
+        let ts = read(&f, &format!("spikes/{pop}/timestamps"));
+        let mut counts = vec![0.0; time.len()];
+        for t in ts {
+            let step = (t / dt).round() as i64 - 1;
+            if (1000..9550).contains(&step) {
+                counts[((step - 1000) / 20) as usize] += 1.0;
+            }
+        }
+        let rates = read(&f, &format!("rates/{pop}"));
+        for (b, (r, c)) in rates.iter().zip(&counts).enumerate() {
+            let len = if b + 1 == time.len() { 1.0 } else { 2.0 };
+            let want = c / (size * len) * 1000.0;
+            assert!(
+                (r - want).abs() < 1e-9 * want.max(1.0),
+                "{pop} bin {b}: {r} vs {want}"
+            );
+        }
+        assert!(counts.iter().sum::<f64>() > 1000.0, "{pop}: too few spikes");
+        // Fano factor: windows of 5 whole bins from 100 ms, 85 of them (to 950 ms).
+        let windows: Vec<f64> = counts[..425]
+            .chunks_exact(5)
+            .map(|w| w.iter().sum())
+            .collect();
+        let fano = var(&windows) / (windows.iter().sum::<f64>() / windows.len() as f64);
+        assert!(
+            (stat(&f, pop, "fano_factor") - fano).abs() < 1e-9 * fano,
+            "{pop}: fano {} vs {fano}",
+            stat(&f, pop, "fano_factor")
+        );
+    }
+}

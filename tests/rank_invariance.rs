@@ -19,8 +19,10 @@ dt = 0.1
 t_stop = 300.0
 seed = 20260101
 
-[observables]
-rate_bin = 0.5
+[observables.rates]
+start = 20.0
+stop = 290.2
+every = 0.5
 [observables.moments]
 every = 0.5
 [observables.balance]

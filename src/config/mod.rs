@@ -142,6 +142,15 @@ impl Schedule {
     pub fn count(&self) -> u64 {
         (self.stop - self.start) / self.every + 1
     }
+    /// Read as bins `[start, start + every)`, ... up to `stop`: the number of bins.
+    pub fn bins(&self) -> usize {
+        (self.stop - self.start).div_ceil(self.every) as usize
+    }
+    /// The first step and the length in steps of bin `b` (the last bin may be shorter).
+    pub fn bin(&self, b: usize) -> (u64, u64) {
+        let first = self.start + b as u64 * self.every;
+        (first, (self.stop - first).min(self.every))
+    }
 }
 
 /// The analysis window of the spike statistics, in steps, and the Fano counting window in rate
@@ -176,7 +185,8 @@ pub struct Config {
     pub seed: u64,
     pub populations: Vec<Population>,
     pub projections: Vec<Projection>,
-    pub rate_bin_steps: u64,
+    /// Rate bins: `start`, `stop` and bin width `every`, in steps.
+    pub rates: Schedule,
     pub moments: Option<Schedule>,
     pub histogram: Option<HistogramSpec>,
     /// Bins of the input balance (`start`, `stop` and bin width `every`, in steps).
@@ -532,14 +542,15 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     }
 
     let obs = &raw.observables;
-    let rate_bin_steps = steps("observables.rate_bin", obs.rate_bin, dt)?;
-    if rate_bin_steps == 0 {
-        return Err(invalid(
-            "observables.rate_bin",
-            obs.rate_bin,
-            "must be at least simulation.dt [ms]",
-        ));
-    }
+    let r = &obs.rates;
+    let rates =
+        schedule("observables.rates", r.start, r.stop, r.every, dt, n_steps)?.ok_or_else(|| {
+            invalid(
+                "observables.rates.every",
+                r.every,
+                "must be at least simulation.dt [ms]",
+            )
+        })?;
     let m = &obs.moments;
     let moments = schedule("observables.moments", m.start, m.stop, m.every, dt, n_steps)?;
     let h = &obs.histogram;
@@ -601,17 +612,17 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     let st = &obs.statistics;
     let (start, stop) = window("observables.statistics", st.start, st.stop, dt, n_steps)?;
     let fano = steps("observables.statistics.fano_window", st.fano_window, dt)?;
-    if fano == 0 || fano % rate_bin_steps != 0 {
+    if fano == 0 || fano % rates.every != 0 {
         return Err(invalid(
             "observables.statistics.fano_window",
             st.fano_window,
-            "must be a positive multiple of observables.rate_bin [ms]",
+            "must be a positive multiple of observables.rates.every [ms]",
         ));
     }
     let statistics = StatisticsSpec {
         start,
         stop,
-        fano_bins: fano / rate_bin_steps,
+        fano_bins: fano / rates.every,
     };
     let sn = &obs.snapshots;
     let snapshots = schedule(
@@ -671,7 +682,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         seed,
         populations,
         projections,
-        rate_bin_steps,
+        rates,
         moments,
         histogram,
         balance,

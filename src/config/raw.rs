@@ -126,9 +126,9 @@ pub struct RawCheckpoint {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawObservables {
-    /// Bin width of the population rate time series [ms]; a multiple of `dt`.
-    #[serde(default = "d_rate_bin")]
-    pub rate_bin: f64,
+    /// Population rates: spike counts in bins of `every` ms from `start` to `stop`.
+    #[serde(default)]
+    pub rates: RawRates,
     #[serde(default)]
     pub moments: RawSchedule,
     #[serde(default)]
@@ -145,6 +145,31 @@ pub struct RawObservables {
     pub tree: IndexMap<String, super::trees::RawTree>,
     #[serde(default)]
     pub pair_histogram: super::trees::RawPairHistogram,
+}
+
+/// The population rate time series: bins `[start, start + every)`, ... up to `stop` [ms] (the
+/// last bin may be shorter).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRates {
+    /// Start of the first bin [ms].
+    #[serde(default)]
+    pub start: f64,
+    /// End of the last bin [ms]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Bin width [ms]; a multiple of `dt`, at least `dt`.
+    #[serde(default = "d_every")]
+    pub every: f64,
+}
+
+impl Default for RawRates {
+    fn default() -> Self {
+        RawRates {
+            start: 0.0,
+            stop: None,
+            every: d_every(),
+        }
+    }
 }
 
 /// When a sampled observable is taken: at `start`, `start + every`, ... up to `stop` [ms].
@@ -172,7 +197,8 @@ pub struct RawStatistics {
     pub start: f64,
     /// End of the analysis window [ms]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Counting window of the Fano factor [ms], a multiple of `observables.rate_bin`.
+    /// Counting window of the Fano factor [ms], a multiple of `observables.rates.every`; the
+    /// factor counts the whole windows inside both `[start, stop]` and the rates' window.
     #[serde(default = "d_fano_window")]
     pub fano_window: f64,
 }
@@ -518,9 +544,6 @@ fn d_true() -> bool {
 fn d_progress() -> f64 {
     10.0
 }
-fn d_rate_bin() -> f64 {
-    1.0
-}
 fn d_fano_window() -> f64 {
     10.0
 }
@@ -661,7 +684,7 @@ impl Default for RawHistogram {
 impl Default for RawObservables {
     fn default() -> Self {
         RawObservables {
-            rate_bin: d_rate_bin(),
+            rates: RawRates::default(),
             moments: RawSchedule::default(),
             histogram: RawHistogram::default(),
             balance: RawSchedule::default(),

@@ -682,7 +682,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
 /// Follows the limit over `[0, t_stop]` on the particle run's step, sampling as it would.
 fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     let n_pop = config.populations.len();
-    let n_bins = config.n_steps.div_ceil(config.rate_bin_steps) as usize;
+    let n_bins = config.rates.bins();
     let mut s = Series {
         rate_sums: vec![vec![0.0; n_bins]; n_pop],
         moment_times: Vec::new(),
@@ -755,9 +755,12 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     sample(0, limit, &mut s);
     for n in 0..config.n_steps {
         limit.advance_to((n + 1) as f64 * config.dt);
-        let bin = (n / config.rate_bin_steps) as usize;
-        for (p, r) in limit.rates().into_iter().enumerate() {
-            s.rate_sums[p][bin] += r * config.dt;
+        let rb = config.rates;
+        if (rb.start..rb.stop).contains(&n) {
+            let bin = ((n - rb.start) / rb.every) as usize;
+            for (p, r) in limit.rates().into_iter().enumerate() {
+                s.rate_sums[p][bin] += r * config.dt;
+            }
         }
         sample(n + 1, limit, &mut s);
     }
@@ -989,15 +992,13 @@ fn write(
         attr(&g, "gid_start", p.gid_start)?;
         attr(&g, "size", p.size)?;
     }
-    let bin_ms = config.rate_bin_steps as f64 * config.dt;
-    let t_stop = config.n_steps as f64 * config.dt;
     let rates: Vec<Vec<f64>> = s
         .rate_sums
         .iter()
         .map(|sums| {
             sums.iter()
                 .enumerate()
-                .map(|(b, &x)| 1000.0 * x / bin_ms.min(t_stop - b as f64 * bin_ms))
+                .map(|(b, &x)| 1000.0 * x / (config.rates.bin(b).1 as f64 * config.dt))
                 .collect()
         })
         .collect();
@@ -1006,7 +1007,6 @@ fn write(
         config,
         &crate::output::Sampled {
             rates: &rates,
-            bin_ms,
             moment_times: &s.moment_times,
             means: &s.means,
             variances: &s.variances,
