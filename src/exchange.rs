@@ -68,11 +68,16 @@ impl RingBuffer {
         };
         let spikes = &spikes[lo..hi];
         for (i, &g) in spikes.iter().enumerate() {
-            // Touch the start of the next spike's run: the load is independent of the
-            // scatter below, so its cache miss overlaps with it (a software prefetch).
+            // Runs lie at random places of a table much larger than the caches: fetch the
+            // next spike's whole run while this one is scattered.
             if let Some(&next) = spikes.get(i + 1) {
-                let run = table.targets_of(u64::from(next) - table.source_start);
-                std::hint::black_box(run.first());
+                let next = u64::from(next) - table.source_start;
+                for line in table.targets_of(next).chunks(16) {
+                    prefetch(line.as_ptr());
+                }
+                for line in table.weights_of(next).unwrap_or_default().chunks(16) {
+                    prefetch(line.as_ptr());
+                }
             }
             let s = u64::from(g) - table.source_start;
             let targets = table.targets_of(s);
@@ -141,6 +146,19 @@ impl RingBuffer {
     pub fn bytes(&self) -> u64 {
         8 * self.data.len() as u64
     }
+}
+
+/// Asks the caches to fetch the line holding `p`: a hint, with no effect on results.
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    // SAFETY: PREFETCHT0 neither faults nor reads memory architecturally, whatever the
+    // address; SSE is part of the x86_64 baseline.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// Delivers `spikes` (global gids, ascending, emitted in step `step`) through every table:
