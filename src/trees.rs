@@ -21,18 +21,30 @@
 //! ```
 //!
 //! Rows of `W` live with their target `i`: each rank holds the incoming synapses of its own
-//! neurons, grouped by source ([`crate::connectivity`]). For each non-root vertex `c` the ranks
-//! all-gather `u_c` (N values) and scatter it through their local synapses in the order of
-//! delivery (projection, source ascending, synapse order), so the sum arriving at every target
-//! is computed in the same order whatever the decomposition. Sources whose `u_c` is zero are
-//! skipped, which changes no bit (a sum that starts at +0 never becomes -0). Subtrees that are
-//! identical (same functions, same shape below, same projections) within one sample, in one
-//! tree (the leaves of a star) or across trees, are computed once.
+//! neurons, grouped by source ([`crate::connectivity`]). The messages `W u_c` of a sample are
+//! computed level by level, leaves first (a message is ready once those of its vertex's
+//! children exist). The pending messages of one level that use the same projections, in one
+//! tree or across the trees sampled together, are computed together, up to 8 at a time: the
+//! ranks all-gather their vectors `u_c` interleaved (`[gid][message]`) and pass once through
+//! their local synapses in the order of delivery (projection, source ascending, synapse order),
+//! adding `w_ij u_c(j)` into interleaved sums. The sum arriving at every target is therefore
+//! computed in the same order whatever the decomposition and whatever messages share the pass.
+//! A source is skipped when all its values in the pass are zero; otherwise its zeros are added
+//! too, which changes no bit (a sum that starts at +0 never becomes -0, and `x + ±0 = x`).
+//! Subtrees that are identical (same functions, same shape below, same projections) within one
+//! sample, in one tree (the leaves of a star) or across trees, are computed once.
 //!
-//! **Cost per sample**: for every distinct non-root vertex, one all-gather of N `f64` and one
-//! pass over the rank's synapses in the chosen projections (one multiply-add per synapse, the
-//! inner loop of spike delivery), i.e. `synapses x edges` operations, plus one all-gather of a
-//! few exponents and one reduction of one `i128` per tree.
+//! **Cost per sample**: one all-gather and one pass over the rank's synapses in the chosen
+//! projections per level and projection list, each for up to 8 distinct messages of that level
+//! (N `f64` gathered per message). The levels are the height of the tallest tree sampled minus
+//! one: one pass for any number of edges and stars sampled together, `m - 1` for a path of `m`
+//! vertices. A pass is the inner loop of spike delivery, one multiply-add per synapse and
+//! message; it costs more with more messages, yet far less than one pass each (on the Brunel
+//! network about 1.1, 1.4, 1.5 and 2.2 times a one-message pass for 2, 3, 4 and 8 messages).
+//! Where N exceeds 2^21 fewer messages share a pass, so that a gather holds at most 2^24 values
+//! (or N). A gathered vector with fewer than N/8 non-zero values (such as `spike`) gets a pass
+//! of its own instead, which skips its zero sources and so costs little. Plus one all-gather
+//! of a few exponents and one reduction of one `i128` per tree.
 //!
 //! **Exact sum over neurons**: the sum over `i` is a fixed-point integer sum, whose scale is
 //! chosen per sample from the largest `|u_0(i)|` over all ranks (`< 2^e`): every term is
@@ -49,7 +61,9 @@
 //! every neuron (`u32`), counts its local synapses per projection and pair of bins, and the
 //! integer counts are summed across ranks; `H = (1/N) sum_k w_k count_k`, in projection order,
 //! is then the same on every rank. Cost per sample: one all-gather of N `u32`, one pass over the
-//! local synapses, one reduction of `projections x bins^2` integers.
+//! local synapses of its own (riding along the first tree pass saved no measurable time: the
+//! two loops cost about the same fused or apart), one reduction of `projections x bins^2`
+//! integers.
 
 use crate::comm::Comm;
 use crate::config::trees::{PairHistogramSpec, TestFunction, TreeSpec};
@@ -58,7 +72,7 @@ use crate::connectivity::Connectivity;
 use crate::output::{replicated, RawWrites};
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ops::Range;
 
 /// One tree observable and its series so far.
@@ -68,6 +82,9 @@ struct Tree {
     /// Key of each vertex's message `W u_c`: its projections and the functions and shape of its
     /// subtree. Equal keys, equal messages, bit for bit.
     keys: Vec<String>,
+    /// Height of each vertex's subtree (1 for a leaf): the level at which its message is
+    /// computed, once the messages of its children (lower levels) exist.
+    heights: Vec<usize>,
     uses_spikes: bool,
     uses_intensity: bool,
     times: Vec<f64>,
@@ -115,12 +132,17 @@ impl TreeRecorder {
                     .iter()
                     .map(|s| format!("{:?}:{s}", spec.projections))
                     .collect();
+                let mut heights = vec![1; m];
+                for a in (0..m).rev() {
+                    heights[a] = 1 + children[a].iter().map(|&c| heights[c]).max().unwrap_or(0);
+                }
                 Tree {
                     uses_spikes: spec.functions.contains(&TestFunction::Spike),
                     uses_intensity: spec.functions.contains(&TestFunction::Intensity),
                     spec: spec.clone(),
                     children,
                     keys,
+                    heights,
                     times: Vec::new(),
                     values: Vec::new(),
                 }
@@ -190,20 +212,19 @@ impl TreeRecorder {
                 nu: &nu,
                 rate: 1.0 / self.dt,
             };
-            let mut messages = HashMap::new();
+            let messages = messages(
+                &self.trees,
+                &firing,
+                v,
+                &at,
+                self.n_total,
+                conn,
+                comm,
+                &mut self.gathered,
+            );
             let roots: Vec<Vec<f64>> = firing
                 .iter()
-                .map(|&k| {
-                    root_terms(
-                        &self.trees[k],
-                        v,
-                        &at,
-                        conn,
-                        comm,
-                        &mut messages,
-                        &mut self.gathered,
-                    )
-                })
+                .map(|&k| vertex_terms(&self.trees[k], 0, v, &at, &messages))
                 .collect();
             let sums = exact_sums(&roots, self.n_total, comm);
             for (&k, s) in firing.iter().zip(sums) {
@@ -346,44 +367,108 @@ fn shape_name(spec: &TreeSpec) -> &'static str {
     }
 }
 
-/// The root's terms `u_0(i)` of one tree for the local neurons (collective: all-gathers one
-/// vector per vertex whose message is not in `messages` yet).
+/// Most messages computed in one pass (one kernel per count, see [`pass`]).
+const MAX_FUSED: usize = 8;
+
+/// A pass fuses fewer messages where N is large, so that its all-gather holds at most this
+/// many values (128 MiB of `f64`) or N: `max(1, min(MAX_FUSED, FUSED_VALUES / N))` messages.
+const FUSED_VALUES: u64 = 1 << 24;
+
+/// A vector with fewer than `N / SPARSE` non-zero values is passed alone.
+const SPARSE: u64 = 8;
+
+/// The messages `W u_c` of the non-root vertices of the trees `firing`, each distinct key once
+/// (collective). Level by level, leaves first (a message needs those of its vertex's children):
+/// the messages of one level with the same projections are computed together, one all-gather
+/// of their interleaved terms and one pass over the synapses. Every rank computes the same plan,
+/// hence the same sequence of collectives.
 #[allow(clippy::too_many_arguments)]
-fn root_terms(
-    tree: &Tree,
+fn messages(
+    trees: &[Tree],
+    firing: &[usize],
     v: &[f64],
     at: &Locals,
+    n_total: u64,
     conn: &Connectivity,
     comm: &dyn Comm,
-    messages: &mut HashMap<String, Vec<f64>>,
     gathered: &mut Vec<f64>,
-) -> Vec<f64> {
-    let m = tree.keys.len();
-    // The vertices whose messages must be computed: top-down from the root, stopping at
-    // messages already known.
-    let mut needed = vec![false; m];
-    let mut stack = vec![0];
-    while let Some(a) = stack.pop() {
-        for &c in &tree.children[a] {
-            if !needed[c] && !messages.contains_key(&tree.keys[c]) {
-                needed[c] = true;
-                stack.push(c);
+) -> HashMap<String, Vec<f64>> {
+    // Per level, groups of messages (tree, vertex) with the same projections, in the order of
+    // first appearance.
+    type Group<'t> = (&'t [usize], Vec<(usize, usize)>);
+    let mut levels: Vec<Vec<Group>> = Vec::new();
+    let mut planned = HashSet::new();
+    for &k in firing {
+        let tree = &trees[k];
+        for c in 1..tree.keys.len() {
+            if !planned.insert(tree.keys[c].as_str()) {
+                continue;
+            }
+            let level = tree.heights[c] - 1;
+            if levels.len() <= level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            let projections = &tree.spec.projections[..];
+            match levels[level].iter_mut().find(|(p, _)| *p == projections) {
+                Some((_, group)) => group.push((k, c)),
+                None => levels[level].push((projections, vec![(k, c)])),
             }
         }
     }
-    // Bottom-up: a child has a larger index than its parent. Every rank runs the same sequence
-    // of all-gathers (the keys and hence the skips are the same everywhere).
-    for c in (1..m).rev() {
-        if !needed[c] || messages.contains_key(&tree.keys[c]) {
-            continue;
+    let max_fused = MAX_FUSED.min((FUSED_VALUES / n_total.max(1)).max(1) as usize);
+    let n = v.len();
+    let mut messages = HashMap::new();
+    for (projections, group) in levels.iter().flatten() {
+        for batch in group.chunks(max_fused) {
+            let m = batch.len();
+            // The terms u_c of the batch, interleaved: [local neuron][message].
+            let mut local = vec![0.0; n * m];
+            for (j, &(k, c)) in batch.iter().enumerate() {
+                let u = vertex_terms(&trees[k], c, v, at, &messages);
+                for (x, y) in local.iter_mut().skip(j).step_by(m).zip(u) {
+                    *x = y;
+                }
+            }
+            comm.all_gather_f64(&local, gathered);
+            // A vector with few non-zero values (such as "spike") costs little in a pass of its
+            // own, which skips its zero sources, but a full share of a fused pass: such vectors
+            // are passed alone. The gathered values, hence the choice, are the same everywhere.
+            let (dense, sparse): (Vec<usize>, Vec<usize>) = (0..m).partition(|&j| {
+                let nonzero = gathered.iter().skip(j).step_by(m).filter(|&&x| x != 0.0);
+                nonzero.count() as u64 * SPARSE >= n_total
+            });
+            let mut sums = vec![Vec::new(); m];
+            for part in std::iter::once(dense).chain(sparse.into_iter().map(|j| vec![j])) {
+                let mp = part.len();
+                if mp == 0 {
+                    continue;
+                }
+                let u: Vec<f64>;
+                let u = if mp == m {
+                    &gathered[..]
+                } else {
+                    u = gathered
+                        .chunks_exact(m)
+                        .flat_map(|g| part.iter().map(|&j| g[j]))
+                        .collect();
+                    &u[..]
+                };
+                let mut out = vec![0.0; n * mp];
+                pass(u, mp, conn, projections, &mut out);
+                for (jj, &j) in part.iter().enumerate() {
+                    sums[j] = if mp == 1 {
+                        std::mem::take(&mut out)
+                    } else {
+                        out.iter().skip(jj).step_by(mp).copied().collect()
+                    };
+                }
+            }
+            for (&(k, c), sum) in batch.iter().zip(sums) {
+                messages.insert(trees[k].keys[c].clone(), sum);
+            }
         }
-        let u = vertex_terms(tree, c, v, at, messages);
-        comm.all_gather_f64(&u, gathered);
-        let mut out = vec![0.0; v.len()];
-        scatter(gathered, conn, &tree.spec.projections, &mut out);
-        messages.insert(tree.keys[c].clone(), out);
     }
-    vertex_terms(tree, 0, v, at, messages)
+    messages
 }
 
 /// What test functions read besides V, per local neuron.
@@ -475,32 +560,96 @@ pub(crate) fn write_tree(
     crate::output::attr_str(&g, "projections", &names.join(","))
 }
 
-/// `out(i) += sum_j w_ij u(j)` for the local targets `i`, `u` indexed by gid: projection by
-/// projection, sources ascending, synapses in table order (the order of spike delivery).
-fn scatter(u: &[f64], conn: &Connectivity, projections: &[usize], out: &mut [f64]) {
+/// One pass over the local synapses of `projections`, in the order of spike delivery
+/// (projection by projection, sources ascending, synapses in table order):
+/// `out[i m + k] += sum_j w_ij u[j m + k]` for the local targets `i` and the `m` (at most
+/// [`MAX_FUSED`]) interleaved vectors of `u`, indexed by gid.
+///
+/// The sum arriving at each target and vector is thus computed in the same order whatever the
+/// decomposition and whatever the other vectors of the pass. A source is skipped only when all
+/// its `m` values are zero; otherwise zeros are added too, which changes no bit: a sum that
+/// starts at +0 never becomes -0, and `x + ±0 = x` for any other `x`.
+fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &mut [f64]) {
     for &k in projections {
         for table in conn.tables_of(k) {
             let w = table.weight;
             let start = table.source_start as usize;
-            let sources = &u[start..start + table.n_sources() as usize];
-            for (s, &x) in sources.iter().enumerate() {
-                // Adding w * 0 = ±0 to a sum that started at +0 changes no bit.
-                if x == 0.0 {
+            let n_sources = table.n_sources() as usize;
+            if m == 1 {
+                // The common case: one vector, the loop of spike delivery.
+                for (s, &x) in u[start..start + n_sources].iter().enumerate() {
+                    if x == 0.0 {
+                        continue;
+                    }
+                    let targets = table.targets_of(s as u64);
+                    match table.weights_of(s as u64) {
+                        None => {
+                            let wx = w * x;
+                            for &t in targets {
+                                out[t as usize] += wx;
+                            }
+                        }
+                        Some(weights) => {
+                            for (&t, &wk) in targets.iter().zip(weights) {
+                                out[t as usize] += f64::from(wk) * x;
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let sources = &u[start * m..(start + n_sources) * m];
+            for (s, us) in sources.chunks_exact(m).enumerate() {
+                if us.iter().all(|&x| x == 0.0) {
                     continue;
                 }
                 let targets = table.targets_of(s as u64);
-                match table.weights_of(s as u64) {
-                    None => {
-                        let wx = w * x;
-                        for &t in targets {
-                            out[t as usize] += wx;
-                        }
-                    }
-                    Some(weights) => {
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            out[t as usize] += f64::from(wk) * x;
-                        }
-                    }
+                let weights = table.weights_of(s as u64);
+                // One kernel per batch size, so that the interleaved sums of a target are
+                // added with fixed-size array code.
+                match m {
+                    2 => add::<2>(targets, weights, w, us, out),
+                    3 => add::<3>(targets, weights, w, us, out),
+                    4 => add::<4>(targets, weights, w, us, out),
+                    5 => add::<5>(targets, weights, w, us, out),
+                    6 => add::<6>(targets, weights, w, us, out),
+                    7 => add::<7>(targets, weights, w, us, out),
+                    8 => add::<8>(targets, weights, w, us, out),
+                    _ => unreachable!("1 to {MAX_FUSED} vectors per pass"),
+                }
+            }
+        }
+    }
+}
+
+/// `out[t M + k] += w_s u[k]` for the synapses of one source onto `targets` and the `M`
+/// interleaved sums of each target (`w_s` the synapse's weight: `weights`, else `w`).
+fn add<const M: usize>(
+    targets: &[u32],
+    weights: Option<&[f32]>,
+    w: f64,
+    u: &[f64],
+    out: &mut [f64],
+) {
+    let u: [f64; M] = u.try_into().expect("M values");
+    match weights {
+        None => {
+            let wu = u.map(|x| w * x);
+            for &t in targets {
+                let t = t as usize * M;
+                let o: &mut [f64; M] = (&mut out[t..t + M]).try_into().expect("M sums");
+                for k in 0..M {
+                    o[k] += wu[k];
+                }
+            }
+        }
+        Some(weights) => {
+            for (&t, &wk) in targets.iter().zip(weights) {
+                let wk = f64::from(wk);
+                let t = t as usize * M;
+                let o: &mut [f64; M] = (&mut out[t..t + M]).try_into().expect("M sums");
+                for k in 0..M {
+                    o[k] += wk * u[k];
                 }
             }
         }
@@ -623,9 +772,16 @@ fn pair_histogram(
         })
         .collect();
     comm.all_gather_u32(&local, gathered);
+    // The target bins, read once per synapse: u16 (bins <= 1000) halves the cache they take.
+    const OUT16: u16 = u16::MAX;
+    let local: Vec<u16> = local
+        .iter()
+        .map(|&b| u16::try_from(b).unwrap_or(OUT16))
+        .collect();
     let cells = bins * bins;
     // Constant weights: integer counts per projection and cell, times the weight after the
-    // reduction. Per-synapse weights: exact fixed-point sums of the weights per cell.
+    // reduction. Per-synapse weights: exact fixed-point sums of the weights per cell. Cells are
+    // source bin major here, so that the synapses of one source update one row of `bins`.
     let mut counts = vec![0u64; spec.projections.len() * cells];
     let mut weighted = vec![0i128; cells];
     let mut any_weighted = false;
@@ -639,16 +795,26 @@ fn pair_histogram(
                 if bs == OUT {
                     continue;
                 }
-                for pos in table.range_of(s as u64) {
-                    let bt = local[table.targets[pos] as usize];
-                    if bt == OUT {
-                        continue;
+                let row = bs as usize * bins..(bs as usize + 1) * bins;
+                let targets = table.targets_of(s as u64);
+                match table.weights_of(s as u64) {
+                    None => {
+                        let row = &mut counts[row];
+                        for &t in targets {
+                            let bt = local[t as usize];
+                            if bt != OUT16 {
+                                row[bt as usize] += 1;
+                            }
+                        }
                     }
-                    let cell = bt as usize * bins + bs as usize;
-                    if table.weights.is_empty() {
-                        counts[cell] += 1;
-                    } else {
-                        weighted[cell] += crate::observables::fixed(table.weight_at(pos));
+                    Some(weights) => {
+                        let row = &mut weighted[row];
+                        for (&t, &wk) in targets.iter().zip(weights) {
+                            let bt = local[t as usize];
+                            if bt != OUT16 {
+                                row[bt as usize] += crate::observables::fixed(f64::from(wk));
+                            }
+                        }
                     }
                 }
             }
@@ -662,9 +828,10 @@ fn pair_histogram(
     if flag[0] > 0 {
         comm.sum_i128(&mut weighted);
     }
-    let mut h: Vec<f64> = weighted
-        .iter()
-        .map(|&x| crate::observables::unfixed(x))
+    // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` above.
+    let transposed = |c: usize| (c % bins) * bins + c / bins;
+    let mut h: Vec<f64> = (0..cells)
+        .map(|c| crate::observables::unfixed(weighted[transposed(c)]))
         .collect();
     for (kk, &k) in spec.projections.iter().enumerate() {
         let Some(table) = conn.tables_of(k).next() else {
@@ -674,8 +841,9 @@ fn pair_histogram(
             continue;
         }
         let w = table.weight;
-        for (x, &c) in h.iter_mut().zip(&counts[kk * cells..(kk + 1) * cells]) {
-            *x += w * c as f64;
+        let counts = &counts[kk * cells..(kk + 1) * cells];
+        for (c, x) in h.iter_mut().enumerate() {
+            *x += w * counts[transposed(c)] as f64;
         }
     }
     let n = n_total as f64;

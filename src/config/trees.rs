@@ -77,8 +77,11 @@ pub struct RawTree {
     /// Last sample time [ms]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
     /// Sampling interval [ms]; a multiple of `dt`. Zero switches the observable off. A sample
-    /// passes over every synapse once per edge (about 1.3 ns per synapse per edge on one core:
-    /// on the Brunel network as long as 10 ms of model time), hence the sparse default.
+    /// passes over every synapse once per level of the tree below the root (an edge or a star:
+    /// once; a path of m vertices: m - 1 times), the trees sampled together with the same
+    /// projections sharing the passes of each level; a pass takes about 0.6 to 1.3 ns per
+    /// synapse on one core (1 to 8 messages; on the Brunel network 10 to 20 ms, as long as
+    /// 5 to 10 ms of model time), hence the sparse default.
     #[serde(default = "d_tree_every")]
     pub every: f64,
 }
