@@ -762,14 +762,7 @@ fn pair_histogram(
     let width = (spec.v_max - spec.v_min) / bins as f64;
     let local: Vec<u32> = v
         .iter()
-        .map(|&x| {
-            let b = ((x - spec.v_min) / width).floor();
-            if b >= 0.0 && b < bins as f64 {
-                b as u32
-            } else {
-                OUT
-            }
-        })
+        .map(|&x| crate::observables::bin_of(x, spec.v_min, width, bins).map_or(OUT, |b| b as u32))
         .collect();
     comm.all_gather_u32(&local, gathered);
     // The target bins, read once per synapse: u16 (bins <= 1000) halves the cache they take.

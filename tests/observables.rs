@@ -69,7 +69,7 @@ fn observables_agree_with_independent_computations() {
     for (pop, range, k_e, k_i) in [("E", 0..n_e, 160.0, 40.0), ("I", n_e..n, 160.0, 40.0)] {
         let size = range.len();
         // Moments equal the moments of the snapshots (same sample times, every ms); the
-        // fixed-point sums truncate V to 2^-32 mV.
+        // fixed-point sums round V and V^2 to multiples of 2^-32.
         let means = read(&f, &format!("moments/{pop}/mean"));
         let vars = read(&f, &format!("moments/{pop}/variance"));
         assert_eq!(means.len(), snap_t.len());

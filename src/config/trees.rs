@@ -87,7 +87,7 @@ pub struct RawTree {
 }
 
 fn d_tree_every() -> f64 {
-    100.0
+    500.0
 }
 
 /// A test function as written: a string, or a bare number for a constant.
@@ -640,7 +640,7 @@ mod tests {
         let t = &c.trees.trees[0];
         assert_eq!(t.parents, vec![None, Some(0), Some(1)]);
         assert_eq!(t.projections, vec![0, 1]);
-        assert_eq!(t.schedule.every, 1000);
+        assert_eq!(t.schedule.every, 5000);
         assert_eq!(t.units(), "mV^3");
         let c = load(&["observables.tree.x.shape=\"star\""]).unwrap();
         assert_eq!(c.trees.trees[0].parents, vec![None, Some(0), Some(0)]);
