@@ -47,6 +47,16 @@ fn var(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / xs.len() as f64
 }
 
+/// The file's Fano factor of `pop` equals variance / mean of the window counts `counts`.
+fn assert_fano(f: &File, pop: &str, counts: &[f64]) {
+    let fano = var(counts) / (counts.iter().sum::<f64>() / counts.len() as f64);
+    let got = stat(f, pop, "fano_factor");
+    assert!(
+        (got - fano).abs() < 1e-9 * fano,
+        "{pop}: fano {got} vs {fano}"
+    );
+}
+
 #[test]
 fn observables_agree_with_independent_computations() {
     let dir = common::scratch("observables");
@@ -154,12 +164,7 @@ fn observables_agree_with_independent_computations() {
             .chunks_exact(10)
             .map(|w| w.iter().map(|r| r * size as f64 / 1000.0).sum())
             .collect();
-        let fano = var(&counts) / (counts.iter().sum::<f64>() / counts.len() as f64);
-        assert!(
-            (stat(&f, pop, "fano_factor") - fano).abs() < 1e-9 * fano,
-            "{pop}: fano {} vs {fano}",
-            stat(&f, pop, "fano_factor")
-        );
+        assert_fano(&f, pop, &counts);
 
         // Input balance: a spike of a neuron of population q reaches on average K_pq targets
         // per target neuron of p (fixed in-degree: N_p K_pq synapses from N_q sources), so the
@@ -403,11 +408,6 @@ fn rates_follow_their_own_schedule() {
             .chunks_exact(5)
             .map(|w| w.iter().sum())
             .collect();
-        let fano = var(&windows) / (windows.iter().sum::<f64>() / windows.len() as f64);
-        assert!(
-            (stat(&f, pop, "fano_factor") - fano).abs() < 1e-9 * fano,
-            "{pop}: fano {} vs {fano}",
-            stat(&f, pop, "fano_factor")
-        );
+        assert_fano(&f, pop, &windows);
     }
 }
