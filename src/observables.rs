@@ -470,9 +470,9 @@ impl Recorder {
     /// statistics window (whole rate bins inside it and inside the rates' window only).
     fn fano(&self, p: usize) -> f64 {
         let r = self.rates;
-        let first = (self.stats.start.max(r.start) - r.start).div_ceil(r.every) as usize;
         let end = (self.stats.stop.min(r.stop).saturating_sub(r.start) / r.every) as usize;
-        let counts: Vec<f64> = self.rate_counts[p][first..end.max(first)]
+        let first = (self.stats.start.max(r.start) - r.start).div_ceil(r.every) as usize;
+        let counts: Vec<f64> = self.rate_counts[p][first.min(end)..end]
             .chunks_exact(self.stats.fano_bins as usize)
             .map(|w| w.iter().sum::<u64>() as f64)
             .collect();

@@ -410,4 +410,20 @@ fn rates_follow_their_own_schedule() {
             .collect();
         assert_fano(&f, pop, &windows);
     }
+
+    // A statistics window after the rates' window holds no whole Fano window: NaN, not a
+    // failure, and the other statistics are still computed.
+    let late = dir.join("late.h5");
+    run(
+        &late,
+        &[
+            "--set",
+            "observables.rates.stop=100",
+            "--set",
+            "observables.statistics.start=150",
+        ],
+    );
+    let f = File::open(&late).unwrap();
+    assert!(stat(&f, "E", "fano_factor").is_nan());
+    assert!(stat(&f, "E", "cv_isi") > 0.0 && stat(&f, "E", "chi") > 0.0);
 }
