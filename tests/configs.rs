@@ -86,6 +86,7 @@ fn reference_config_documents_every_key() {
     let config = Config::from_toml(
         &text,
         &[
+            "observables.rates.stop=1000".into(),
             "observables.moments.stop=1000".into(),
             "observables.histogram.stop=1000".into(),
             "observables.balance.stop=1000".into(),
