@@ -38,6 +38,38 @@ pub trait Comm {
     fn mpi(&self) -> Option<&SimpleCommunicator>;
 }
 
+/// The outcome of a step that may fail on some ranks only, made the same on every rank
+/// (collective): the error of the lowest-ranked rank that failed, if any, else `local`'s value.
+/// Ranks that did not fail report that error's text.
+pub fn first_error<T>(
+    comm: &dyn Comm,
+    local: Result<T, crate::config::ConfigError>,
+) -> Result<T, crate::config::ConfigError> {
+    let message = local.as_ref().err().map(|e| e.to_string());
+    // A rank's flag is its message length + 1 (0: no error).
+    let flags = comm.all_gather_u64(message.as_ref().map_or(0, |m| m.len() as u64 + 1));
+    let Some(first) = flags.iter().position(|&f| f > 0) else {
+        return local;
+    };
+    let bytes: Vec<u32> = message
+        .as_deref()
+        .unwrap_or_default()
+        .bytes()
+        .map(u32::from)
+        .collect();
+    let mut all = Vec::new();
+    comm.all_gather_u32(&bytes, &mut all);
+    // The ranks before `first` sent nothing, so its message comes first.
+    let len = (flags[first] - 1) as usize;
+    let text: Vec<u8> = all[..len].iter().map(|&b| b as u8).collect();
+    match local {
+        Err(e) if comm.rank() == first => Err(e),
+        _ => Err(crate::config::ConfigError::Parse(
+            String::from_utf8_lossy(&text).into_owned(),
+        )),
+    }
+}
+
 /// One process, no MPI: every collective is the identity.
 pub struct SerialComm;
 

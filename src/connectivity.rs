@@ -7,7 +7,7 @@
 //! delay are stored once per table. Each table also holds 8 bytes of offsets per source neuron,
 //! so a projection with `D` distinct delays costs `8 D N_source` bytes per rank in offsets.
 
-use crate::config::{Config, ConnRule, Population, Projection};
+use crate::config::{Config, ConfigError, ConnRule, Population, Projection};
 use crate::network::{self, Synapses};
 use std::ops::Range;
 
@@ -65,8 +65,11 @@ pub struct Connectivity {
 }
 
 impl Connectivity {
-    /// Builds the incoming synapses of the neurons `local` (a contiguous gid range).
-    pub fn build(config: &Config, local: Range<u64>) -> Connectivity {
+    /// Builds the incoming synapses of the neurons `local` (a contiguous gid range). Fails on
+    /// an unreadable edge file or a kernel that leaves a neuron too few sources; the other
+    /// ranks may not fail, so a caller under MPI agrees on the outcome
+    /// ([`crate::comm::first_error`]).
+    pub fn build(config: &Config, local: Range<u64>) -> Result<Connectivity, ConfigError> {
         let mut tables = Vec::new();
         for (k, proj) in config.projections.iter().enumerate() {
             let src = &config.populations[proj.source];
@@ -80,14 +83,11 @@ impl Connectivity {
                         Vec::new()
                     } else {
                         file.read(offsets.clone(), proj.weight, proj.delay_steps, config.dt)
-                            .unwrap_or_else(|e| {
-                                panic!(
-                                    "projection.{}.file = {:?}: {}",
-                                    proj.name,
-                                    file.path,
-                                    crate::config::one_line(&e)
-                                )
-                            })
+                            .map_err(|e| ConfigError::Invalid {
+                                key: format!("projection.{}.file", proj.name),
+                                value: format!("{:?}", file.path),
+                                reason: crate::config::one_line(&e),
+                            })?
                     };
                     // Stable: the edges of one target stay in file order.
                     edges.sort_by_key(|e| e.target);
@@ -113,15 +113,16 @@ impl Connectivity {
                                 syn.delays.push(e.delay);
                             }
                         }
-                    })
+                        Ok(())
+                    })?
                 }
                 _ => tables_of(k, proj, src, mine, local.start, |gid, syn| {
                     network::synapses_of(config, k, gid, syn)
-                }),
+                })?,
             };
             tables.extend(built);
         }
-        Connectivity { tables }
+        Ok(Connectivity { tables })
     }
 
     /// The tables of projection `k` (one per distinct delay, ascending).
@@ -167,8 +168,8 @@ fn tables_of(
     src: &Population,
     mine: Range<u64>,
     local_start: u64,
-    mut synapses: impl FnMut(u64, &mut Synapses),
-) -> Vec<ProjectionTable> {
+    mut synapses: impl FnMut(u64, &mut Synapses) -> Result<(), ConfigError>,
+) -> Result<Vec<ProjectionTable>, ConfigError> {
     let delays = proj.delay_set();
     let weighted = proj.per_synapse_weights();
     let ns = src.size as usize;
@@ -184,7 +185,7 @@ fn tables_of(
     let mut syn = Synapses::default();
     let mut offsets = vec![vec![0u64; ns + 1]; delays.len()];
     for gid in mine.clone() {
-        synapses(gid, &mut syn);
+        synapses(gid, &mut syn)?;
         for (i, &s) in syn.sources.iter().enumerate() {
             offsets[table(&syn, i)][s as usize + 1] += 1;
         }
@@ -201,7 +202,7 @@ fn tables_of(
         .map(|o| vec![0f32; if weighted { o[ns] as usize } else { 0 }])
         .collect();
     for gid in mine {
-        synapses(gid, &mut syn);
+        synapses(gid, &mut syn)?;
         debug_assert!(!weighted || syn.weights.len() == syn.sources.len());
         let t = (gid - local_start) as u32;
         for (i, &s) in syn.sources.iter().enumerate() {
@@ -214,7 +215,7 @@ fn tables_of(
             *at += 1;
         }
     }
-    offsets
+    Ok(offsets
         .into_iter()
         .zip(targets)
         .zip(weights)
@@ -230,7 +231,7 @@ fn tables_of(
                 delay_steps,
             },
         )
-        .collect()
+        .collect())
 }
 
 #[cfg(test)]
@@ -334,11 +335,11 @@ mod tests {
         let c = Config::from_toml(&text, &[]).unwrap();
         let names: Vec<&str> = c.projections.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["EI", "IE", "EE", "EE2", "IF"]);
-        let whole_conn = Connectivity::build(&c, 0..150);
+        let whole_conn = Connectivity::build(&c, 0..150).unwrap();
         let mut whole = edges(&whole_conn, 0);
         let mut parts: Vec<_> = [0..37, 37..101, 101..150]
             .into_iter()
-            .flat_map(|r| edges(&Connectivity::build(&c, r.clone()), r.start))
+            .flat_map(|r| edges(&Connectivity::build(&c, r.clone()).unwrap(), r.start))
             .collect();
         whole.sort_unstable();
         parts.sort_unstable();
@@ -397,14 +398,14 @@ mod tests {
             })
             .collect();
         expect.sort_unstable();
-        let whole = Connectivity::build(&c, 0..9);
+        let whole = Connectivity::build(&c, 0..9).unwrap();
         assert_eq!(whole.tables.len(), 3, "one table per delay");
         let mut got = edges(&whole, 0);
         got.sort_unstable();
         assert_eq!(got, expect);
         let mut parts: Vec<Edge> = [0..6, 6..9]
             .into_iter()
-            .flat_map(|r| edges(&Connectivity::build(&c, r.clone()), r.start))
+            .flat_map(|r| edges(&Connectivity::build(&c, r.clone()).unwrap(), r.start))
             .collect();
         parts.sort_unstable();
         assert_eq!(parts, expect);
@@ -418,7 +419,7 @@ mod tests {
         write_edges(&path, "AB", &src, Some(&tgt), None, None);
         let plain = text.clone() + "weight = 0.3\ndelay = 0.2\n";
         let c = Config::from_toml(&plain, &[]).unwrap();
-        let conn = Connectivity::build(&c, 0..9);
+        let conn = Connectivity::build(&c, 0..9).unwrap();
         assert_eq!(conn.tables.len(), 1);
         assert!(conn.tables[0].weights.is_empty());
         assert_eq!(
@@ -569,7 +570,7 @@ mod tests {
                  rule = \"{rule}\"\n{rule_keys}\nweight = 0.7\ndelay = 1.0\n{scaling}\n"
             );
             let c = Config::from_toml(&text, &[]).unwrap();
-            let conn = Connectivity::build(&c, 0..200);
+            let conn = Connectivity::build(&c, 0..200).unwrap();
             assert_eq!(conn.tables.len(), 1);
             assert!(conn.tables[0].weights.is_empty(), "4 bytes per synapse");
             assert_eq!(conn.tables[0].weight, expect, "{rule_keys}, {scaling}");

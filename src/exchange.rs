@@ -206,7 +206,7 @@ mod tests {
             weight = -0.7\ndelay = 0.2\n";
         let c = crate::config::Config::from_toml(text, &[]).unwrap();
         let local = 10..50u64;
-        let conn = Connectivity::build(&c, local.clone());
+        let conn = Connectivity::build(&c, local.clone()).unwrap();
         assert_eq!(conn.tables.len(), 5, "EE: 4 delays; IE: 1");
         let mut ring = RingBuffer::new(conn.max_delay(), local.clone().count());
         let spikes: Vec<u32> = (0..80).filter(|g| g % 3 == 0).collect();
@@ -219,7 +219,7 @@ mod tests {
         let mut syn = crate::network::Synapses::default();
         for gid in local.clone() {
             for (k, proj) in c.projections.iter().enumerate() {
-                crate::network::synapses_of(&c, k, gid, &mut syn);
+                crate::network::synapses_of(&c, k, gid, &mut syn).unwrap();
                 let start = c.populations[proj.source].gid_start;
                 for (i, &s) in syn.sources.iter().enumerate() {
                     if (start + u64::from(s)) % 3 != 0 {

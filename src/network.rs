@@ -7,7 +7,7 @@
 //! about ranks, so every decomposition builds the same network (`rule = "file"` projections are
 //! read from their file by [`crate::connectivity::Connectivity::build`] instead).
 
-use crate::config::{Config, ConnRule, Population};
+use crate::config::{Config, ConfigError, ConnRule, Population};
 use crate::rng::{self, Purpose, Stream};
 use crate::space::Kernel;
 use rand::seq::index;
@@ -34,24 +34,35 @@ impl Synapses {
 
 /// Appends to `out` the sources (as offsets into the source population) of the synapses of
 /// projection `proj` onto the neuron `gid`, which must belong to the target population.
-pub fn sources_of(config: &Config, proj: usize, gid: u64, out: &mut Vec<u32>) {
+pub fn sources_of(
+    config: &Config,
+    proj: usize,
+    gid: u64,
+    out: &mut Vec<u32>,
+) -> Result<(), ConfigError> {
     let mut rng = connect_stream(config, proj, gid);
-    draw_sources(config, proj, gid, &mut rng, out);
+    draw_sources(config, proj, gid, &mut rng, out)
 }
 
 /// The synapses of projection `proj` onto the neuron `gid` (which must belong to the target
 /// population) into `out`, which is cleared first: the sources as [`sources_of`] gives them,
-/// then each synapse's weight and delay where they vary.
-pub fn synapses_of(config: &Config, proj: usize, gid: u64, out: &mut Synapses) {
+/// then each synapse's weight and delay where they vary. Fails (naming the in-degree) where a
+/// probability kernel leaves the neuron too few sources to draw its fixed in-degree from.
+pub fn synapses_of(
+    config: &Config,
+    proj: usize,
+    gid: u64,
+    out: &mut Synapses,
+) -> Result<(), ConfigError> {
     out.clear();
     let mut rng = connect_stream(config, proj, gid);
-    draw_sources(config, proj, gid, &mut rng, &mut out.sources);
+    draw_sources(config, proj, gid, &mut rng, &mut out.sources)?;
     let p = &config.projections[proj];
     let random_weight = !p.weights.is_constant();
     let weight_kernel = p.kernel.as_ref().filter(|k| k.weight);
     let random_delay = p.delay_max_steps > p.delay_steps;
     if !random_weight && weight_kernel.is_none() && !random_delay {
-        return;
+        return Ok(());
     }
     let src = &config.populations[p.source];
     let xt = weight_kernel.map(|_| config.populations[p.target].coordinate(config.seed, gid));
@@ -73,6 +84,7 @@ pub fn synapses_of(config: &Config, proj: usize, gid: u64, out: &mut Synapses) {
                 .push(rng.random_range(p.delay_steps..=p.delay_max_steps));
         }
     }
+    Ok(())
 }
 
 fn connect_stream(config: &Config, proj: usize, gid: u64) -> Stream {
@@ -96,7 +108,13 @@ impl KernelAt<'_> {
     }
 }
 
-fn draw_sources(config: &Config, proj: usize, gid: u64, rng: &mut Stream, out: &mut Vec<u32>) {
+fn draw_sources(
+    config: &Config,
+    proj: usize,
+    gid: u64,
+    rng: &mut Stream,
+    out: &mut Vec<u32>,
+) -> Result<(), ConfigError> {
     let p = &config.projections[proj];
     let src = &config.populations[p.source];
     let n = src.size;
@@ -126,13 +144,18 @@ fn draw_sources(config: &Config, proj: usize, gid: u64, rng: &mut Stream, out: &
             let candidates = if own.is_some() && !autapses { n - 1 } else { n };
             if let Some((at, max)) = kernel {
                 let skip = |c: u64| skip_self(c, autapses);
-                let picked = kernel_indegree(&at, max, candidates, indegree, multapses, skip, rng)
-                    .unwrap_or_else(|have| {
-                        panic!(
-                            "projection.{}.kernel: neuron {gid} has only {have} distinct sources with w > 0,                              fewer than indegree = {indegree} without multapses (or none at all)",
-                            p.name
-                        )
-                    });
+                let picked =
+                    kernel_indegree(&at, max, candidates, indegree, multapses, skip, rng).map_err(
+                        |_| ConfigError::Invalid {
+                            key: format!("projection.{}.indegree", p.name),
+                            value: indegree.to_string(),
+                            reason: format!(
+                            "neuron {gid} has too few sources with kernel weight w > 0 to draw \
+                             them from{}; lower the in-degree or widen the kernel",
+                            if multapses { "" } else { " (each once: multapses = false)" }
+                        ),
+                        },
+                    )?;
                 out.extend(picked.into_iter().map(|c| c as u32));
             } else if multapses {
                 for _ in 0..indegree {
@@ -194,12 +217,13 @@ fn draw_sources(config: &Config, proj: usize, gid: u64, rng: &mut Stream, out: &
             }
         }
         ConnRule::File(_) => {
-            panic!(
+            unreachable!(
                 "projection {}: file edges are read by Connectivity::build",
                 p.name
             )
         }
     }
+    Ok(())
 }
 
 /// `indegree` sources (after `skip`, offsets into the source population), each drawn with
@@ -326,7 +350,7 @@ mod tests {
         );
         for gid in [0u64, 17, 199] {
             let mut s = Vec::new();
-            sources_of(&c, 0, gid, &mut s);
+            sources_of(&c, 0, gid, &mut s).unwrap();
             s.sort_unstable();
             let expect: Vec<u32> = (0..200).filter(|&x| x != gid as u32).collect();
             assert_eq!(s, expect, "gid {gid}: every other neuron exactly once");
@@ -339,7 +363,7 @@ mod tests {
         let mut counts = vec![0u32; 200];
         for gid in 0..200 {
             let mut s = Vec::new();
-            sources_of(&c, 0, gid, &mut s);
+            sources_of(&c, 0, gid, &mut s).unwrap();
             assert_eq!(s.len(), 50);
             for x in s {
                 counts[x as usize] += 1;
@@ -359,7 +383,7 @@ mod tests {
         let mut total = 0usize;
         for gid in 0..200 {
             let mut s = Vec::new();
-            sources_of(&c, 0, gid, &mut s);
+            sources_of(&c, 0, gid, &mut s).unwrap();
             assert!(!s.contains(&(gid as u32)), "autapse at {gid}");
             assert!(
                 s.windows(2).all(|w| w[0] < w[1]),
@@ -401,7 +425,7 @@ mod tests {
         let mut counts = [[0u64; 2]; 2];
         for gid in 0..400 {
             let mut s = Vec::new();
-            sources_of(&c, 0, gid, &mut s);
+            sources_of(&c, 0, gid, &mut s).unwrap();
             assert!(s.windows(2).all(|w| w[0] < w[1]), "ascending, no repeats");
             for x in s {
                 counts[block_of(gid)][block_of(u64::from(x))] += 1;
@@ -440,7 +464,7 @@ mod tests {
             let mut from_one = [0u64; 2];
             for gid in 0..400 {
                 let mut s = Vec::new();
-                sources_of(&c, 0, gid, &mut s);
+                sources_of(&c, 0, gid, &mut s).unwrap();
                 assert_eq!(s.len(), 40);
                 if !multapses {
                     let mut u = s.clone();
@@ -465,17 +489,26 @@ mod tests {
         }
     }
 
-    /// A target whose kernel row is zero has no source to draw: a clear panic, not a hang.
+    /// A target whose kernel row is zero has no source to draw: an error naming the in-degree,
+    /// not a hang; a target with a positive row draws.
     #[test]
-    #[should_panic(expected = "projection.P.kernel")]
-    fn fixed_indegree_without_any_positive_source_panics() {
+    fn fixed_indegree_without_any_positive_source_fails() {
         let c = ring(
             4,
             "even",
             "rule = \"fixed_indegree\"\nindegree = 1\nweight = 0.1\ndelay = 1.0\n\
              kernel = { kind = \"blocks\", matrix = [[0.0, 0.0], [1.0, 1.0]] }",
         );
-        sources_of(&c, 0, 0, &mut Vec::new());
+        let e = sources_of(&c, 0, 0, &mut Vec::new())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("projection.P.indegree = 1: neuron 0 has too few sources"),
+            "{e}"
+        );
+        let mut s = Vec::new();
+        sources_of(&c, 0, 2, &mut s).unwrap();
+        assert_eq!(s.len(), 1);
     }
 
     /// With `kernel_use = "weight"`, each synapse's weight is `weight * w(xi_i, xi_j)`,
@@ -492,7 +525,7 @@ mod tests {
         let mut syn = Synapses::default();
         let mut checked = 0;
         for gid in [0u64, 7, 299] {
-            synapses_of(&c, 0, gid, &mut syn);
+            synapses_of(&c, 0, gid, &mut syn).unwrap();
             assert_eq!(syn.weights.len(), 20);
             assert!(syn.delays.is_empty());
             let xt = pop.coordinate(c.seed, gid)[0];
@@ -510,7 +543,7 @@ mod tests {
             weight = 0.2\ndelay = 1.0\nkernel_use = \"both\"\n\
             kernel = { kind = \"gaussian\", amplitude = 1.0, width = 0.2 }\n";
         let c = Config::from_toml(text, &[]).unwrap();
-        synapses_of(&c, 0, 55, &mut syn);
+        synapses_of(&c, 0, 55, &mut syn).unwrap();
         assert!(!syn.sources.is_empty() && syn.sources.len() < 100);
         // Even 10 x 10 grid: neuron k at ((k mod 10) / 10, (k div 10) / 10).
         let xy = |k: u64| [(k % 10) as f64 / 10.0, (k / 10) as f64 / 10.0];
@@ -547,7 +580,7 @@ mod tests {
             let mut syn = Synapses::default();
             let mut w = Vec::new();
             for gid in 0..200 {
-                synapses_of(&c, 0, gid, &mut syn);
+                synapses_of(&c, 0, gid, &mut syn).unwrap();
                 assert_eq!(syn.weights.len(), syn.sources.len());
                 w.extend_from_slice(&syn.weights);
             }
@@ -601,7 +634,7 @@ mod tests {
         let mut counts = [0u64; 6];
         let mut syn = Synapses::default();
         for gid in 0..200 {
-            synapses_of(&c, 0, gid, &mut syn);
+            synapses_of(&c, 0, gid, &mut syn).unwrap();
             assert!(
                 syn.weights.is_empty(),
                 "constant weights are not stored per synapse"
@@ -635,8 +668,8 @@ mod tests {
         let mut syn = Synapses::default();
         for gid in [3u64, 50] {
             let mut s = Vec::new();
-            sources_of(&plain, 0, gid, &mut s);
-            synapses_of(&rich, 0, gid, &mut syn);
+            sources_of(&plain, 0, gid, &mut s).unwrap();
+            synapses_of(&rich, 0, gid, &mut syn).unwrap();
             assert_eq!(s, syn.sources);
             assert_eq!(syn.weights.len(), s.len());
             assert_eq!(syn.delays.len(), s.len());
@@ -647,8 +680,8 @@ mod tests {
     fn same_gid_same_sources() {
         let c = config("rule = \"fixed_indegree\"\nindegree = 20");
         let (mut a, mut b) = (Vec::new(), Vec::new());
-        sources_of(&c, 0, 42, &mut a);
-        sources_of(&c, 0, 42, &mut b);
+        sources_of(&c, 0, 42, &mut a).unwrap();
+        sources_of(&c, 0, 42, &mut b).unwrap();
         assert_eq!(a, b);
     }
 }

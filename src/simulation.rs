@@ -267,7 +267,7 @@ pub fn run(
     let n_local = (local.end - local.start) as usize;
     let blocks = blocks(config, &local);
 
-    let conn = Connectivity::build(config, local.clone());
+    let conn = crate::comm::first_error(comm, Connectivity::build(config, local.clone()))?;
     let gids = local.clone();
     let mut state = Dynamic {
         v: gids

@@ -148,7 +148,7 @@ fn read(f: &File, path: &str) -> Vec<f64> {
 /// (all if none are named), from the network generator alone.
 fn dense_w(config: &Config, projections: &[&str]) -> Vec<Vec<f64>> {
     let n = config.n_neurons();
-    let conn = Connectivity::build(config, 0..n);
+    let conn = Connectivity::build(config, 0..n).unwrap();
     let mut w = vec![vec![0.0; n as usize]; n as usize];
     for table in &conn.tables {
         let name = &config.projections[table.projection].name;
