@@ -47,7 +47,7 @@ fn failed_write_leaves_no_output() {
         common::repo().join("configs/brunel.toml").display(),
         out.display()
     );
-    let mut cmd = Command::new("mpirun");
+    let mut cmd = common::mpirun_command();
     cmd.args([
         "-n",
         "2",
@@ -58,9 +58,7 @@ fn failed_write_leaves_no_output() {
         "sh",
         "-c",
         &script,
-    ])
-    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    ]);
     let o = common::run_with_timeout(cmd, Duration::from_secs(120));
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());

@@ -37,9 +37,28 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Command {
     mpirun_program(ranks, binary(), args)
 }
 
+/// `mpirun` with its own session directory: Open MPI keeps every job's session files under one
+/// directory per user and host (`/tmp/ompi.HOST.UID`), which one job removes at its end while
+/// another, started at the same moment, creates it ("mkdir ... File exists", orte_init fails).
+/// The tests start many jobs at once, so each gets a base directory of its own (short, under
+/// the system's temporary directory, to keep socket paths within their length limit).
+pub fn mpirun_command() -> Command {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = std::env::temp_dir()
+        .join(format!("lapicque-ompi-{}", std::process::id()))
+        .join(NEXT.fetch_add(1, Ordering::Relaxed).to_string());
+    std::fs::create_dir_all(&base).expect("create an Open MPI session base directory");
+    let mut c = Command::new("mpirun");
+    c.env("OMPI_MCA_orte_tmpdir_base", &base)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1");
+    c
+}
+
 /// `mpirun -n ranks program args...` with the settings of [`mpirun`].
 pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
-    let mut c = Command::new("mpirun");
+    let mut c = mpirun_command();
     c.args([
         "-n",
         &ranks.to_string(),
@@ -50,8 +69,6 @@ pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
     ])
     .arg(program)
     .args(args)
-    .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
-    .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
     .stdin(Stdio::null());
     c
 }
