@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "lapicque-checkpoint";
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Where checkpoints of a run writing `output` go: `checkpoint.path`, or the output path with
 /// its extension replaced by `.checkpoint.h5`.
@@ -353,23 +353,18 @@ fn write_contents(
         "label histograms so far, populations concatenated",
         w,
     )?;
-    let nb = rec.balance_events.len();
+    let words = to_words(&rec.balance_input);
     replicated(
         &obs,
-        "balance_events",
-        &rec.balance_events,
-        &[nb],
-        "1",
+        "balance_input",
+        &words,
+        &[words.len()],
         "",
+        "synaptic input sums (fixed point, 2^-64 mV) as low and high 64-bit words",
         w,
     )?;
     attr(&obs, "v_samples", rec.v_samples)?;
-    // i128 sums as (low, high) 64-bit words.
-    let words: Vec<u64> = rec
-        .aggregate_balance
-        .iter()
-        .flat_map(|&x| [x as u64, (x >> 64) as u64])
-        .collect();
+    let words = to_words(&rec.aggregate_balance);
     replicated(
         &obs,
         "aggregate_balance",
@@ -395,6 +390,13 @@ fn write_contents(
 
 /// The per-neuron state vectors of general models that are in use, with their widths (the
 /// same on every rank, which create the datasets together).
+/// `i128` sums as (low, high) 64-bit words.
+fn to_words(sums: &[i128]) -> Vec<u64> {
+    sums.iter()
+        .flat_map(|&x| [x as u64, (x >> 64) as u64])
+        .collect()
+}
+
 fn extra_columns(state: &Dynamic) -> Vec<(&'static str, &[f64], usize)> {
     let x = &state.extra;
     let s = x.stride;
@@ -556,13 +558,17 @@ fn read_contents(
         *row = mine.to_vec();
         rest = tail;
     }
-    rec.balance_events = obs.dataset("balance_events")?.read_raw()?;
-    let words: Vec<u64> = obs.dataset("aggregate_balance")?.read_raw()?;
-    if words.len() != 2 * rec.aggregate_balance.len() {
-        return Err("the aggregate balance has a different shape".into());
-    }
-    for (x, pair) in rec.aggregate_balance.iter_mut().zip(words.chunks_exact(2)) {
-        *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
+    for (name, sums) in [
+        ("balance_input", &mut rec.balance_input),
+        ("aggregate_balance", &mut rec.aggregate_balance),
+    ] {
+        let words: Vec<u64> = obs.dataset(name)?.read_raw()?;
+        if words.len() != 2 * sums.len() {
+            return Err(format!("{name} has a different shape").as_str().into());
+        }
+        for (x, pair) in sums.iter_mut().zip(words.chunks_exact(2)) {
+            *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
+        }
     }
     rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
     let acc = file.group("accumulators")?;

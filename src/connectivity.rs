@@ -5,7 +5,9 @@
 //! in projection order, then ascending delay. A synapse costs 4 bytes (the target's local
 //! index), plus 4 (an f32 weight) where weights vary per synapse; a constant weight and the
 //! delay are stored once per table. Each table also holds 8 bytes of offsets per source neuron,
-//! so a projection with `D` distinct delays costs `8 D N_source` bytes per rank in offsets.
+//! so a projection with `D` distinct delays costs `8 D N_source` bytes per rank in offsets;
+//! tables with per-synapse weights add 32 bytes per source (the exact sums of its positive and
+//! negative weights, for the balance diagnostics).
 
 use crate::config::{Config, ConfigError, ConnRule, Population, Projection};
 use crate::network::{self, Synapses};
@@ -28,6 +30,11 @@ pub struct ProjectionTable {
     /// weight, see [`Projection::weight`]).
     pub weight: f64,
     pub delay_steps: u32,
+    /// Where weights are per synapse: for each source, the sums of its local synapses'
+    /// positive and of their negative weights, each weight cut to a multiple of 2^-32 mV
+    /// ([`crate::observables::fixed`]): the exact input a spike delivers here, for the balance
+    /// diagnostics. Empty where `weights` is.
+    pub weight_sums: Vec<[i128; 2]>,
 }
 
 impl ProjectionTable {
@@ -48,6 +55,23 @@ impl ProjectionTable {
     /// The weights of the synapses of source offset `s`, where they vary per synapse.
     pub fn weights_of(&self, source_offset: u64) -> Option<&[f32]> {
         (!self.weights.is_empty()).then(|| &self.weights[self.range_of(source_offset)])
+    }
+
+    /// The input one spike of source offset `s` delivers through this table, split into its
+    /// positive and negative parts, in units of 2^-32 mV (each weight cut as by
+    /// [`crate::observables::fixed`]).
+    pub fn input_of(&self, source_offset: u64) -> [i128; 2] {
+        if self.weights.is_empty() {
+            let n = self.range_of(source_offset).len() as i128;
+            let w = crate::observables::fixed(self.weight) * n;
+            if self.weight < 0.0 {
+                [0, w]
+            } else {
+                [w, 0]
+            }
+        } else {
+            self.weight_sums[source_offset as usize]
+        }
     }
 
     /// The weight of the synapse at position `k` of `targets` [mV].
@@ -138,7 +162,10 @@ impl Connectivity {
         self.tables
             .iter()
             .map(|t| {
-                4 * t.targets.len() as u64 + 4 * t.weights.len() as u64 + 8 * t.offsets.len() as u64
+                4 * t.targets.len() as u64
+                    + 4 * t.weights.len() as u64
+                    + 8 * t.offsets.len() as u64
+                    + 32 * t.weight_sums.len() as u64
             })
             .sum()
     }
@@ -220,8 +247,22 @@ fn tables_of(
         .zip(targets)
         .zip(weights)
         .zip(&delays)
-        .map(
-            |(((offsets, targets), weights), &delay_steps)| ProjectionTable {
+        .map(|(((offsets, targets), weights), &delay_steps)| {
+            let weight_sums = if weights.is_empty() {
+                Vec::new()
+            } else {
+                offsets
+                    .windows(2)
+                    .map(|r| {
+                        let mut sums = [0i128; 2];
+                        for &w in &weights[r[0] as usize..r[1] as usize] {
+                            sums[usize::from(w < 0.0)] += crate::observables::fixed(f64::from(w));
+                        }
+                        sums
+                    })
+                    .collect()
+            };
+            ProjectionTable {
                 projection: k,
                 source_start: src.gid_start,
                 offsets,
@@ -229,8 +270,9 @@ fn tables_of(
                 weights,
                 weight: proj.weight,
                 delay_steps,
-            },
-        )
+                weight_sums,
+            }
+        })
         .collect())
 }
 

@@ -10,6 +10,20 @@
 
 use crate::connectivity::{Connectivity, ProjectionTable};
 
+/// What the spikes of one step delivered through one projection on this rank.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delivered {
+    /// Synaptic events.
+    pub events: u64,
+    /// The summed input, positive and negative parts, in units of 2^-64 mV: each synapse's
+    /// weight cut to a multiple of 2^-32 mV times the spike's efficacy cut to a multiple of
+    /// 2^-32 (1 without labels). Integer sums: exact, and the same for any decomposition.
+    pub input: [i128; 2],
+}
+
+/// 1 in units of 2^-32, the scale of a spike without an efficacy.
+const ONE: i128 = 1 << 32;
+
 pub struct RingBuffer {
     slots: usize,
     n: usize,
@@ -34,28 +48,30 @@ impl RingBuffer {
 
     /// Adds the synaptic effect of `spikes` (global gids, ascending), emitted in step `step`,
     /// through every table; returns the number of synaptic events delivered on this rank and
-    /// adds those of each projection to `per_projection` (indexed by projection, not by table).
+    /// adds what each projection delivered to `per_projection` (indexed by projection, not by
+    /// table).
     pub fn deliver(
         &mut self,
         step: u64,
         conn: &Connectivity,
         spikes: &[u32],
-        per_projection: &mut [u64],
+        per_projection: &mut [Delivered],
     ) -> u64 {
         deliver(self, None, &[], step, conn, spikes, &[], per_projection)
     }
 
     /// Adds the effect of `spikes` through one table: each synapse's weight (times the spike's
     /// scale, when `scales` is not empty) into slot `step + delay` of its target. Returns the
-    /// number of synaptic events.
+    /// events and the input delivered.
     fn deliver_table(
         &mut self,
         step: u64,
         table: &ProjectionTable,
         spikes: &[u32],
         scales: &[f64],
-    ) -> u64 {
+    ) -> Delivered {
         let mut events = 0;
+        let mut input = [0i128; 2];
         let slot = self.slot_mut(step + u64::from(table.delay_steps));
         let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
         let end = table.source_start + table.n_sources();
@@ -83,6 +99,13 @@ impl RingBuffer {
             let targets = table.targets_of(s);
             events += targets.len() as u64;
             let scale = scales.get(i).copied();
+            // A negative efficacy turns positive weights into negative input.
+            let e = scale.map_or(ONE, crate::observables::fixed);
+            let [pos, neg] = table.input_of(s);
+            let parts = if e < 0 { [neg, pos] } else { [pos, neg] };
+            for (sum, part) in input.iter_mut().zip(parts) {
+                *sum += part * e;
+            }
             match (table.weights_of(s), scale) {
                 (None, None) => {
                     for &t in targets {
@@ -107,7 +130,7 @@ impl RingBuffer {
                 }
             }
         }
-        events
+        Delivered { events, input }
     }
 
     /// Number of slots: the largest delay + 1.
@@ -165,7 +188,7 @@ fn prefetch<T>(p: *const T) {
 /// into `ring_i` for the projections `k` with `inhibitory[k]` (negative weights onto current or
 /// conductance synapses), into `ring` otherwise. `scales`, parallel to `spikes` or empty (all
 /// 1), multiplies each spike's weights (the source's label efficacy). Returns the events
-/// delivered and adds those of each projection to `per_projection`.
+/// delivered and adds what each projection delivered to `per_projection`.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver(
     ring: &mut RingBuffer,
@@ -175,7 +198,7 @@ pub fn deliver(
     conn: &Connectivity,
     spikes: &[u32],
     scales: &[f64],
-    per_projection: &mut [u64],
+    per_projection: &mut [Delivered],
 ) -> u64 {
     let mut total = 0;
     for table in &conn.tables {
@@ -183,9 +206,12 @@ pub fn deliver(
             Some(r) if inhibitory.get(table.projection).copied().unwrap_or(false) => r,
             _ => &mut *ring,
         };
-        let events = target.deliver_table(step, table, spikes, scales);
-        per_projection[table.projection] += events;
-        total += events;
+        let d = target.deliver_table(step, table, spikes, scales);
+        let sum = &mut per_projection[table.projection];
+        sum.events += d.events;
+        sum.input[0] += d.input[0];
+        sum.input[1] += d.input[1];
+        total += d.events;
     }
     total
 }
@@ -196,12 +222,14 @@ mod tests {
 
     /// Spikes through per-synapse weights and delays land in slot `step + delay` of each
     /// target with the synapse's (f32) weight: compared with the synapses listed per target by
-    /// the network generator. Events are counted per projection.
+    /// the network generator. Events and the exact input (positive and negative weights apart)
+    /// are counted per projection.
     #[test]
     fn deliver_uses_per_synapse_weights_and_delays() {
-        let text = "[population.E]\nsize = 60\n[population.I]\nsize = 20\n\
+        let text = "[population.E]\nsize = 60\nplacement = \"even\"\n[population.I]\nsize = 20\n\
             [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\nindegree = 8\n\
             weight = 0.2\nweight_dist = \"uniform\"\nweight_sd = 0.05\ndelay = 0.1\ndelay_max = 0.4\n\
+            kernel = { kind = \"cosine\", a = 0.2, b = 1.0 }\nkernel_use = \"weight\"\n\
             [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"bernoulli\"\np = 0.3\n\
             weight = -0.7\ndelay = 0.2\n";
         let c = crate::config::Config::from_toml(text, &[]).unwrap();
@@ -211,11 +239,12 @@ mod tests {
         let mut ring = RingBuffer::new(conn.max_delay(), local.clone().count());
         let spikes: Vec<u32> = (0..80).filter(|g| g % 3 == 0).collect();
         let step = 7;
-        let mut per_projection = vec![0u64; 2];
+        let mut per_projection = vec![Delivered::default(); 2];
         let total = ring.deliver(step, &conn, &spikes, &mut per_projection);
         // Expected input per (delay, local target), from the generator.
         let mut expect = vec![vec![0.0f64; 40]; 5];
         let mut events = [0u64; 2];
+        let mut input = [[0i128; 2]; 2];
         let mut syn = crate::network::Synapses::default();
         for gid in local.clone() {
             for (k, proj) in c.projections.iter().enumerate() {
@@ -232,10 +261,16 @@ mod tests {
                     let d = syn.delays.get(i).copied().unwrap_or(proj.delay_steps);
                     expect[d as usize][(gid - local.start) as usize] += w;
                     events[k] += 1;
+                    input[k][usize::from(w < 0.0)] += crate::observables::fixed(w) << 32;
                 }
             }
         }
-        assert_eq!(per_projection, events);
+        let got: Vec<_> = per_projection.iter().map(|d| (d.events, d.input)).collect();
+        assert_eq!(got, [(events[0], input[0]), (events[1], input[1])]);
+        assert!(
+            input[0][0] > 0 && input[0][1] < 0,
+            "EE's kernel makes weights of both signs"
+        );
         assert_eq!(total, events[0] + events[1]);
         for (d, want) in expect.iter().enumerate().skip(1) {
             let got = ring.slot_mut(step + d as u64).to_vec();

@@ -125,11 +125,12 @@ pub struct Recorder {
     width: f64,
     sizes: Vec<u64>,
     pop_starts: Vec<u64>,
-    /// Synaptic events per projection and balance bin (global, reduced), by the step their
-    /// spike was emitted in; row-major (projection, bin).
-    pub balance_events: Vec<u64>,
-    /// The local events not yet reduced, same shape.
-    pending_balance: Vec<u64>,
+    /// Synaptic input per projection, balance bin and sign (positive, negative weights), by the
+    /// step its spike was emitted in, in units of 2^-64 mV (see [`crate::exchange::Delivered`]);
+    /// global, reduced; row-major (projection, bin, sign).
+    pub balance_input: Vec<i128>,
+    /// The local input not yet reduced, same shape.
+    pending_balance: Vec<i128>,
     /// Aggregate input per population, balance bin and sign (positive, negative), summed over
     /// neurons and steps [mV/ms, fixed point], global; empty without aggregate terms.
     pub aggregate_balance: Vec<i128>,
@@ -186,14 +187,14 @@ impl Recorder {
         let n_pop = config.populations.len();
         let n_bins = config.rates.bins();
         let n_local = (local.end - local.start) as usize;
-        let balance_len = config.projections.len() * balance_bins(config.balance);
+        let balance_len = 2 * config.projections.len() * balance_bins(config.balance);
         let agg_len = if config.aggregates.is_empty() {
             0
         } else {
             2 * n_pop * balance_bins(config.balance)
         };
         Recorder {
-            balance_events: vec![0; balance_len],
+            balance_input: vec![0; balance_len],
             pending_balance: vec![0; balance_len],
             aggregate_balance: vec![0; agg_len],
             pending_aggregate: vec![0; agg_len],
@@ -269,17 +270,19 @@ impl Recorder {
         }
     }
 
-    /// Adds the synaptic events of the spikes emitted in step `step`, per projection, to the
+    /// Adds the input the spikes emitted in step `step` delivered, per projection, to the
     /// input balance.
-    pub fn count_input(&mut self, step: u64, per_projection: &[u64]) {
+    pub fn count_input(&mut self, step: u64, per_projection: &[crate::exchange::Delivered]) {
         let Some(b) = self.balance else { return };
         if step < b.start || step >= b.stop {
             return;
         }
         let n_bins = balance_bins(self.balance);
         let bin = ((step - b.start) / b.every) as usize;
-        for (k, &e) in per_projection.iter().enumerate() {
-            self.pending_balance[k * n_bins + bin] += e;
+        for (k, d) in per_projection.iter().enumerate() {
+            let at = 2 * (k * n_bins + bin);
+            self.pending_balance[at] += d.input[0];
+            self.pending_balance[at + 1] += d.input[1];
         }
     }
 
@@ -307,8 +310,7 @@ impl Recorder {
         };
         (0..n_bins)
             .map(|bin| {
-                let first = b.start + bin as u64 * b.every;
-                let steps = (b.stop - first).min(b.every) as f64;
+                let steps = b.bin(bin).1 as f64;
                 let sum = self.aggregate_balance[(p * n_bins + bin) * 2 + usize::from(negative)];
                 unfixed(sum) / (self.sizes[p] as f64 * steps)
             })
@@ -480,31 +482,24 @@ impl Recorder {
         variance(&counts) / mean
     }
 
-    /// Mean synaptic input per population and balance bin from the projections in `which`
-    /// (e.g. the excitatory ones) [mV/ms]: sum of weight x events / (size x bin width).
-    pub fn balance_input(
-        &self,
-        config: &Config,
-        p: usize,
-        which: impl Fn(f64) -> bool,
-    ) -> Vec<f64> {
-        let n_bins = balance_bins(self.balance);
+    /// Mean synaptic input to population `p` per neuron in each balance bin through negative
+    /// weights (`negative`) or positive ones [mV/ms]: the exact sum over its projections of
+    /// weight x efficacy over the bin's events, / (size x bin width).
+    pub fn synaptic_input(&self, config: &Config, p: usize, negative: bool) -> Vec<f64> {
         let Some(b) = self.balance else {
             return Vec::new();
         };
-        let mut input = vec![0.0; n_bins];
-        for (k, proj) in config.projections.iter().enumerate() {
-            if proj.target != p || !which(proj.weight) {
-                continue;
-            }
-            for (bin, x) in input.iter_mut().enumerate() {
-                let first = b.start + bin as u64 * b.every;
-                let len = (b.stop - first).min(b.every) as f64 * config.dt;
-                *x += proj.weight * self.balance_events[k * n_bins + bin] as f64
-                    / (self.sizes[p] as f64 * len);
-            }
-        }
-        input
+        let n_bins = b.bins();
+        (0..n_bins)
+            .map(|bin| {
+                let sum: i128 = (0..config.projections.len())
+                    .filter(|&k| config.projections[k].target == p)
+                    .map(|k| self.balance_input[2 * (k * n_bins + bin) + usize::from(negative)])
+                    .sum();
+                let len = b.bin(bin).1 as f64 * config.dt;
+                sum as f64 / (FIXED * FIXED) / (self.sizes[p] as f64 * len)
+            })
+            .collect()
     }
 
     /// Number of local partial values waiting for [`Recorder::reduce`]; the same on every rank.
@@ -523,12 +518,8 @@ impl Recorder {
     pub fn reduce(&mut self, comm: &dyn Comm) {
         let n_pop = self.sizes.len();
         if !self.pending_balance.is_empty() {
-            comm.sum_u64(&mut self.pending_balance);
-            for (g, l) in self
-                .balance_events
-                .iter_mut()
-                .zip(&mut self.pending_balance)
-            {
+            comm.sum_i128(&mut self.pending_balance);
+            for (g, l) in self.balance_input.iter_mut().zip(&mut self.pending_balance) {
                 *g += *l;
                 *l = 0;
             }

@@ -644,11 +644,11 @@ fn write_balance(
             x.iter().zip(&y).map(|(a, b)| a + b).collect()
         };
         let exc = add(
-            rec.balance_input(config, p, |w| w > 0.0),
+            rec.synaptic_input(config, p, false),
             rec.aggregate_input(p, false),
         );
         let inh = add(
-            rec.balance_input(config, p, |w| w < 0.0),
+            rec.synaptic_input(config, p, true),
             rec.aggregate_input(p, true),
         );
         let m = &pop.model.base;

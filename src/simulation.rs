@@ -363,7 +363,7 @@ pub fn run(
             start..start + u32::try_from(p.record_spikes).expect("validated: gids fit u32")
         })
         .collect();
-    let mut per_projection = vec![0u64; config.projections.len()];
+    let mut per_projection = vec![crate::exchange::Delivered::default(); config.projections.len()];
     let window = config.exchange_window();
     // Per window, what this rank sends: a header (a diverged neuron, see HEADER), the number of
     // spikes of each step, then their gids.
@@ -585,7 +585,7 @@ pub fn run(
                     *next += 2 * c;
                 }
             }
-            per_projection.fill(0);
+            per_projection.fill(Default::default());
             events += crate::exchange::deliver(
                 &mut state.ring,
                 state.ring_i.as_mut(),

@@ -427,3 +427,146 @@ fn rates_follow_their_own_schedule() {
     assert!(stat(&f, "E", "fano_factor").is_nan());
     assert!(stat(&f, "E", "cv_isi") > 0.0 && stat(&f, "E", "chi") > 0.0);
 }
+
+/// The input balance with per-synapse weights of both signs (random weights times a cosine
+/// kernel 0.2 + cos(2 pi (x_t - x_s))) and label efficacies equals the
+/// input recomputed here from the recorded spikes and the synapses the network generator lists
+/// per target: for each spike of step n (timestamp (n + 1) dt) and each of its synapses onto a
+/// neuron of population p, weight (as stored, f32) x the source's efficacy (E: labels with
+/// efficacy 1.5 in both classes, so 1.5 whatever the label; I: 1), counted as excitatory or
+/// inhibitory by the sign of that product, per 2 ms bin, / (size x 2 ms). Run on 3 ranks.
+/// Tolerance: the file's sums are exact up to cutting each weight and efficacy to a multiple of
+/// 2^-32, a relative 1e-9 of the summed magnitudes covers that and f64 rounding here.
+#[test]
+fn balance_is_exact_with_random_weights_and_efficacies() {
+    let text = r#"
+[simulation]
+dt = 0.1
+t_stop = 200.0
+seed = 5
+[observables.balance]
+every = 2.0
+[population.E]
+size = 120
+placement = "even"
+i_e = 1.2
+sigma = 3.0
+v_init_min = 0.0
+v_init_max = 20.0
+[population.E.labels]
+efficacy = [1.5, 1.5]
+init = [0.5, 0.5]
+rates = [[0.0, 0.02], [0.01, 0.0]]
+[population.I]
+size = 40
+i_e = 1.2
+sigma = 3.0
+v_init_min = 0.0
+v_init_max = 20.0
+[projection.EE]
+source = "E"
+target = "E"
+rule = "fixed_indegree"
+indegree = 20
+weight = 0.2
+weight_dist = "normal"
+weight_sd = 0.05
+kernel = { kind = "cosine", a = 0.2, b = 1.0 }
+kernel_use = "weight"
+delay = 1.0
+[projection.EI]
+source = "E"
+target = "I"
+rule = "bernoulli"
+p = 0.2
+weight = 0.2
+weight_dist = "uniform"
+weight_sd = 0.05
+delay = 1.0
+[projection.IE]
+source = "I"
+target = "E"
+rule = "fixed_indegree"
+indegree = 10
+weight = -0.5
+delay = 1.0
+[projection.II]
+source = "I"
+target = "I"
+rule = "bernoulli"
+p = 0.3
+weight = -0.4
+delay = 1.0
+"#;
+    let dir = common::scratch("balance_exact");
+    let path = dir.join("net.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = dir.join("net.h5");
+    common::run_ok(3, &path, &out, &[]);
+    let config = lapicque::config::Config::from_toml(text, &[]).unwrap();
+    let f = File::open(&out).unwrap();
+    let dt = 0.1;
+    let (n_bins, bin_steps) = (100, 20);
+
+    // Outgoing synapses of every gid: (target population, weight x source efficacy).
+    let n = config.n_neurons() as usize;
+    let mut out_syn: Vec<Vec<(usize, f64)>> = vec![Vec::new(); n];
+    let mut syn = lapicque::network::Synapses::default();
+    for (k, proj) in config.projections.iter().enumerate() {
+        let tgt = &config.populations[proj.target];
+        let src = &config.populations[proj.source];
+        let efficacy = if src.name == "E" { 1.5 } else { 1.0 };
+        for gid in tgt.gid_start..tgt.gid_start + tgt.size {
+            lapicque::network::synapses_of(&config, k, gid, &mut syn).unwrap();
+            for (i, &s) in syn.sources.iter().enumerate() {
+                let w = syn
+                    .weights
+                    .get(i)
+                    .map_or(proj.weight, |&w| f64::from(w as f32));
+                out_syn[(src.gid_start + u64::from(s)) as usize].push((proj.target, w * efficacy));
+            }
+        }
+    }
+    // Expected sums per (population, bin, sign) and the summed magnitudes.
+    let mut want = vec![[[0.0f64; 2]; 100]; 2];
+    let mut scale = vec![[0.0f64; 100]; 2];
+    let mut negatives = 0;
+    for (pop, start) in [("E", 0u64), ("I", 120)] {
+        let g = f.group(&format!("spikes/{pop}")).unwrap();
+        let ids = g.dataset("node_ids").unwrap().read_raw::<u64>().unwrap();
+        let ts = read(&f, &format!("spikes/{pop}/timestamps"));
+        for (id, t) in ids.iter().zip(ts) {
+            let step = (t / dt).round() as usize - 1;
+            for &(p, x) in &out_syn[(start + id) as usize] {
+                want[p][step / bin_steps][usize::from(x < 0.0)] += x;
+                scale[p][step / bin_steps] += x.abs();
+                negatives += usize::from(x < 0.0 && p == 0 && start == 0);
+            }
+        }
+    }
+    assert!(
+        negatives > 100,
+        "EE weights of both signs must occur: {negatives}"
+    );
+    for (p, (pop, size)) in [("E", 120.0), ("I", 40.0)].into_iter().enumerate() {
+        let exc = read(&f, &format!("balance/{pop}/excitatory"));
+        let inh = read(&f, &format!("balance/{pop}/inhibitory"));
+        assert_eq!(exc.len(), n_bins);
+        for b in 0..n_bins {
+            let norm = size * bin_steps as f64 * dt;
+            let tol = 1e-9 * scale[p][b] / norm + 1e-12;
+            let (we, wi) = (want[p][b][0] / norm, want[p][b][1] / norm);
+            assert!(
+                (exc[b] - we).abs() <= tol,
+                "{pop} bin {b}: excitatory {} vs {we}",
+                exc[b]
+            );
+            assert!(
+                (inh[b] - wi).abs() <= tol,
+                "{pop} bin {b}: inhibitory {} vs {wi}",
+                inh[b]
+            );
+        }
+        assert!(exc.iter().sum::<f64>() > 0.0 && inh.iter().sum::<f64>() < 0.0);
+    }
+}
