@@ -360,7 +360,7 @@ fn write_contents(
         &words,
         &[words.len()],
         "",
-        "synaptic input sums (fixed point, 2^-64 mV) as low and high 64-bit words",
+        "synaptic input sums per projection, bin and sign (see exchange::Delivered) as low and high 64-bit words",
         w,
     )?;
     attr(&obs, "v_samples", rec.v_samples)?;

@@ -57,23 +57,6 @@ impl ProjectionTable {
         (!self.weights.is_empty()).then(|| &self.weights[self.range_of(source_offset)])
     }
 
-    /// The input one spike of source offset `s` delivers through this table, split into its
-    /// positive and negative parts, in units of 2^-32 mV (each weight cut as by
-    /// [`crate::observables::fixed`]).
-    pub fn input_of(&self, source_offset: u64) -> [i128; 2] {
-        if self.weights.is_empty() {
-            let n = self.range_of(source_offset).len() as i128;
-            let w = crate::observables::fixed(self.weight) * n;
-            if self.weight < 0.0 {
-                [0, w]
-            } else {
-                [w, 0]
-            }
-        } else {
-            self.weight_sums[source_offset as usize]
-        }
-    }
-
     /// The weight of the synapse at position `k` of `targets` [mV].
     pub fn weight_at(&self, k: usize) -> f64 {
         if self.weights.is_empty() {

@@ -15,9 +15,12 @@ use crate::connectivity::{Connectivity, ProjectionTable};
 pub struct Delivered {
     /// Synaptic events.
     pub events: u64,
-    /// The summed input, positive and negative parts, in units of 2^-64 mV: each synapse's
+    /// The input, exact integer sums (the same for any decomposition) split into positive and
+    /// negative parts. Where weights are per synapse: the sum over events of the synapse's
     /// weight cut to a multiple of 2^-32 mV times the spike's efficacy cut to a multiple of
-    /// 2^-32 (1 without labels). Integer sums: exact, and the same for any decomposition.
+    /// 2^-32 (1 without labels), in units of 2^-64 mV, by the sign of that product. Where the
+    /// projection's weight `w` is constant: the sum of the efficacies alone, in units of 2^-32,
+    /// by the efficacy's sign, so that `w` times it is the input with `w` exact.
     pub input: [i128; 2],
 }
 
@@ -99,12 +102,16 @@ impl RingBuffer {
             let targets = table.targets_of(s);
             events += targets.len() as u64;
             let scale = scales.get(i).copied();
-            // A negative efficacy turns positive weights into negative input.
             let e = scale.map_or(ONE, crate::observables::fixed);
-            let [pos, neg] = table.input_of(s);
-            let parts = if e < 0 { [neg, pos] } else { [pos, neg] };
-            for (sum, part) in input.iter_mut().zip(parts) {
-                *sum += part * e;
+            if table.weights.is_empty() {
+                input[usize::from(e < 0)] += e * targets.len() as i128;
+            } else {
+                // A negative efficacy turns positive weights into negative input.
+                let [pos, neg] = table.weight_sums[s as usize];
+                let parts = if e < 0 { [neg, pos] } else { [pos, neg] };
+                for (sum, part) in input.iter_mut().zip(parts) {
+                    *sum += part * e;
+                }
             }
             match (table.weights_of(s), scale) {
                 (None, None) => {
@@ -222,8 +229,8 @@ mod tests {
 
     /// Spikes through per-synapse weights and delays land in slot `step + delay` of each
     /// target with the synapse's (f32) weight: compared with the synapses listed per target by
-    /// the network generator. Events and the exact input (positive and negative weights apart)
-    /// are counted per projection.
+    /// the network generator. Events and the exact input (positive and negative weights apart;
+    /// for a constant weight, the efficacies) are counted per projection.
     #[test]
     fn deliver_uses_per_synapse_weights_and_delays() {
         let text = "[population.E]\nsize = 60\nplacement = \"even\"\n[population.I]\nsize = 20\n\
@@ -261,7 +268,11 @@ mod tests {
                     let d = syn.delays.get(i).copied().unwrap_or(proj.delay_steps);
                     expect[d as usize][(gid - local.start) as usize] += w;
                     events[k] += 1;
-                    input[k][usize::from(w < 0.0)] += crate::observables::fixed(w) << 32;
+                    if syn.weights.is_empty() {
+                        input[k][0] += 1 << 32;
+                    } else {
+                        input[k][usize::from(w < 0.0)] += crate::observables::fixed(w) << 32;
+                    }
                 }
             }
         }

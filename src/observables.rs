@@ -125,9 +125,9 @@ pub struct Recorder {
     width: f64,
     sizes: Vec<u64>,
     pop_starts: Vec<u64>,
-    /// Synaptic input per projection, balance bin and sign (positive, negative weights), by the
-    /// step its spike was emitted in, in units of 2^-64 mV (see [`crate::exchange::Delivered`]);
-    /// global, reduced; row-major (projection, bin, sign).
+    /// Synaptic input per projection, balance bin and sign, by the step its spike was emitted
+    /// in, as [`crate::exchange::Delivered::input`]; global, reduced; row-major (projection,
+    /// bin, sign).
     pub balance_input: Vec<i128>,
     /// The local input not yet reduced, same shape.
     pending_balance: Vec<i128>,
@@ -492,12 +492,22 @@ impl Recorder {
         let n_bins = b.bins();
         (0..n_bins)
             .map(|bin| {
-                let sum: i128 = (0..config.projections.len())
-                    .filter(|&k| config.projections[k].target == p)
-                    .map(|k| self.balance_input[2 * (k * n_bins + bin) + usize::from(negative)])
-                    .sum();
+                let mut sum = 0.0;
+                for (k, proj) in config.projections.iter().enumerate() {
+                    if proj.target != p {
+                        continue;
+                    }
+                    let at = 2 * (k * n_bins + bin);
+                    sum += if proj.per_synapse_weights() {
+                        self.balance_input[at + usize::from(negative)] as f64 / (FIXED * FIXED)
+                    } else {
+                        // Efficacy sums by their sign: the input's sign is that of w e.
+                        let part = usize::from(negative != (proj.weight < 0.0));
+                        proj.weight * unfixed(self.balance_input[at + part])
+                    };
+                }
                 let len = b.bin(bin).1 as f64 * config.dt;
-                sum as f64 / (FIXED * FIXED) / (self.sizes[p] as f64 * len)
+                sum / (self.sizes[p] as f64 * len)
             })
             .collect()
     }

@@ -429,7 +429,7 @@ fn rates_follow_their_own_schedule() {
 }
 
 /// The input balance with per-synapse weights of both signs (random weights times a cosine
-/// kernel 0.2 + cos(2 pi (x_t - x_s))) and label efficacies equals the
+/// kernel 0.2 + cos(2 pi (x_t - x_s))), constant weights and label efficacies equals the
 /// input recomputed here from the recorded spikes and the synapses the network generator lists
 /// per target: for each spike of step n (timestamp (n + 1) dt) and each of its synapses onto a
 /// neuron of population p, weight (as stored, f32) x the source's efficacy (E: labels with
@@ -480,8 +480,6 @@ target = "I"
 rule = "bernoulli"
 p = 0.2
 weight = 0.2
-weight_dist = "uniform"
-weight_sd = 0.05
 delay = 1.0
 [projection.IE]
 source = "I"
