@@ -64,10 +64,12 @@ impl RingBuffer {
     }
 
     /// Adds the effect of `spikes` through one table: each synapse's weight (times the spike's
-    /// scale, when `scales` is not empty) into slot `step + delay` of its target. Returns the
-    /// events and the input delivered.
+    /// scale, when `scales` is not empty) into slot `step + delay` of its target, or, with
+    /// `negative`, each negative value into that ring's slot instead. Returns the events and the
+    /// input delivered.
     fn deliver_table(
         &mut self,
+        negative: Option<&mut RingBuffer>,
         step: u64,
         table: &ProjectionTable,
         spikes: &[u32],
@@ -75,7 +77,9 @@ impl RingBuffer {
     ) -> Delivered {
         let mut events = 0;
         let mut input = [0i128; 2];
-        let slot = self.slot_mut(step + u64::from(table.delay_steps));
+        let at = step + u64::from(table.delay_steps);
+        let slot = self.slot_mut(at);
+        let mut slot_neg = negative.map(|r| r.slot_mut(at));
         let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
         let end = table.source_start + table.n_sources();
         let hi = spikes.partition_point(|&g| u64::from(g) < end);
@@ -113,26 +117,39 @@ impl RingBuffer {
                     *sum += part * e;
                 }
             }
-            match (table.weights_of(s), scale) {
-                (None, None) => {
-                    for &t in targets {
-                        slot[t as usize] += w;
-                    }
-                }
-                (None, Some(e)) => {
-                    let we = w * e;
+            match (table.weights_of(s), &mut slot_neg) {
+                (None, neg) => {
+                    // One value for the whole run, hence one slot.
+                    let we = scale.map_or(w, |e| w * e);
+                    let slot = match neg {
+                        Some(neg) if we < 0.0 => &mut **neg,
+                        _ => &mut *slot,
+                    };
                     for &t in targets {
                         slot[t as usize] += we;
                     }
                 }
-                (Some(weights), None) => {
-                    for (&t, &wk) in targets.iter().zip(weights) {
-                        slot[t as usize] += f64::from(wk);
+                (Some(weights), None) => match scale {
+                    None => {
+                        for (&t, &wk) in targets.iter().zip(weights) {
+                            slot[t as usize] += f64::from(wk);
+                        }
                     }
-                }
-                (Some(weights), Some(e)) => {
+                    Some(e) => {
+                        for (&t, &wk) in targets.iter().zip(weights) {
+                            slot[t as usize] += f64::from(wk) * e;
+                        }
+                    }
+                },
+                (Some(weights), Some(neg)) => {
+                    let e = scale.unwrap_or(1.0);
                     for (&t, &wk) in targets.iter().zip(weights) {
-                        slot[t as usize] += f64::from(wk) * e;
+                        let x = f64::from(wk) * e;
+                        if x < 0.0 {
+                            neg[t as usize] += x;
+                        } else {
+                            slot[t as usize] += x;
+                        }
                     }
                 }
             }
@@ -192,15 +209,16 @@ fn prefetch<T>(p: *const T) {
 }
 
 /// Delivers `spikes` (global gids, ascending, emitted in step `step`) through every table:
-/// into `ring_i` for the projections `k` with `inhibitory[k]` (negative weights onto current or
-/// conductance synapses), into `ring` otherwise. `scales`, parallel to `spikes` or empty (all
-/// 1), multiplies each spike's weights (the source's label efficacy). Returns the events
-/// delivered and adds what each projection delivered to `per_projection`.
+/// for the projections `k` with `signed[k]` (onto current or conductance synapses) each value
+/// by its sign, the negative ones (weight times efficacy) into `ring_i`, the others into
+/// `ring`; for the other projections everything into `ring`. `scales`, parallel to `spikes` or
+/// empty (all 1), multiplies each spike's weights (the source's label efficacy). Returns the
+/// events delivered and adds what each projection delivered to `per_projection`.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver(
     ring: &mut RingBuffer,
     mut ring_i: Option<&mut RingBuffer>,
-    inhibitory: &[bool],
+    signed: &[bool],
     step: u64,
     conn: &Connectivity,
     spikes: &[u32],
@@ -209,11 +227,10 @@ pub fn deliver(
 ) -> u64 {
     let mut total = 0;
     for table in &conn.tables {
-        let target = match ring_i.as_deref_mut() {
-            Some(r) if inhibitory.get(table.projection).copied().unwrap_or(false) => r,
-            _ => &mut *ring,
-        };
-        let d = target.deliver_table(step, table, spikes, scales);
+        let negative = ring_i
+            .as_deref_mut()
+            .filter(|_| signed.get(table.projection).copied().unwrap_or(false));
+        let d = ring.deliver_table(negative, step, table, spikes, scales);
         let sum = &mut per_projection[table.projection];
         sum.events += d.events;
         sum.input[0] += d.input[0];

@@ -92,8 +92,8 @@ pub struct Dynamic {
     pub refractory: Vec<u32>,
     /// Each local neuron's dynamics stream.
     pub rngs: Vec<Stream>,
-    /// Synaptic input scheduled for the coming steps (through negative weights, onto current
-    /// and conductance synapses, in `ring_i`).
+    /// Synaptic input scheduled for the coming steps (negative values, weight times efficacy,
+    /// onto current and conductance synapses in `ring_i`).
     pub ring: RingBuffer,
     pub ring_i: Option<RingBuffer>,
     pub recorder: Recorder,
@@ -323,8 +323,8 @@ pub fn run(
     let mut agg_slope = vec![0.0; n_local];
     let mut label_x = vec![0.0; config.populations.len()];
     let mut no_input_i: Vec<f64> = Vec::new();
-    let inhibitory: Vec<bool> = (0..config.projections.len())
-        .map(|k| config.inhibitory_channel(k))
+    let signed: Vec<bool> = (0..config.projections.len())
+        .map(|k| config.signed_channels(k))
         .collect();
     let state_bytes = n_local as u64 * (8 + 4 + std::mem::size_of::<Stream>() as u64);
     let bytes = conn.bytes() + state.ring.bytes() + state_bytes;
@@ -589,7 +589,7 @@ pub fn run(
             events += crate::exchange::deliver(
                 &mut state.ring,
                 state.ring_i.as_mut(),
-                &inhibitory,
+                &signed,
                 n0 + k as u64,
                 &conn,
                 &step_spikes,

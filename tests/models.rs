@@ -823,11 +823,24 @@ fn label_efficacy_scales_the_synaptic_jump() {
     }
 }
 
+/// Where the inhibitory input of [`synapse_errors`] comes from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Inhibition {
+    /// None: only the excitatory source projects.
+    None,
+    /// A second source with a projection of negative weight.
+    OwnProjection,
+    /// The second neuron of the excitatory source's population, through the same projection:
+    /// per-synapse weights from a block weight kernel, 0.5 from block 0 and -0.3 from block 1.
+    SameProjection,
+}
+
 /// Largest deviations, over the samples of a run at time step `dt`, of the potential of a
 /// current-synapse target (`TC`) and a conductance-synapse target (`TG`) from the continuous
-/// solution, and first-order error bounds for both (see the tests below). With `inhibitory`,
-/// a second source projects with a negative weight; without, only the excitatory source does.
-fn synapse_errors(dt: f64, inhibitory: bool) -> [(f64, f64); 2] {
+/// solution, and first-order error bounds for both (see the tests below), with excitatory
+/// input from one source and inhibitory input as `inhibition` says.
+fn synapse_errors(dt: f64, inhibition: Inhibition) -> [(f64, f64); 2] {
+    let inhibitory = inhibition != Inhibition::None;
     let (w_e, w_i, tau_e, tau_i, e_e, e_i, delay) = (0.5, -0.3, 2.0, 8.0, 60.0, -10.0, 1.0);
     let t_stop = 40.0;
     let src = "model = \"perfect\"\ni_e = 1.0\nv_th = 10.0\nv_reset = 0.0\nt_ref = 0.0\n";
@@ -841,20 +854,46 @@ fn synapse_errors(dt: f64, inhibitory: bool) -> [(f64, f64); 2] {
              p = 1.0\nweight = {w}\ndelay = {delay}\n"
         )
     };
-    let mut text = format!(
+    let head = format!(
         "[simulation]\ndt = {dt}\nt_stop = {t_stop}\nseed = 4\n\
-         [observables.moments]\nevery = {dt}\n{QUIET}\
-         [population.E]\nsize = 1\n{src}v_init_min = 5.0\nv_init_max = 5.0\n\
-         [population.I]\nsize = 1\n{src}v_init_min = 2.0\nv_init_max = 2.0\n\
-         [population.TC]\nsize = 1\n{tgt}synapse = \"current\"\n\
-         [population.TG]\nsize = 1\n{tgt}synapse = \"conductance\"\n{}{}",
-        proj("EC", "E", "TC", w_e),
-        proj("EG", "E", "TG", w_e),
+         [observables.moments]\nevery = {dt}\n{QUIET}"
     );
-    if inhibitory {
-        text += &proj("IC", "I", "TC", w_i);
-        text += &proj("IG", "I", "TG", w_i);
-    }
+    let targets = format!(
+        "[population.TC]\nsize = 1\n{tgt}synapse = \"current\"\nplacement = \"even\"\n\
+         [population.TG]\nsize = 1\n{tgt}synapse = \"conductance\"\nplacement = \"even\"\n"
+    );
+    let text = if inhibition == Inhibition::SameProjection {
+        // Gids 0 and 1 at coordinates 0 and 1/2: blocks 0 and 1; the targets in block 0.
+        let kernel = format!(
+            "kernel = {{ kind = \"blocks\", matrix = [[{w_e}, {w_i}], [{w_e}, {w_i}]] }}\n\
+             kernel_use = \"weight\"\n"
+        );
+        format!(
+            "{head}[population.S]\nsize = 2\n{src}v_init_min = 2.0\nv_init_max = 5.0\n\
+             placement = \"even\"\n{targets}{}{kernel}{}{kernel}",
+            proj("SC", "S", "TC", 1.0),
+            proj("SG", "S", "TG", 1.0),
+        )
+    } else {
+        let mut text = format!(
+            "{head}[population.E]\nsize = 1\n{src}v_init_min = 5.0\nv_init_max = 5.0\n\
+             [population.I]\nsize = 1\n{src}v_init_min = 2.0\nv_init_max = 2.0\n\
+             {targets}{}{}",
+            proj("EC", "E", "TC", w_e),
+            proj("EG", "E", "TG", w_e),
+        );
+        if inhibitory {
+            text += &proj("IC", "I", "TC", w_i);
+            text += &proj("IG", "I", "TG", w_i);
+        }
+        text
+    };
+    // The targets' populations come after the sources'.
+    let (tc, tg) = if inhibition == Inhibition::SameProjection {
+        (1, 2)
+    } else {
+        (2, 3)
+    };
     let r = run(&text);
     // Arrival times: a spike of step s is emitted at (s + 1) dt and acts from one delay later.
     let arrivals = |gid: u32| -> Vec<f64> {
@@ -907,8 +946,8 @@ fn synapse_errors(dt: f64, inhibitory: bool) -> [(f64, f64); 2] {
         }
         assert!((t - ts).abs() < 1e-6, "{t} vs {ts}");
         let vc = charge(ts, &ae, w_e, tau_e) + charge(ts, &ai, w_i, tau_i);
-        err_c = err_c.max((rec.means[2][i] - vc).abs());
-        err_g = err_g.max((rec.means[3][i] - v).abs());
+        err_c = err_c.max((rec.means[tc][i] - vc).abs());
+        err_g = err_g.max((rec.means[tg][i] - v).abs());
         dist = dist.max((e_e - v).abs()).max((e_i - v).abs());
     }
     // First-order bounds: the left-point rule over-integrates each spike's current by
@@ -920,14 +959,14 @@ fn synapse_errors(dt: f64, inhibitory: bool) -> [(f64, f64); 2] {
 }
 
 /// Runs [`synapse_errors`] at dt = 0.1, 0.05, 0.025 ms and checks first-order convergence.
-fn check_synapse_convergence(inhibitory: bool) {
+fn check_synapse_convergence(inhibition: Inhibition) {
     let errs: Vec<(f64, [(f64, f64); 2])> = [0.1, 0.05, 0.025]
         .iter()
-        .map(|&dt| (dt, synapse_errors(dt, inhibitory)))
+        .map(|&dt| (dt, synapse_errors(dt, inhibition)))
         .collect();
     for (dt, [(c, bc), (g, bg)]) in &errs {
         println!(
-            "synapses (inhibitory: {inhibitory}) dt = {dt}: largest error current {c:.5} mV \
+            "synapses (inhibition: {inhibition:?}) dt = {dt}: largest error current {c:.5} mV \
              (bound {bc:.5}), conductance {g:.5} mV (bound {bg:.4})"
         );
     }
@@ -936,7 +975,7 @@ fn check_synapse_convergence(inhibitory: bool) {
         let ratio = e0 / e2;
         assert!(
             (3.0..=5.5).contains(&ratio) && e2 < bound,
-            "{what} synapses (inhibitory input: {inhibitory}): largest error {e0} mV at dt = \
+            "{what} synapses (inhibition: {inhibition:?}): largest error {e0} mV at dt = \
              0.1, {e2} mV at dt = 0.025 (ratio {ratio}, first order: 4; bound {bound}): no \
              first-order convergence to the continuous solution"
         );
@@ -962,7 +1001,7 @@ fn check_synapse_convergence(inhibitory: bool) {
 /// driving force for the conductance).
 #[test]
 fn excitatory_synaptic_currents_and_conductances_converge() {
-    check_synapse_convergence(false);
+    check_synapse_convergence(Inhibition::None);
 }
 
 /// As [`excitatory_synaptic_currents_and_conductances_converge`], with a second source
@@ -973,7 +1012,17 @@ fn excitatory_synaptic_currents_and_conductances_converge() {
 /// error that does not shrink with dt.
 #[test]
 fn inhibitory_synaptic_currents_and_conductances_converge() {
-    check_synapse_convergence(true);
+    check_synapse_convergence(Inhibition::OwnProjection);
+}
+
+/// As [`inhibitory_synaptic_currents_and_conductances_converge`], with the excitatory and the
+/// inhibitory source in one population and one projection whose per-synapse weights (a block
+/// weight kernel) are 0.5 and -0.3: each synapse's input goes to the channel of its own sign. A
+/// projection-wide channel (the negative synapse taken as an excitatory current decaying with
+/// tau_e, or as a negative excitatory conductance) leaves an error that does not shrink with dt.
+#[test]
+fn mixed_sign_weights_of_one_projection_use_both_channels() {
+    check_synapse_convergence(Inhibition::SameProjection);
 }
 
 // ---------------------------------------------------------------------------------------------

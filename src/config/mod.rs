@@ -254,17 +254,28 @@ impl Config {
         }
     }
 
-    /// Whether input through projection `proj` goes to the inhibitory channel of its target:
-    /// negative weights onto current or conductance synapses.
-    pub fn inhibitory_channel(&self, proj: usize) -> bool {
+    /// Whether input through projection `proj` is sorted by its sign: onto current or
+    /// conductance synapses each delivered value (weight times the source's efficacy) that is
+    /// negative goes to the target's inhibitory channel, the others to the excitatory one.
+    pub fn signed_channels(&self, proj: usize) -> bool {
         let p = &self.projections[proj];
-        p.weight < 0.0
-            && self.populations[p.target].model.synapse != crate::config::SynapseKind::Delta
+        self.populations[p.target].model.synapse != crate::config::SynapseKind::Delta
     }
 
-    /// Whether some projection uses the inhibitory channel (a second ring buffer).
+    /// Whether some projection can deliver negative input into an inhibitory channel (a second
+    /// ring buffer): a negative weight, per-synapse weights (kernels and files can make them
+    /// negative) or a source with a negative label efficacy.
     pub fn split_inhibitory(&self) -> bool {
-        (0..self.projections.len()).any(|k| self.inhibitory_channel(k))
+        (0..self.projections.len()).any(|k| {
+            let p = &self.projections[k];
+            let negative_efficacy = self.populations[p.source]
+                .model
+                .labels
+                .as_ref()
+                .is_some_and(|l| l.efficacies().iter().any(|&u| u < 0.0));
+            self.signed_channels(k)
+                && (p.weight < 0.0 || p.per_synapse_weights() || negative_efficacy)
+        })
     }
 
     pub fn n_neurons(&self) -> u64 {

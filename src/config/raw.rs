@@ -421,7 +421,8 @@ pub struct RawPopulation {
     /// Decay time of excitatory (positive-weight) synaptic currents or conductances [ms].
     #[serde(default = "d_tau_syn_e")]
     pub tau_syn_e: f64,
-    /// Decay time of inhibitory (negative-weight) synaptic currents or conductances [ms].
+    /// Decay time of inhibitory (negative input: weight times efficacy) synaptic currents or
+    /// conductances [ms].
     #[serde(default = "d_tau_syn_i")]
     pub tau_syn_i: f64,
     /// Excitatory reversal potential [mV].

@@ -376,6 +376,11 @@ impl Labels {
         self.draw_beta(beta, &mut rng);
     }
 
+    /// The efficacies `u_k` of the K classes.
+    pub fn efficacies(&self) -> &[f64] {
+        &self.efficacy[..self.k]
+    }
+
     /// The outgoing efficacy `sum_k lambda_k u_k` [1] of a neuron with label `lambda`.
     pub fn efficacy(&self, lambda: &[f64]) -> f64 {
         lambda
