@@ -19,8 +19,9 @@ pub struct Delivered {
     /// negative parts. Where weights are per synapse: the sum over events of the synapse's
     /// weight cut to a multiple of 2^-32 mV times the spike's efficacy cut to a multiple of
     /// 2^-32 (1 without labels), in units of 2^-64 mV, by the sign of that product. Where the
-    /// projection's weight `w` is constant: the sum of the efficacies alone, in units of 2^-32,
-    /// by the efficacy's sign, so that `w` times it is the input with `w` exact.
+    /// projection's weight `w` is constant: the sum over events of the spike's efficacy alone
+    /// (1 without labels), in units of 2^-32, by the efficacy's sign, so that `w` times it is
+    /// the input with `w` exact.
     pub input: [i128; 2],
 }
 
