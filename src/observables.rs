@@ -310,7 +310,7 @@ impl Recorder {
         };
         (0..n_bins)
             .map(|bin| {
-                let steps = b.bin(bin).1 as f64;
+                let steps = b.bin_steps(bin) as f64;
                 let sum = self.aggregate_balance[(p * n_bins + bin) * 2 + usize::from(negative)];
                 unfixed(sum) / (self.sizes[p] as f64 * steps)
             })
@@ -506,7 +506,7 @@ impl Recorder {
                         proj.weight * unfixed(self.balance_input[at + part])
                     };
                 }
-                let len = b.bin(bin).1 as f64 * config.dt;
+                let len = b.bin_steps(bin) as f64 * config.dt;
                 sum / (self.sizes[p] as f64 * len)
             })
             .collect()
@@ -601,7 +601,7 @@ impl Recorder {
             .iter()
             .enumerate()
             .map(|(b, &c)| {
-                let len = self.rates.bin(b).1 as f64 * dt;
+                let len = self.rates.bin_steps(b) as f64 * dt;
                 c as f64 / (self.sizes[p] as f64 * len) * 1000.0
             })
             .collect()

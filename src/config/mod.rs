@@ -146,10 +146,10 @@ impl Schedule {
     pub fn bins(&self) -> usize {
         (self.stop - self.start).div_ceil(self.every) as usize
     }
-    /// The first step and the length in steps of bin `b` (the last bin may be shorter).
-    pub fn bin(&self, b: usize) -> (u64, u64) {
+    /// The length in steps of bin `b` (the last bin may be shorter).
+    pub fn bin_steps(&self, b: usize) -> u64 {
         let first = self.start + b as u64 * self.every;
-        (first, (self.stop - first).min(self.every))
+        (self.stop - first).min(self.every)
     }
 }
 

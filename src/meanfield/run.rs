@@ -998,7 +998,7 @@ fn write(
         .map(|sums| {
             sums.iter()
                 .enumerate()
-                .map(|(b, &x)| 1000.0 * x / (config.rates.bin(b).1 as f64 * config.dt))
+                .map(|(b, &x)| 1000.0 * x / (config.rates.bin_steps(b) as f64 * config.dt))
                 .collect()
         })
         .collect();
