@@ -39,7 +39,8 @@ pub fn mpirun(ranks: usize, args: &[&str]) -> Command {
 
 /// `mpirun` with its own session directory: Open MPI keeps every job's session files under one
 /// directory per user and host (`/tmp/ompi.HOST.UID`), which one job removes at its end while
-/// another, started at the same moment, creates it ("mkdir ... File exists", orte_init fails).
+/// another, started at the same moment, creates it ("mkdir ... File exists", orte_init fails;
+/// open-mpi/ompi#8510).
 /// The tests start many jobs at once, so each gets a base directory of its own (short, under
 /// the system's temporary directory, to keep socket paths within their length limit).
 pub fn mpirun_command() -> Command {
