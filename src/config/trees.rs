@@ -80,8 +80,8 @@ pub struct RawTree {
     /// passes over every synapse once per level of the tree below the root (an edge or a star:
     /// once; a path of m vertices: m - 1 times), the trees sampled together with the same
     /// projections sharing the passes of each level; a pass takes about 0.6 to 1.3 ns per
-    /// synapse on one core (1 to 8 messages; on the Brunel network 10 to 20 ms, as long as
-    /// 5 to 10 ms of model time), hence the sparse default.
+    /// synapse on one core (1 to 8 messages; on the Brunel network 9 to 20 ms, as long as
+    /// 10 to 25 ms of model time), hence the sparse default of 500 ms.
     #[serde(default = "d_tree_every")]
     pub every: f64,
 }
