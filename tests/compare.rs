@@ -203,7 +203,7 @@ fn compare_two_seeds_itself_and_refuse_what_differs() {
     // Missing and incomplete files.
     refused(&compare(&a, &dir.join("missing.h5"), None), "no such file");
     let incomplete = dir.join("incomplete.h5");
-    hdf5::File::create(&incomplete).unwrap();
+    common::create_h5(&incomplete);
     refused(
         &compare(&incomplete, &a, None),
         "not a complete output file",

@@ -1695,13 +1695,7 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     let dir = common::scratch("models_sonata");
     let path = dir.join("edges.h5");
     {
-        // Without a file lock: a test running at the same time may spawn mpirun, which would
-        // inherit the open descriptor (HDF5 does not set close-on-exec) and with it the
-        // writer's exclusive lock, so that reading the file fails until mpirun exits.
-        let f = hdf5::File::with_options()
-            .with_fapl(|p| p.file_locking(false))
-            .create(&path)
-            .unwrap();
+        let f = common::create_h5(&path);
         let g = f.create_group("edges").unwrap().create_group("ST").unwrap();
         let col = |k: usize| -> Vec<u64> {
             edges

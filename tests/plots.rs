@@ -124,7 +124,7 @@ fn plots_of_a_smoke_run_with_and_without_a_limit() {
 fn plot_refuses_missing_and_incomplete_files() {
     let dir = common::scratch("plots_refused");
     let incomplete = dir.join("incomplete.h5");
-    hdf5::File::create(&incomplete).unwrap();
+    common::create_h5(&incomplete);
     for (file, what) in [
         (dir.join("missing.h5"), "no such file"),
         (incomplete, "not a complete output file"),

@@ -15,6 +15,18 @@ pub fn python() -> &'static str {
     }
 }
 
+/// Creates an HDF5 file without HDF5's file lock. The library opens files without
+/// close-on-exec, so a test that spawns `mpirun` while another holds a file open hands the
+/// descriptor, and with it the writer's exclusive lock, to that job: reading the file then
+/// fails ("unable to lock file") until the job ends. Tests run in parallel, so the files they
+/// write themselves are created unlocked.
+pub fn create_h5(path: &Path) -> hdf5::File {
+    hdf5::File::with_options()
+        .with_fapl(|p| p.file_locking(false))
+        .create(path)
+        .expect("create an HDF5 file")
+}
+
 pub fn binary() -> &'static str {
     env!("CARGO_BIN_EXE_lapicque")
 }
