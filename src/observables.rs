@@ -256,11 +256,9 @@ impl Recorder {
 
     /// Counts the global spikes of step `step` (gids ascending, the same list on every rank).
     pub fn count_spikes(&mut self, step: u64, spikes: &[u32]) {
-        let r = self.rates;
-        if step < r.start || step >= r.stop {
+        let Some(bin) = self.rates.bin_of_step(step) else {
             return;
-        }
-        let bin = ((step - r.start) / r.every) as usize;
+        };
         let mut lo = 0;
         for (p, counts) in self.rate_counts.iter_mut().enumerate() {
             let end = self.pop_starts[p] + self.sizes[p];
@@ -273,12 +271,10 @@ impl Recorder {
     /// Adds the input the spikes emitted in step `step` delivered, per projection, to the
     /// input balance.
     pub fn count_input(&mut self, step: u64, per_projection: &[crate::exchange::Delivered]) {
-        let Some(b) = self.balance else { return };
-        if step < b.start || step >= b.stop {
+        let Some(bin) = self.balance.and_then(|b| b.bin_of_step(step)) else {
             return;
-        }
+        };
         let n_bins = balance_bins(self.balance);
-        let bin = ((step - b.start) / b.every) as usize;
         for (k, d) in per_projection.iter().enumerate() {
             let at = 2 * (k * n_bins + bin);
             self.pending_balance[at] += d.input[0];
@@ -289,12 +285,13 @@ impl Recorder {
     /// Adds the aggregate input of step `step` (per population, positive and negative parts,
     /// summed over the local neurons, as [`crate::aggregate::Aggregates::balance`]).
     pub fn count_aggregate(&mut self, step: u64, parts: &[i128]) {
-        let Some(b) = self.balance else { return };
-        if self.pending_aggregate.is_empty() || step < b.start || step >= b.stop {
+        let Some(bin) = self.balance.and_then(|b| b.bin_of_step(step)) else {
+            return;
+        };
+        if self.pending_aggregate.is_empty() {
             return;
         }
         let n_bins = balance_bins(self.balance);
-        let bin = ((step - b.start) / b.every) as usize;
         for (p, pair) in parts.chunks_exact(2).enumerate() {
             self.pending_aggregate[(p * n_bins + bin) * 2] += pair[0];
             self.pending_aggregate[(p * n_bins + bin) * 2 + 1] += pair[1];

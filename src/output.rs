@@ -525,8 +525,7 @@ pub(crate) fn write_sampled(
     let Some(h) = &config.histogram else {
         return Ok(());
     };
-    let width = (h.v_max - h.v_min) / h.bins as f64;
-    let edges: Vec<f64> = (0..=h.bins).map(|b| h.v_min + b as f64 * width).collect();
+    let edges = h.edges();
     replicated(
         &hist,
         "edges",

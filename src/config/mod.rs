@@ -146,6 +146,12 @@ impl Schedule {
     pub fn bins(&self) -> usize {
         (self.stop - self.start).div_ceil(self.every) as usize
     }
+    /// Read as bins: the bin holding step `step`, if any.
+    pub fn bin_of_step(&self, step: u64) -> Option<usize> {
+        (self.start..self.stop)
+            .contains(&step)
+            .then(|| ((step - self.start) / self.every) as usize)
+    }
     /// The length in steps of bin `b` (the last bin may be shorter).
     pub fn bin_steps(&self, b: usize) -> u64 {
         let first = self.start + b as u64 * self.every;
@@ -172,6 +178,19 @@ pub struct HistogramSpec {
     pub xi_bins: usize,
     /// Bins of each label class's probability.
     pub label_bins: usize,
+}
+
+impl HistogramSpec {
+    /// Bin edges [mV], `bins + 1` of them.
+    pub fn edges(&self) -> Vec<f64> {
+        bin_edges(self.v_min, self.v_max, self.bins)
+    }
+}
+
+/// The `bins + 1` edges of `bins` equal bins over `[v_min, v_max]`.
+pub fn bin_edges(v_min: f64, v_max: f64, bins: usize) -> Vec<f64> {
+    let width = (v_max - v_min) / bins as f64;
+    (0..=bins).map(|b| v_min + b as f64 * width).collect()
 }
 
 /// A validated configuration.

@@ -316,10 +316,7 @@ pub struct PairHistogramSpec {
 impl PairHistogramSpec {
     /// Bin edges [mV], `bins + 1` of them.
     pub fn edges(&self) -> Vec<f64> {
-        let width = (self.v_max - self.v_min) / self.bins as f64;
-        (0..=self.bins)
-            .map(|b| self.v_min + b as f64 * width)
-            .collect()
+        super::bin_edges(self.v_min, self.v_max, self.bins)
     }
 }
 

@@ -694,10 +694,10 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         trees: vec![(Vec::new(), Vec::new()); config.trees.trees.len()],
         labels: vec![Vec::new(); n_pop],
     };
-    let edges: Vec<f64> = config.histogram.as_ref().map_or(Vec::new(), |h| {
-        let w = (h.v_max - h.v_min) / h.bins as f64;
-        (0..=h.bins).map(|b| h.v_min + b as f64 * w).collect()
-    });
+    let edges: Vec<f64> = config
+        .histogram
+        .as_ref()
+        .map_or(Vec::new(), crate::config::HistogramSpec::edges);
     let xi_bins = config.histogram.as_ref().map_or(1, |h| h.xi_bins);
     let shares: Vec<Vec<f64>> = config
         .populations
@@ -755,9 +755,7 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     sample(0, limit, &mut s);
     for n in 0..config.n_steps {
         limit.advance_to((n + 1) as f64 * config.dt);
-        let rb = config.rates;
-        if (rb.start..rb.stop).contains(&n) {
-            let bin = ((n - rb.start) / rb.every) as usize;
+        if let Some(bin) = config.rates.bin_of_step(n) {
             for (p, r) in limit.rates().into_iter().enumerate() {
                 s.rate_sums[p][bin] += r * config.dt;
             }
