@@ -88,9 +88,17 @@ pub struct InspectArgs {
 pub struct CompareArgs {
     /// Output file A (a run, or a mean-field solution in the same layout).
     pub a: PathBuf,
-    /// Output file B, with the same populations and sample times.
+    /// Output file B, with the same populations (sizes, seeds and durations may differ).
     pub b: PathBuf,
-    /// Write the per-time series to this CSV file (population,quantity,time_ms,value).
+    /// Compare only times at or after this one [ms] (also the start of the time averages).
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = 0.0,
+        allow_negative_numbers = true
+    )]
+    pub from: f64,
+    /// Write the series to this CSV file (subject,quantity,time_ms,value).
     #[arg(short, long, value_name = "RESULT.csv")]
     pub output: Option<PathBuf>,
 }

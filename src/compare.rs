@@ -1,23 +1,31 @@
 //! `lapicque compare`: distances between two output files' rates and empirical measures over
-//! time, e.g. a finite network against its mean-field limit written in the same layout, or two
-//! networks of different seeds or sizes.
+//! time: a finite network against its mean-field limit written in the same layout, or two
+//! networks of different seeds, sizes or durations.
 //!
-//! Both files must be complete (`status = "complete"`) and hold the same populations (names and
-//! sizes). For each population it compares
+//! Both files must be complete (`status = "complete"`) and hold the same populations (names;
+//! the sizes may differ, the report states both). Series are compared at their common times
+//! (rate bins, histogram and moment samples, tree samples that occur in both files, from
+//! `from` [ms] on), so runs of different `t_stop` are compared on their common window; grids
+//! that cannot be lined up (rate bins of other widths or offsets, other V or label bins) are
+//! refused with one line naming them ([`Error::Mismatch`], exit code 2). For each population:
 //!
-//! * rates (`/rates/<pop>`, Hz): `|r_A - r_B|` per bin, its mean over the bins, and the
-//!   difference `mean r_A - mean r_B` of the mean rates (plain means over the bins, as
-//!   `lapicque inspect` prints them); the bins (`/rates/time`, `bin_width`) must agree;
-//! * the empirical densities of V (`/histograms/<pop>`, 1/mV on `/histograms/edges`), at every
-//!   sample time: the L1 distance ([`l1`]) and the Wasserstein-1 distance ([`wasserstein1`]);
-//!   sample times and edges must agree;
-//! * moments (`/moments/<pop>`): `|mean_A - mean_B|` and `|sd_A - sd_B|` of V at every sample
-//!   time [mV]; sample times must agree.
+//! * rates (`/rates/<pop>`, Hz): `|r_A - r_B|` per common bin, and the mean rates over those
+//!   bins (plain means, as `lapicque inspect` prints them);
+//! * the empirical densities of V (`/histograms/<pop>`, 1/mV), at every common sample: the L1
+//!   distance ([`l1`]) and the Wasserstein-1 distance in mV ([`wasserstein1`]); and the same two
+//!   distances between the densities averaged over the common samples;
+//! * moments (`/moments/<pop>`): `|mean_A - mean_B|` and `|sd_A - sd_B|` of V [mV];
+//! * the extended density `f(t, v, xi)` (`/densities/<pop>`): the L1 distance of the joint law
+//!   of (V, xi) (`sum |f_A - f_B| dv dxi`) and the mean over coordinate bins of the W1 distance
+//!   [mV] between the laws of V in each bin;
+//! * label densities (`/labels/<pop>`): the L1 and W1 distances (on [0, 1], dimensionless) of
+//!   each class's probability, averaged over the classes.
 //!
-//! Histograms and moments are compared when both files have them; when only one has them, the
-//! report says so. Times and edges agree when they differ by at most `1e-9 max(|x|, |y|, 1)`
-//! (a mean-field solver may compute its sample times differently). Anything that differs is
-//! refused with one line naming it ([`Error::Mismatch`], exit code 2).
+//! For each tree observable in both files with the same definition (`/trees/<name>`): both
+//! values and their absolute difference at every common sample, and both means.
+//!
+//! Times and edges agree when they differ by at most `1e-9 max(|x|, |y|, 1)` (a mean-field
+//! solver may compute its sample times differently).
 
 use crate::inspect::{num, text};
 use crate::Error;
@@ -93,7 +101,7 @@ fn max(x: &[f64]) -> f64 {
     }
 }
 
-/// One per-time series of a population: `quantity` at `time` [ms].
+/// One per-time series of a population or tree: `quantity` at `time` [ms].
 #[derive(Clone, Debug)]
 pub struct Series {
     pub quantity: &'static str,
@@ -105,13 +113,18 @@ pub struct Series {
 #[derive(Clone, Debug)]
 pub struct PopulationComparison {
     pub name: String,
-    pub size: u64,
-    /// Mean rates of A and B over the bins [Hz].
+    /// Neurons in A and in B.
+    pub sizes: (u64, u64),
+    /// Mean rates of A and B over the common bins [Hz].
     pub mean_rate: (f64, f64),
-    /// `rate_abs_diff` [Hz] per rate bin; then, when compared, `histogram_l1` [1] and
-    /// `histogram_w1` [mV] per histogram sample, `mean_abs_diff` and `sd_abs_diff` [mV] per
-    /// moment sample.
+    /// `rate_abs_diff` [Hz] per common rate bin; then, where both files have them,
+    /// `histogram_l1` [1] and `histogram_w1` [mV] per common histogram sample,
+    /// `mean_abs_diff` and `sd_abs_diff` [mV] per moment sample, `density_l1` [1] and
+    /// `density_w1` [mV] per sample of `/densities`, `label_l1` and `label_w1` [1] per sample
+    /// of `/labels`.
     pub series: Vec<Series>,
+    /// L1 [1] and W1 [mV] distances between the histograms averaged over the common samples.
+    pub averaged: Option<(f64, f64)>,
 }
 
 impl PopulationComparison {
@@ -120,18 +133,36 @@ impl PopulationComparison {
     }
 }
 
+/// The comparison of one tree observable.
+#[derive(Clone, Debug)]
+pub struct TreeComparison {
+    pub name: String,
+    /// `tree_a`, `tree_b` and `tree_abs_diff` per common sample (units of the tree).
+    pub series: Vec<Series>,
+    /// Means of A and B over the common samples.
+    pub mean: (f64, f64),
+}
+
 /// The comparison of two output files.
 #[derive(Clone, Debug)]
 pub struct Comparison {
     pub a: String,
     pub b: String,
+    /// Start of the compared window [ms].
+    pub from: f64,
     /// What was compared on which grid, and what was not compared and why.
     pub notes: Vec<String>,
     pub populations: Vec<PopulationComparison>,
+    pub trees: Vec<TreeComparison>,
+}
+
+/// A float in the CSV and in scientific notation (all digits a double needs).
+fn sci(x: f64) -> String {
+    format!("{x:.16e}")
 }
 
 impl Comparison {
-    /// A readable table: one row per population.
+    /// A readable table: one row per population (and per tree observable).
     pub fn table(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "A = {}\nB = {}", self.a, self.b);
@@ -148,11 +179,11 @@ impl Comparison {
             "{:<12} {:>9} {:>9} {:>9} {:>10} {:>9} {:>9} {:>9} {:>9} {:>10}",
             "population", "A", "B", "A - B", "mean |dr|", "mean", "max", "mean", "max", "max |d|"
         );
+        let stat = |p: &PopulationComparison, q: &str, f: fn(&[f64]) -> f64| {
+            p.series(q)
+                .map_or("-".to_string(), |s| format!("{:.4}", f(&s.value)))
+        };
         for p in &self.populations {
-            let stat = |q: &str, f: fn(&[f64]) -> f64| {
-                p.series(q)
-                    .map_or("-".to_string(), |s| format!("{:.4}", f(&s.value)))
-            };
             let (ra, rb) = p.mean_rate;
             let _ = writeln!(
                 out,
@@ -161,26 +192,117 @@ impl Comparison {
                 ra,
                 rb,
                 ra - rb,
-                stat("rate_abs_diff", mean),
-                stat("histogram_l1", mean),
-                stat("histogram_l1", max),
-                stat("histogram_w1", mean),
-                stat("histogram_w1", max),
-                stat("mean_abs_diff", max),
+                stat(p, "rate_abs_diff", mean),
+                stat(p, "histogram_l1", mean),
+                stat(p, "histogram_l1", max),
+                stat(p, "histogram_w1", mean),
+                stat(p, "histogram_w1", max),
+                stat(p, "mean_abs_diff", max),
             );
+        }
+        if self.populations.iter().any(|p| p.averaged.is_some()) {
+            let _ = writeln!(
+                out,
+                "time-averaged densities from {} ms (L1, W1 [mV]): {}",
+                self.from,
+                self.populations
+                    .iter()
+                    .filter_map(|p| p.averaged.map(|(l, w)| format!("{} {l:.4} {w:.4}", p.name)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let extra = ["density_l1", "density_w1", "label_l1", "label_w1"];
+        if self
+            .populations
+            .iter()
+            .any(|p| extra.iter().any(|q| p.series(q).is_some()))
+        {
+            let _ = writeln!(
+                out,
+                "{:<12} {:>19} {:>19} {:>19} {:>19}",
+                "", "f(v, xi) L1", "f(v | xi) W1 [mV]", "label L1", "label W1"
+            );
+            let _ = writeln!(
+                out,
+                "{:<12} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+                "population", "mean", "max", "mean", "max", "mean", "max", "mean", "max"
+            );
+            for p in &self.populations {
+                let cells: Vec<String> = extra
+                    .iter()
+                    .flat_map(|q| [stat(p, q, mean), stat(p, q, max)])
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "{:<12} {}",
+                    p.name,
+                    cells
+                        .iter()
+                        .map(|c| format!("{c:>9}"))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                );
+            }
+        }
+        if !self.trees.is_empty() {
+            let _ = writeln!(
+                out,
+                "{:<12} {:>12} {:>12} {:>12} {:>12}",
+                "tree", "mean A", "mean B", "rel. diff", "max |d|"
+            );
+            for t in &self.trees {
+                let (a, b) = t.mean;
+                let d = t
+                    .series
+                    .iter()
+                    .find(|s| s.quantity == "tree_abs_diff")
+                    .map_or(f64::NAN, |s| max(&s.value));
+                let _ = writeln!(
+                    out,
+                    "{:<12} {:>12.5e} {:>12.5e} {:>12.4} {:>12.4e}",
+                    t.name,
+                    a,
+                    b,
+                    (a - b) / b.abs(),
+                    d
+                );
+            }
         }
         out
     }
 
-    /// The per-time series as CSV: `population,quantity,time_ms,value`.
+    /// The series as CSV: `subject,quantity,time_ms,value`, the subject a population or a
+    /// tree observable's name. Per-time rows first, then the window's summaries at the
+    /// window's start: `mean_rate_a`, `mean_rate_b` [Hz], `histogram_l1_of_mean`,
+    /// `histogram_w1_of_mean` [mV] per population and `tree_mean_a`, `tree_mean_b` per tree.
+    /// Numbers in scientific notation.
     pub fn csv(&self) -> String {
-        let mut out = String::from("population,quantity,time_ms,value\n");
+        let mut out = String::from("subject,quantity,time_ms,value\n");
+        let mut row = |subject: &str, quantity: &str, t: f64, v: f64| {
+            let _ = writeln!(out, "{subject},{quantity},{},{}", sci(t), sci(v));
+        };
         for p in &self.populations {
             for s in &p.series {
                 for (t, v) in s.time.iter().zip(&s.value) {
-                    let _ = writeln!(out, "{},{},{t},{v}", p.name, s.quantity);
+                    row(&p.name, s.quantity, *t, *v);
                 }
             }
+            row(&p.name, "mean_rate_a", self.from, p.mean_rate.0);
+            row(&p.name, "mean_rate_b", self.from, p.mean_rate.1);
+            if let Some((l, w)) = p.averaged {
+                row(&p.name, "histogram_l1_of_mean", self.from, l);
+                row(&p.name, "histogram_w1_of_mean", self.from, w);
+            }
+        }
+        for t in &self.trees {
+            for s in &t.series {
+                for (time, v) in s.time.iter().zip(&s.value) {
+                    row(&t.name, s.quantity, *time, *v);
+                }
+            }
+            row(&t.name, "tree_mean_a", self.from, t.mean.0);
+            row(&t.name, "tree_mean_b", self.from, t.mean.1);
         }
         out
     }
@@ -194,8 +316,15 @@ struct Run {
     populations: Vec<(String, u64)>,
     rate_time: Vec<f64>,
     rate_bin: f64,
+    /// Sample times and V edges.
     histograms: Option<(Vec<f64>, Vec<f64>)>,
     moment_time: Option<Vec<f64>>,
+    /// Coordinate-bin edges of `/densities`.
+    xi_edges: Option<Vec<f64>>,
+    /// Bin edges of `/labels`.
+    label_edges: Option<Vec<f64>>,
+    /// Names of the tree observables.
+    trees: Vec<String>,
 }
 
 impl Run {
@@ -228,6 +357,9 @@ impl Run {
             rate_bin: f64::NAN,
             histograms: None,
             moment_time: None,
+            xi_edges: None,
+            label_edges: None,
+            trees: Vec::new(),
         };
         let pops = run
             .file
@@ -255,6 +387,15 @@ impl Run {
         if run.file.link_exists("moments/time") {
             run.moment_time = Some(run.read("moments/time")?);
         }
+        if run.file.link_exists("densities/xi_edges") {
+            run.xi_edges = Some(run.read("densities/xi_edges")?);
+        }
+        if run.file.link_exists("labels/edges") {
+            run.label_edges = Some(run.read("labels/edges")?);
+        }
+        if let Ok(g) = run.file.group("trees") {
+            run.trees = g.member_names()?;
+        }
         Ok(run)
     }
 
@@ -281,13 +422,51 @@ impl Run {
     fn read(&self, name: &str) -> Result<Vec<f64>, Error> {
         self.read_shaped(name).map(|(d, _)| d)
     }
+
+    /// `name` as rows of `row` values, one per sample of a grid of `samples`; an error names
+    /// the dataset when its shape is not `samples x row...`.
+    fn rows(&self, name: &str, samples: usize, row: usize) -> Result<Vec<f64>, Error> {
+        let (data, shape) = self.read_shaped(name)?;
+        if shape.first().copied().unwrap_or(0) != samples || data.len() != samples * row {
+            return Err(Error::Read {
+                path: self.path.clone(),
+                reason: format!(
+                    "/{name} has shape {shape:?}, not {samples} samples of {row} values"
+                ),
+            });
+        }
+        Ok(data)
+    }
+
+    /// The definition of the tree observable in group `name` (parents, functions, shape,
+    /// projections) as text, for telling whether two files computed the same tree.
+    fn definition(&self, name: &str) -> String {
+        let Ok(g) = self.file.group(name) else {
+            return String::new();
+        };
+        let parents = g
+            .attr("parents")
+            .and_then(|a| a.read_raw::<i64>())
+            .map(|v| format!("{v:?}"))
+            .unwrap_or_default();
+        let functions = g
+            .attr("functions")
+            .and_then(|a| a.read_raw::<hdf5::types::VarLenUnicode>())
+            .map(|v| v.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(","))
+            .unwrap_or_default();
+        format!(
+            "{parents}; {functions}; {}; {}",
+            text(&g, "shape").unwrap_or_default(),
+            text(&g, "projections").unwrap_or_default()
+        )
+    }
 }
 
 fn close(x: f64, y: f64) -> bool {
     x == y || (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
 }
 
-/// Where two grids (`what`: "rate bins", ...) differ, if they do.
+/// Where two grids of edges (`what`: "histogram edges", ...) differ, if they do.
 fn grid_difference(what: &str, x: &[f64], y: &[f64], a: &str, b: &str) -> Option<String> {
     if x.len() != y.len() {
         return Some(format!("{what}: {} in {a}, {} in {b}", x.len(), y.len()));
@@ -299,8 +478,59 @@ fn grid_difference(what: &str, x: &[f64], y: &[f64], a: &str, b: &str) -> Option
     ))
 }
 
-/// Compares two output files (see the module documentation).
-pub fn compare(a: &Path, b: &Path) -> Result<Comparison, Error> {
+/// The index pairs `(i, j)` of the times that `x` and `y` (both ascending) have in common, at
+/// or after `from`.
+fn common(x: &[f64], y: &[f64], from: f64) -> Vec<(usize, usize)> {
+    let (mut i, mut j, mut out) = (0, 0, Vec::new());
+    while i < x.len() && j < y.len() {
+        if close(x[i], y[j]) {
+            if x[i] >= from || close(x[i], from) {
+                out.push((i, j));
+            }
+            i += 1;
+            j += 1;
+        } else if x[i] < y[j] {
+            i += 1;
+        } else {
+            j += 1;
+        }
+    }
+    out
+}
+
+/// A per-sample series from the common samples `pairs` of two datasets of `row` values per
+/// sample.
+fn series(
+    quantity: &'static str,
+    times: &[f64],
+    pairs: &[(usize, usize)],
+    (a, b): (&[f64], &[f64]),
+    row: usize,
+    distance: impl Fn(&[f64], &[f64]) -> f64,
+) -> Series {
+    Series {
+        quantity,
+        time: pairs.iter().map(|&(i, _)| times[i]).collect(),
+        value: pairs
+            .iter()
+            .map(|&(i, j)| distance(&a[i * row..(i + 1) * row], &b[j * row..(j + 1) * row]))
+            .collect(),
+    }
+}
+
+/// The mean over `chunks` rows of `len` values each of a distance between matching rows.
+fn mean_over_rows(a: &[f64], b: &[f64], len: usize, d: impl Fn(&[f64], &[f64]) -> f64) -> f64 {
+    mean(
+        &a.chunks_exact(len)
+            .zip(b.chunks_exact(len))
+            .map(|(x, y)| d(x, y))
+            .collect::<Vec<_>>(),
+    )
+}
+
+/// Compares two output files (see the module documentation) on their common times at or
+/// after `from` [ms].
+pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
     let (ra, rb) = (Run::open(a)?, Run::open(b)?);
     let (na, nb) = (ra.path.clone(), rb.path.clone());
     let mismatch = |reason: String| Error::Mismatch {
@@ -322,47 +552,71 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison, Error> {
             names(&rb)
         )));
     }
-    for ((p, sa), (_, sb)) in ra.populations.iter().zip(&rb.populations) {
-        if sa != sb {
-            return Err(mismatch(format!(
-                "population {p} has {sa} neurons in {na}, {sb} in {nb}"
-            )));
-        }
-    }
     if !close(ra.rate_bin, rb.rate_bin) {
         return Err(mismatch(format!(
             "rate bins of {} ms in {na}, {} ms in {nb}",
             ra.rate_bin, rb.rate_bin
         )));
     }
-    if let Some(d) = grid_difference("rate bins", &ra.rate_time, &rb.rate_time, &na, &nb) {
-        return Err(mismatch(d));
+    let rate_pairs = common(&ra.rate_time, &rb.rate_time, from);
+    if rate_pairs.is_empty() {
+        return Err(mismatch(format!(
+            "no rate bin from {from} ms on starts at the same time in both ({} bins from {} ms in {na}, {} from {} ms in {nb})",
+            ra.rate_time.len(),
+            ra.rate_time.first().copied().unwrap_or(f64::NAN),
+            rb.rate_time.len(),
+            rb.rate_time.first().copied().unwrap_or(f64::NAN),
+        )));
     }
-    let mut notes = vec![format!(
-        "rates: {} bins of {} ms",
-        ra.rate_time.len(),
-        ra.rate_bin
-    )];
+    let span = |pairs: &[(usize, usize)], t: &[f64]| {
+        format!(
+            "{} common of {} in A, on [{}, {}] ms",
+            pairs.len(),
+            t.len(),
+            t[pairs[0].0],
+            t[pairs[pairs.len() - 1].0]
+        )
+    };
+    let mut notes = vec![];
+    let sizes: Vec<String> = ra
+        .populations
+        .iter()
+        .zip(&rb.populations)
+        .filter(|((_, x), (_, y))| x != y)
+        .map(|((p, x), (_, y))| format!("{p} {x} in A, {y} in B"))
+        .collect();
+    if !sizes.is_empty() {
+        notes.push(format!("population sizes differ: {}", sizes.join("; ")));
+    }
+    notes.push(format!(
+        "rates: bins of {} ms, {}",
+        ra.rate_bin,
+        span(&rate_pairs, &ra.rate_time)
+    ));
     let absent = |what: &str, x: bool, y: bool| {
         let (has, lacks) = if x { (&na, &nb) } else { (&nb, &na) };
         (x != y).then(|| format!("{what}: in {has} only, not compared (absent in {lacks})"))
     };
+    // Histogram samples (shared by /densities and /labels) and their edges.
     let histograms = match (&ra.histograms, &rb.histograms) {
         (Some((ta, ea)), Some((tb, eb))) => {
-            if let Some(d) = grid_difference("histogram samples", ta, tb, &na, &nb) {
-                return Err(mismatch(d));
-            }
             if let Some(d) = grid_difference("histogram edges", ea, eb, &na, &nb) {
                 return Err(mismatch(d));
             }
-            notes.push(format!(
-                "histograms: {} samples, {} bins on [{}, {}) mV",
-                ta.len(),
-                ea.len().saturating_sub(1),
-                ea.first().copied().unwrap_or(f64::NAN),
-                ea.last().copied().unwrap_or(f64::NAN)
-            ));
-            Some((ta.clone(), ea.clone()))
+            let pairs = common(ta, tb, from);
+            if pairs.is_empty() {
+                notes.push("histograms: no common sample times, not compared".into());
+                None
+            } else {
+                notes.push(format!(
+                    "histograms: {} bins on [{}, {}) mV, samples {}",
+                    ea.len().saturating_sub(1),
+                    ea[0],
+                    ea[ea.len() - 1],
+                    span(&pairs, ta)
+                ));
+                Some((ta.clone(), tb.len(), ea.clone(), pairs))
+            }
         }
         (x, y) => {
             notes.extend(absent("histograms", x.is_some(), y.is_some()));
@@ -371,124 +625,256 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison, Error> {
     };
     let moments = match (&ra.moment_time, &rb.moment_time) {
         (Some(ta), Some(tb)) => {
-            if let Some(d) = grid_difference("moment samples", ta, tb, &na, &nb) {
-                return Err(mismatch(d));
+            let pairs = common(ta, tb, from);
+            if pairs.is_empty() {
+                notes.push("moments: no common sample times, not compared".into());
+                None
+            } else {
+                notes.push(format!("moments: samples {}", span(&pairs, ta)));
+                Some((ta.clone(), tb.len(), pairs))
             }
-            notes.push(format!("moments: {} samples", ta.len()));
-            Some(ta.clone())
         }
         (x, y) => {
             notes.extend(absent("moments", x.is_some(), y.is_some()));
             None
         }
     };
+    let xi_edges = match (&ra.xi_edges, &rb.xi_edges) {
+        (Some(x), Some(y)) if histograms.is_some() => {
+            if let Some(d) = grid_difference("coordinate bins of /densities", x, y, &na, &nb) {
+                return Err(mismatch(d));
+            }
+            Some(x.clone())
+        }
+        (x, y) => {
+            notes.extend(absent("densities", x.is_some(), y.is_some()));
+            None
+        }
+    };
+    let label_edges = match (&ra.label_edges, &rb.label_edges) {
+        (Some(x), Some(y)) if histograms.is_some() => {
+            if let Some(d) = grid_difference("label bins", x, y, &na, &nb) {
+                return Err(mismatch(d));
+            }
+            Some(x.clone())
+        }
+        (x, y) => {
+            notes.extend(absent("labels", x.is_some(), y.is_some()));
+            None
+        }
+    };
 
     let mut populations = Vec::new();
-    for (p, size) in &ra.populations {
-        let read_both = |name: &str| -> Result<(Vec<f64>, Vec<f64>), Error> {
-            let (x, y) = (ra.read(name)?, rb.read(name)?);
-            for (r, v) in [(&ra, &x), (&rb, &y)] {
-                let expected = match name.split('/').next() {
-                    Some("rates") => ra.rate_time.len(),
-                    _ => moments.as_ref().map_or(0, Vec::len),
-                };
-                if v.len() != expected {
-                    return Err(Error::Read {
-                        path: r.path.clone(),
-                        reason: format!("/{name} has {} values, not {expected}", v.len()),
-                    });
-                }
-            }
-            Ok((x, y))
-        };
-        let (rate_a, rate_b) = read_both(&format!("rates/{p}"))?;
-        let mut series = vec![Series {
-            quantity: "rate_abs_diff",
-            time: ra.rate_time.clone(),
-            value: rate_a
-                .iter()
-                .zip(&rate_b)
-                .map(|(x, y)| (x - y).abs())
-                .collect(),
-        }];
-        if let Some((time, edges)) = &histograms {
-            let bins = edges.len().saturating_sub(1);
-            let name = format!("histograms/{p}");
-            let (ha, hb) = (ra.read_shaped(&name)?, rb.read_shaped(&name)?);
-            for (r, (_, shape)) in [(&ra, &ha), (&rb, &hb)] {
-                if shape.as_slice() != [time.len(), bins] {
-                    return Err(Error::Read {
-                        path: r.path.clone(),
-                        reason: format!(
-                            "/{name} has shape {shape:?}, not [{}, {bins}]",
-                            time.len()
-                        ),
-                    });
-                }
-            }
-            let rows = |k: usize| {
-                (
-                    &ha.0[k * bins..(k + 1) * bins],
-                    &hb.0[k * bins..(k + 1) * bins],
-                )
-            };
-            series.push(Series {
-                quantity: "histogram_l1",
-                time: time.clone(),
-                value: (0..time.len())
-                    .map(|k| {
-                        let (x, y) = rows(k);
-                        l1(x, y, edges)
-                    })
-                    .collect(),
-            });
-            series.push(Series {
-                quantity: "histogram_w1",
-                time: time.clone(),
-                value: (0..time.len())
-                    .map(|k| {
-                        let (x, y) = rows(k);
-                        wasserstein1(x, y, edges)
-                    })
-                    .collect(),
-            });
-        }
-        if let Some(time) = &moments {
-            let (ma, mb) = read_both(&format!("moments/{p}/mean"))?;
-            let (va, vb) = read_both(&format!("moments/{p}/variance"))?;
-            series.push(Series {
-                quantity: "mean_abs_diff",
-                time: time.clone(),
-                value: ma.iter().zip(&mb).map(|(x, y)| (x - y).abs()).collect(),
-            });
-            series.push(Series {
-                quantity: "sd_abs_diff",
-                time: time.clone(),
-                value: va
+    for ((p, size_a), (_, size_b)) in ra.populations.iter().zip(&rb.populations) {
+        let (rate_a, rate_b) = (
+            ra.rows(&format!("rates/{p}"), ra.rate_time.len(), 1)?,
+            rb.rows(&format!("rates/{p}"), rb.rate_time.len(), 1)?,
+        );
+        let rates = series(
+            "rate_abs_diff",
+            &ra.rate_time,
+            &rate_pairs,
+            (&rate_a, &rate_b),
+            1,
+            |x, y| (x[0] - y[0]).abs(),
+        );
+        let mean_rate = (
+            mean(
+                &rate_pairs
                     .iter()
-                    .zip(&vb)
-                    .map(|(x, y)| (x.max(0.0).sqrt() - y.max(0.0).sqrt()).abs())
-                    .collect(),
-            });
-        }
-        populations.push(PopulationComparison {
+                    .map(|&(i, _)| rate_a[i])
+                    .collect::<Vec<_>>(),
+            ),
+            mean(
+                &rate_pairs
+                    .iter()
+                    .map(|&(_, j)| rate_b[j])
+                    .collect::<Vec<_>>(),
+            ),
+        );
+        let mut out = PopulationComparison {
             name: p.clone(),
-            size: *size,
-            mean_rate: (mean(&rate_a), mean(&rate_b)),
-            series,
+            sizes: (*size_a, *size_b),
+            mean_rate,
+            series: vec![rates],
+            averaged: None,
+        };
+        if let Some((time, nb_samples, edges, pairs)) = &histograms {
+            let bins = edges.len() - 1;
+            let name = format!("histograms/{p}");
+            let (ha, hb) = (
+                ra.rows(&name, time.len(), bins)?,
+                rb.rows(&name, *nb_samples, bins)?,
+            );
+            let both = (ha.as_slice(), hb.as_slice());
+            out.series
+                .push(series("histogram_l1", time, pairs, both, bins, |x, y| {
+                    l1(x, y, edges)
+                }));
+            out.series
+                .push(series("histogram_w1", time, pairs, both, bins, |x, y| {
+                    wasserstein1(x, y, edges)
+                }));
+            let average = |h: &[f64], pick: &dyn Fn(&(usize, usize)) -> usize| {
+                let mut m = vec![0.0; bins];
+                for pair in pairs {
+                    let k = pick(pair);
+                    for (x, y) in m.iter_mut().zip(&h[k * bins..(k + 1) * bins]) {
+                        *x += y / pairs.len() as f64;
+                    }
+                }
+                m
+            };
+            let (ma, mb) = (average(&ha, &|p| p.0), average(&hb, &|p| p.1));
+            out.averaged = Some((l1(&ma, &mb, edges), wasserstein1(&ma, &mb, edges)));
+            if let Some(xe) = &xi_edges {
+                let xb = xe.len() - 1;
+                let name = format!("densities/{p}");
+                let (da, db) = (
+                    ra.rows(&name, time.len(), xb * bins)?,
+                    rb.rows(&name, *nb_samples, xb * bins)?,
+                );
+                let both = (da.as_slice(), db.as_slice());
+                let dxi = (xe[xb] - xe[0]) / xb as f64;
+                out.series.push(series(
+                    "density_l1",
+                    time,
+                    pairs,
+                    both,
+                    xb * bins,
+                    |x, y| dxi * mean_over_rows(x, y, bins, |u, v| l1(u, v, edges)) * xb as f64,
+                ));
+                out.series.push(series(
+                    "density_w1",
+                    time,
+                    pairs,
+                    both,
+                    xb * bins,
+                    |x, y| mean_over_rows(x, y, bins, |u, v| wasserstein1(u, v, edges)),
+                ));
+            }
+            let label_name = format!("labels/{p}");
+            if let Some(le) = label_edges
+                .as_ref()
+                .filter(|_| ra.file.link_exists(&label_name) && rb.file.link_exists(&label_name))
+            {
+                let lb = le.len() - 1;
+                let (_, sa) = ra.read_shaped(&label_name)?;
+                let (_, sb) = rb.read_shaped(&label_name)?;
+                if sa.get(1) != sb.get(1) {
+                    return Err(mismatch(format!(
+                        "/{label_name}: {:?} label classes in {na}, {:?} in {nb}",
+                        sa.get(1),
+                        sb.get(1)
+                    )));
+                }
+                let k = sa.get(1).copied().unwrap_or(0);
+                let (la, lbv) = (
+                    ra.rows(&label_name, time.len(), k * lb)?,
+                    rb.rows(&label_name, *nb_samples, k * lb)?,
+                );
+                let both = (la.as_slice(), lbv.as_slice());
+                out.series
+                    .push(series("label_l1", time, pairs, both, k * lb, |x, y| {
+                        mean_over_rows(x, y, lb, |u, v| l1(u, v, le))
+                    }));
+                out.series
+                    .push(series("label_w1", time, pairs, both, k * lb, |x, y| {
+                        mean_over_rows(x, y, lb, |u, v| wasserstein1(u, v, le))
+                    }));
+            }
+        }
+        if let Some((time, nb_samples, pairs)) = &moments {
+            let read = |r: &Run, q: &str, n: usize| r.rows(&format!("moments/{p}/{q}"), n, 1);
+            let (ma, mb) = (
+                read(&ra, "mean", time.len())?,
+                read(&rb, "mean", *nb_samples)?,
+            );
+            let (va, vb) = (
+                read(&ra, "variance", time.len())?,
+                read(&rb, "variance", *nb_samples)?,
+            );
+            out.series.push(series(
+                "mean_abs_diff",
+                time,
+                pairs,
+                (&ma, &mb),
+                1,
+                |x, y| (x[0] - y[0]).abs(),
+            ));
+            out.series
+                .push(series("sd_abs_diff", time, pairs, (&va, &vb), 1, |x, y| {
+                    (x[0].max(0.0).sqrt() - y[0].max(0.0).sqrt()).abs()
+                }));
+        }
+        populations.push(out);
+    }
+
+    let mut trees = Vec::new();
+    for name in ra.trees.iter().filter(|t| rb.trees.contains(t)) {
+        let group = format!("trees/{name}");
+        if ra.definition(&group) != rb.definition(&group) {
+            notes.push(format!(
+                "tree {name}: defined differently in the two files, not compared"
+            ));
+            continue;
+        }
+        let (ta, tb) = (
+            ra.read(&format!("{group}/time"))?,
+            rb.read(&format!("{group}/time"))?,
+        );
+        let (va, vb) = (
+            ra.rows(&format!("{group}/value"), ta.len(), 1)?,
+            rb.rows(&format!("{group}/value"), tb.len(), 1)?,
+        );
+        let pairs = common(&ta, &tb, from);
+        if pairs.is_empty() {
+            notes.push(format!("tree {name}: no common sample times, not compared"));
+            continue;
+        }
+        let both = (va.as_slice(), vb.as_slice());
+        let a_values = series("tree_a", &ta, &pairs, both, 1, |x, _| x[0]);
+        let b_values = series("tree_b", &ta, &pairs, both, 1, |_, y| y[0]);
+        let mean_ab = (mean(&a_values.value), mean(&b_values.value));
+        trees.push(TreeComparison {
+            name: name.clone(),
+            series: vec![
+                a_values,
+                b_values,
+                series("tree_abs_diff", &ta, &pairs, both, 1, |x, y| {
+                    (x[0] - y[0]).abs()
+                }),
+            ],
+            mean: mean_ab,
         });
+    }
+    for (x, y, has, lacks) in [(&ra, &rb, &na, &nb), (&rb, &ra, &nb, &na)] {
+        for t in x.trees.iter().filter(|t| !y.trees.contains(t)) {
+            notes.push(format!(
+                "tree {t}: in {has} only, not compared (absent in {lacks})"
+            ));
+        }
     }
     Ok(Comparison {
         a: na,
         b: nb,
+        from,
         notes,
         populations,
+        trees,
     })
 }
 
-/// `lapicque compare A B [-o CSV]`: the table, after writing the per-time series to `csv`.
-pub fn compare_files(a: &Path, b: &Path, csv: Option<&Path>) -> Result<String, Error> {
-    let c = compare(a, b)?;
+/// `lapicque compare A B [--from T] [-o CSV]`: the table, after writing the series to `csv`.
+pub fn compare_files(a: &Path, b: &Path, from: f64, csv: Option<&Path>) -> Result<String, Error> {
+    if !from.is_finite() {
+        return Err(Error::Argument {
+            key: "--from".into(),
+            value: from.to_string(),
+            reason: "must be a finite time [ms]".into(),
+        });
+    }
+    let c = compare(a, b, from)?;
     let mut out = c.table();
     if let Some(path) = csv {
         let text = c.csv();

@@ -58,7 +58,8 @@ fn main() -> ExitCode {
         Command::Inspect(args) => report(lapicque::inspect::inspect(&args.file).map(print), true),
         Command::Meanfield(args) => report(lapicque::app::meanfield(&args).map(print), true),
         Command::Compare(args) => report(
-            lapicque::compare::compare_files(&args.a, &args.b, args.output.as_deref()).map(print),
+            lapicque::compare::compare_files(&args.a, &args.b, args.from, args.output.as_deref())
+                .map(print),
             true,
         ),
     }

@@ -683,6 +683,13 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             "must be in 1..=10000",
         ));
     }
+    if !(mf.dt.is_finite() && mf.dt > 0.0) {
+        return Err(invalid(
+            "meanfield.dt",
+            mf.dt,
+            "must be positive and finite [ms]",
+        ));
+    }
     for (k, v) in [("v_min", mf.v_min), ("v_max", mf.v_max)] {
         if let Some(v) = v {
             finite(&format!("meanfield.{k}"), v, "[mV]")?;

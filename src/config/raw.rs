@@ -89,6 +89,10 @@ pub struct RawMeanfield {
     /// is 1 (otherwise those bins are used).
     #[serde(default = "d_mf_xi")]
     pub xi_bins: u64,
+    /// Longest time step of the threshold-LIF limit solver [ms] (it also steps at least once
+    /// per step of the run); its error is first order in it.
+    #[serde(default = "d_mf_dt")]
+    pub dt: f64,
 }
 
 impl Default for RawMeanfield {
@@ -98,12 +102,16 @@ impl Default for RawMeanfield {
             v_max: None,
             cells: d_cells(),
             xi_bins: d_mf_xi(),
+            dt: d_mf_dt(),
         }
     }
 }
 
 fn d_cells() -> u64 {
     400
+}
+fn d_mf_dt() -> f64 {
+    0.01
 }
 fn d_mf_xi() -> u64 {
     24

@@ -612,37 +612,46 @@ impl LifSolver {
         st.density.iter().sum::<f64>() * st.h + st.refractory_mass()
     }
 
-    /// Integrates with steps of `stable_dt(dt())` until every rate varies by at most
-    /// `tol * max(r, 1e-12 /ms)` over a window of `max(1 ms, 20 dt, 2 max_delay + t_ref)`,
+    /// Integrates with steps of `stable_dt(dt())` until, over a whole window of
+    /// `max(1 ms, 20 dt, 2 max_delay + t_ref)`, every rate varies by at most
+    /// `tol * max(r, 1e-12 /ms)` and every density moves by at most `tol` in L1 (so a density
+    /// still far below threshold, whose rate is 0 for a while, is not taken for stationary),
     /// or `t_max` ms have passed; returns whether it converged.
     pub fn steady_state(&mut self, tol: f64, t_max: f64) -> bool {
         let dt = self.stable_dt(self.dt);
         let t_ref = self.pops.iter().map(|s| s.pop.t_ref).fold(0.0, f64::max);
         let window = (20.0 * dt).max(1.0).max(2.0 * self.max_delay + t_ref);
         let t_end = self.t + t_max;
-        let mut recent: VecDeque<(f64, Vec<f64>)> = VecDeque::new();
-        recent.push_back((self.t, self.rates()));
+        let n = self.pops.len();
+        let densities =
+            |s: &Self| -> Vec<Vec<f64>> { s.pops.iter().map(|st| st.density.clone()).collect() };
+        let mut start = (self.t, densities(self));
+        let mut range = vec![(f64::INFINITY, f64::NEG_INFINITY); n];
         while self.t < t_end {
             self.step(dt);
-            recent.push_back((self.t, self.rates()));
-            while recent.len() > 2 && recent[1].0 <= self.t - window {
-                recent.pop_front();
+            for (r, x) in range.iter_mut().zip(self.rates()) {
+                *r = (r.0.min(x), r.1.max(x));
             }
-            if self.t - recent[0].0 < window * (1.0 - 1e-9) {
+            if self.t - start.0 < window * (1.0 - 1e-9) {
                 continue;
             }
-            let converged = (0..self.pops.len()).all(|p| {
-                let (lo, hi) = recent
+            let converged = (0..n).all(|p| {
+                let st = &self.pops[p];
+                let moved: f64 = st
+                    .density
                     .iter()
-                    .map(|(_, r)| r[p])
-                    .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
-                        (lo.min(r), hi.max(r))
-                    });
-                hi - lo <= tol * hi.max(1e-12)
+                    .zip(&start.1[p])
+                    .map(|(a, b)| (a - b).abs())
+                    .sum::<f64>()
+                    * st.h;
+                let (lo, hi) = range[p];
+                hi - lo <= tol * hi.max(1e-12) && moved <= tol
             });
             if converged {
                 return true;
             }
+            start = (self.t, densities(self));
+            range.fill((f64::INFINITY, f64::NEG_INFINITY));
         }
         false
     }

@@ -185,6 +185,74 @@ pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
     out
 }
 
+/// Adds a point mass `mass` at `v` [mV] to a density [1/mV] on equal bins with `edges`, in
+/// the bin a run puts a neuron at `v` in (nothing when `v` is outside).
+fn add_point_mass(density: &mut [f64], edges: &[f64], v: f64, mass: f64) {
+    let bins = density.len();
+    if bins == 0 || mass == 0.0 {
+        return;
+    }
+    let width = (edges[bins] - edges[0]) / bins as f64;
+    if let Some(b) = crate::observables::bin_of(v, edges[0], width, bins) {
+        density[b] += mass / width;
+    }
+}
+
+/// Mean and variance of a law of which a fraction `mass` sits at `v` and the rest has
+/// `(mean, variance)` (a law with no mass outside the point has NaN moments: only the point
+/// counts then).
+fn with_point_mass((mean, var): (f64, f64), mass: f64, v: f64) -> (f64, f64) {
+    if mass <= 0.0 {
+        return (mean, var);
+    }
+    if !(mean.is_finite() && var.is_finite()) || mass >= 1.0 {
+        return (v, 0.0);
+    }
+    let rest = 1.0 - mass;
+    let m = rest * mean + mass * v;
+    let second = rest * (var + mean * mean) + mass * v * v;
+    (m, (second - m * m).max(0.0))
+}
+
+/// The law of V of population `b` at t = 0 in a run: uniform on `[v_init_min, v_init_max]`,
+/// or all at `v_init_min`.
+struct InitialLaw {
+    lo: f64,
+    hi: f64,
+}
+
+impl InitialLaw {
+    fn of(b: &crate::model::lif::Lif) -> Self {
+        InitialLaw {
+            lo: b.v_init.0,
+            hi: b.v_init.1,
+        }
+    }
+
+    /// Its density [1/mV] on equal bins with `edges`, exactly: a point mass falls in the bin a
+    /// run puts it in.
+    fn histogram(&self, edges: &[f64]) -> Vec<f64> {
+        let mut d = vec![0.0; edges.len().saturating_sub(1)];
+        if self.hi > self.lo {
+            for (x, e) in d.iter_mut().zip(edges.windows(2)) {
+                *x = (e[1].min(self.hi) - e[0].max(self.lo)).max(0.0)
+                    / (self.hi - self.lo)
+                    / (e[1] - e[0]);
+            }
+        } else {
+            add_point_mass(&mut d, edges, self.lo, 1.0);
+        }
+        d
+    }
+
+    fn moments(&self) -> (f64, f64) {
+        (
+            0.5 * (self.lo + self.hi),
+            (self.hi - self.lo).powi(2) / 12.0,
+        )
+    }
+}
+
 /// The state of one solver seen through one interface.
 trait Limit {
     fn advance_to(&mut self, t: f64);
@@ -272,15 +340,27 @@ impl Limit for LifLimit {
     fn rates(&self) -> Vec<f64> {
         self.solver.rates()
     }
+    /// Over every neuron, refractory ones at `v_reset` as in a run.
     fn moments(&self) -> Vec<(f64, f64)> {
         (0..self.solver.rates().len())
-            .map(|p| self.solver.moments(p))
+            .map(|p| {
+                let (m, v) = self.solver.moments(p);
+                with_point_mass((m, v), self.solver.refractory_mass(p), self.v_reset[p])
+            })
             .collect()
     }
+    /// The density below threshold plus the refractory mass in the bin of `v_reset`, where a
+    /// run counts its refractory neurons.
     fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>> {
         (0..self.solver.rates().len())
             .map(|p| {
-                let d = rebin(self.solver.density(p), &self.solver.edges(p), edges);
+                let mut d = rebin(self.solver.density(p), &self.solver.edges(p), edges);
+                add_point_mass(
+                    &mut d,
+                    edges,
+                    self.v_reset[p],
+                    self.solver.refractory_mass(p),
+                );
                 vec![(d, 1.0)]
             })
             .collect()
@@ -450,11 +530,36 @@ fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
         })
         .collect();
     let (v_min, _, cells) = grid(config);
-    let solver = LifSolver::new(pops, couplings, v_min, cells).map_err(|e| Error::Argument {
-        key: "meanfield".into(),
-        value: config.raw.meanfield.cells.to_string(),
-        reason: e,
-    })?;
+    let mut solver =
+        LifSolver::new(pops, couplings, v_min, cells).map_err(|e| Error::Argument {
+            key: "meanfield".into(),
+            value: config.raw.meanfield.cells.to_string(),
+            reason: e,
+        })?;
+    solver.set_dt(config.raw.meanfield.dt);
+    // The run's initial law of V, on the solver's own cells.
+    for (p, pop) in config.populations.iter().enumerate() {
+        let b = &pop.model.base;
+        let (lo, hi) = b.v_init;
+        if lo < v_min || hi >= b.v_th {
+            return Err(Error::Argument {
+                key: format!("population.{}.v_init_min", pop.name),
+                value: format!("{lo} (v_init_max {hi})"),
+                reason: format!(
+                    "the limit starts from initial potentials inside [meanfield.v_min, v_th) = [{v_min}, {}) [mV]",
+                    b.v_th
+                ),
+            });
+        }
+        let density = InitialLaw::of(b).histogram(&solver.edges(p));
+        solver
+            .set_density(p, &density)
+            .map_err(|e| Error::Argument {
+                key: format!("population.{}.v_init_min", pop.name),
+                value: lo.to_string(),
+                reason: e,
+            })?;
+    }
     let n = config.populations.len();
     let couplings = config
         .projections
@@ -531,22 +636,11 @@ fn projection_coupling(
 }
 
 /// The density [1/mV] on cells of `width` around `centres` of the particle run's initial
-/// potentials: uniform on `[v_init_min, v_init_max]`, or all in the cell of `v_init_min`.
+/// potentials ([`InitialLaw`]).
 fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
-    let (lo, hi) = b.v_init;
-    centres
-        .iter()
-        .map(|&v| {
-            let (a, z) = (v - 0.5 * width, v + 0.5 * width);
-            if hi > lo {
-                (z.min(hi) - a.max(lo)).max(0.0) / (hi - lo) / width
-            } else if a <= lo && lo < z {
-                1.0 / width
-            } else {
-                0.0
-            }
-        })
-        .collect()
+    let mut edges: Vec<f64> = centres.iter().map(|&v| v - 0.5 * width).collect();
+    edges.extend(centres.last().map(|&v| v + 0.5 * width));
+    InitialLaw::of(b).histogram(&edges)
 }
 
 fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
@@ -715,9 +809,21 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
                 values.push(tree_value(limit, spec, config.dt));
             }
         }
+        // At t = 0 the limit is the run's initial law itself: written exactly rather than as
+        // the solver's cells re-binned, which would spread a point mass over two bins.
+        let initial: Vec<InitialLaw> = config
+            .populations
+            .iter()
+            .map(|p| InitialLaw::of(&p.model.base))
+            .collect();
         if config.moments.is_some_and(|m| m.fires(b)) {
             s.moment_times.push(t);
-            for (p, (m, v)) in limit.moments().into_iter().enumerate() {
+            let moments = if b == 0 {
+                initial.iter().map(InitialLaw::moments).collect()
+            } else {
+                limit.moments()
+            };
+            for (p, (m, v)) in moments.into_iter().enumerate() {
                 s.means[p].push(m);
                 s.variances[p].push(v);
             }
@@ -729,7 +835,16 @@ fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
                     s.labels[p].extend(d);
                 }
             }
-            for (p, parts) in limit.densities(&edges).into_iter().enumerate() {
+            let densities = if b == 0 {
+                // The initial potentials do not depend on the coordinate.
+                initial
+                    .iter()
+                    .map(|law| vec![(law.histogram(&edges), 1.0)])
+                    .collect()
+            } else {
+                limit.densities(&edges)
+            };
+            for (p, parts) in densities.into_iter().enumerate() {
                 let mut marginal = vec![0.0; h.bins];
                 for (d, share) in &parts {
                     for (m, x) in marginal.iter_mut().zip(d) {
@@ -779,6 +894,8 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
     Ok(match family {
         Family::Lif => {
             let mut l = lif_limit(config)?;
+            // The stationary point of the implicit step does not depend on its length.
+            l.solver.set_dt(0.1);
             let converged = l.solver.steady_state(1e-6, t_max);
             let rates = l.rates();
             Stationary {
