@@ -337,49 +337,6 @@ fn chemical_coupling_approaches_the_balance_voltages() {
     );
 }
 
-/// `scripts/convergence.py` runs a small sweep end to end: the limit, two sizes, one seed, and
-/// writes its CSV (one row per run, finite positive distances) and a PNG.
-#[test]
-fn convergence_script_writes_its_table_and_plot() {
-    let dir = common::scratch("meanfield_convergence");
-    let mut c = Command::new(common::python());
-    c.arg(common::repo().join("scripts/convergence.py"));
-    c.args([
-        "--config",
-        common::repo()
-            .join("configs/nonexchangeable_escape.toml")
-            .to_str()
-            .unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-        "--sizes",
-        "500,1000",
-        "--seeds",
-        "1",
-        "--t-stop",
-        "200",
-        "--transient",
-        "50",
-        "--set",
-        "observables.statistics.start=50",
-        "--bin",
-        common::binary(),
-    ]);
-    let o = common::run_with_timeout(c, Duration::from_secs(600));
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let csv = std::fs::read_to_string(dir.join("convergence.csv")).unwrap();
-    let rows: Vec<&str> = csv.lines().skip(1).collect();
-    assert_eq!(rows.len(), 2, "{csv}");
-    for row in rows {
-        for x in row.split(',').skip(2) {
-            let v: f64 = x.parse().unwrap();
-            assert!(v.is_finite() && v > 0.0, "{row}");
-        }
-    }
-    let png = std::fs::read(dir.join("convergence.png")).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 5000);
-}
-
 /// Two label classes whose transition 0 -> 1 switches on with the potential (rate 0.05/ms
 /// times a logistic of gain 0.8/mV around 7 mV; back at 0.02/ms) on an uncoupled escape-noise
 /// population of 4000 neurons: the joint density of (V, label) of the limit gives the label
