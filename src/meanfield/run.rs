@@ -17,6 +17,7 @@
 //!
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
+use super::balanced;
 use super::escape::{EscapeSolver, Grid, Group};
 use super::labels::{Joint, JointSolver};
 use super::lif::{self, Coupling, LifSolver};
@@ -44,10 +45,16 @@ fn no_limit(key: String, reason: &str) -> Error {
 pub enum Family {
     Lif,
     Escape,
+    /// Escape-noise populations coupled through `poisson` and `current` aggregate terms with
+    /// `n^(-1/2)` scaling ([`super::balanced`]).
+    Balanced,
 }
 
 /// The family of `config`, or the first feature without a limit equation.
 pub fn family(config: &Config) -> Result<Family, Error> {
+    if balanced::covers(config) {
+        return balanced::check(config).map(|()| Family::Balanced);
+    }
     if let Some(a) = config.aggregates.first() {
         return Err(no_limit(
             format!("aggregate.{}", a.name),
@@ -145,7 +152,7 @@ fn indegree(config: &Config, proj: &Projection) -> f64 {
 }
 
 /// Time series of the limit on the particle run's sampling grid.
-struct Series {
+pub(super) struct Series {
     rate_sums: Vec<Vec<f64>>,
     moment_times: Vec<f64>,
     means: Vec<Vec<f64>>,
@@ -186,7 +193,7 @@ pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
 }
 
 /// The state of one solver seen through one interface.
-trait Limit {
+pub(super) trait Limit {
     fn advance_to(&mut self, t: f64);
     /// Per population: rate [1/ms].
     fn rates(&self) -> Vec<f64>;
@@ -406,7 +413,7 @@ impl Limit for EscapeLimit {
     }
 }
 
-fn grid(config: &Config) -> (f64, f64, usize) {
+pub(super) fn grid(config: &Config) -> (f64, f64, usize) {
     let (hmin, hmax) = config
         .histogram
         .as_ref()
@@ -532,7 +539,7 @@ fn projection_coupling(
 
 /// The density [1/mV] on cells of `width` around `centres` of the particle run's initial
 /// potentials: uniform on `[v_init_min, v_init_max]`, or all in the cell of `v_init_min`.
-fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
+pub(super) fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
     let (lo, hi) = b.v_init;
     centres
         .iter()
@@ -680,7 +687,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
 }
 
 /// Follows the limit over `[0, t_stop]` on the particle run's step, sampling as it would.
-fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
+pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     let n_pop = config.populations.len();
     let n_bins = config.rates.bins();
     let mut s = Series {
@@ -795,6 +802,17 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
                 rates: l.rates(),
                 by_bin: groups.chunks(l.bins).map(<[f64]>::to_vec).collect(),
                 converged,
+            }
+        }
+        Family::Balanced => {
+            let l = balanced::limit(config)?;
+            let (groups, _) = balanced::stationary(config)?;
+            let by_bin: Vec<Vec<f64>> =
+                groups.chunks(l.balance.bins).map(<[f64]>::to_vec).collect();
+            Stationary {
+                rates: balanced::per_population(config, &l.balance, &groups),
+                by_bin,
+                converged: true,
             }
         }
     })
@@ -913,11 +931,16 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
     let series = match family {
         Family::Lif => follow(config, &mut lif_limit(config)?),
         Family::Escape => follow(config, &mut escape_limit(config)?),
+        Family::Balanced => balanced::follow(config, follow)?,
     };
     let stationary = stationary(config, family)?;
     let (siegert, balance) = match family {
         Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
         Family::Escape => (None, None),
+        Family::Balanced => {
+            let b = balanced::balance(config)?;
+            (None, Some(balanced::per_population(config, &b, &b.rates)))
+        }
     };
     crate::output::write_file(path, &SerialComm, |file, w| {
         write(
@@ -929,7 +952,11 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
             siegert.as_ref(),
             balance.as_deref(),
             w,
-        )
+        )?;
+        if family == Family::Balanced {
+            balanced::write(file, config, w)?;
+        }
+        Ok(())
     })?;
     let mut out = format!(
         "lapicque: wrote {} ({} limit, {} ms)\n",
@@ -937,6 +964,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
         match family {
             Family::Lif => "threshold LIF Fokker-Planck",
             Family::Escape => "escape-noise Fokker-Planck",
+            Family::Balanced => "balanced kinetic Fokker-Planck",
         },
         config.n_steps as f64 * config.dt
     );
@@ -1041,6 +1069,7 @@ fn write(
         match family {
             Family::Lif => "lif_fokker_planck",
             Family::Escape => "escape_fokker_planck",
+            Family::Balanced => "balanced_kinetic",
         },
     )?;
     let (v_min, v_max, cells) = grid(config);
@@ -1157,9 +1186,14 @@ pub fn balance_voltages(config: &Config) -> Result<Vec<Option<f64>>, Error> {
     Ok((0..n).map(|p| reached[p].then_some(x[p])).collect())
 }
 
-/// `lapicque meanfield --balance`: the balance rates of a LIF network (where it has a limit)
-/// and the balance voltages of chemical coupling, as text.
+/// `lapicque meanfield --balance`: the balance rates of a LIF network (where it has a limit),
+/// the balance voltages of chemical coupling, or the balanced state of `poisson` and `current`
+/// aggregate coupling ([`balanced::report`]), as text.
 pub fn balance_report(config: &Config) -> Result<String, Error> {
+    if balanced::covers(config) {
+        balanced::check(config)?;
+        return balanced::report(config);
+    }
     let mut out = String::new();
     let voltages = balance_voltages(config)?;
     let lif = config.aggregates.is_empty() && family(config).ok() == Some(Family::Lif);
