@@ -328,13 +328,39 @@ pub fn balance(config: &Config) -> Result<Balance, Error> {
             ),
         ));
     }
-    let rates = solve_dense(matrix.clone(), drive.iter().map(|d| -d).collect()).ok_or_else(
-        || Error::Argument {
+    // Bins of one population with the same input row (no kernel on any term reaching it) hold
+    // the same neurons under the same input: one rate, one equation (else the system would be
+    // singular for a reason that is no absence of balance).
+    let class: Vec<usize> = (0..groups)
+        .map(|g| {
+            (0..=g)
+                .find(|&h| h / bins == g / bins && matrix[h] == matrix[g] && drive[h] == drive[g])
+                .expect("g itself")
+        })
+        .collect();
+    let reps: Vec<usize> = (0..groups).filter(|&g| class[g] == g).collect();
+    let reduced: Vec<Vec<f64>> = reps
+        .iter()
+        .map(|&g| {
+            let mut row = vec![0.0; reps.len()];
+            for (h, m) in matrix[g].iter().enumerate() {
+                row[reps.iter().position(|&x| x == class[h]).expect("a class")] += m;
+            }
+            row
+        })
+        .collect();
+    let solved = solve_dense(reduced, reps.iter().map(|&g| -drive[g]).collect());
+    let rates = solved
+        .map(|x| {
+            (0..groups)
+                .map(|g| x[reps.iter().position(|&r| r == class[g]).expect("a class")])
+                .collect::<Vec<f64>>()
+        })
+        .ok_or_else(|| Error::Argument {
             key: "aggregate".into(),
             value: "(balance equations)".into(),
             reason: "no balanced state: the linear system that cancels the O(sqrt n) mean inputs is singular (populations with proportional input rows)".into(),
-        },
-    )?;
+        })?;
     if let Some(g) = (0..groups).find(|&g| rates[g].is_nan() || rates[g] <= 0.0) {
         return Err(Error::Argument {
             key: "aggregate".into(),
