@@ -213,6 +213,9 @@ pub struct Balance {
     pub variance0: Vec<f64>,
     /// The balanced rates `r*` [1/ms] per population and bin.
     pub rates: Vec<f64>,
+    /// Per group, the first group of its population with the same input row: they share a
+    /// rate.
+    pub class: Vec<usize>,
 }
 
 impl Balance {
@@ -259,6 +262,25 @@ fn solve_dense(mut a: Vec<Vec<f64>>, mut rhs: Vec<f64>) -> Option<Vec<f64>> {
         x[row] = (rhs[row] - s) / a[row][row];
     }
     Some(x)
+}
+
+/// Solves `matrix x = rhs` with the groups of one class (`class[g]`: its first group) sharing
+/// one unknown and the equation of their first group; `None` if singular.
+fn solve_classes(matrix: &[Vec<f64>], class: &[usize], rhs: &[f64]) -> Option<Vec<f64>> {
+    let reps: Vec<usize> = (0..class.len()).filter(|&g| class[g] == g).collect();
+    let index = |g: usize| reps.iter().position(|&r| r == class[g]).expect("a class");
+    let reduced: Vec<Vec<f64>> = reps
+        .iter()
+        .map(|&g| {
+            let mut row = vec![0.0; reps.len()];
+            for (h, m) in matrix[g].iter().enumerate() {
+                row[index(h)] += m;
+            }
+            row
+        })
+        .collect();
+    let x = solve_dense(reduced, reps.iter().map(|&g| rhs[g]).collect())?;
+    Some((0..class.len()).map(|g| x[index(g)]).collect())
 }
 
 /// The balance equations of `config` (which [`check`] accepted) and their positive solution.
@@ -338,24 +360,7 @@ pub fn balance(config: &Config) -> Result<Balance, Error> {
                 .expect("g itself")
         })
         .collect();
-    let reps: Vec<usize> = (0..groups).filter(|&g| class[g] == g).collect();
-    let reduced: Vec<Vec<f64>> = reps
-        .iter()
-        .map(|&g| {
-            let mut row = vec![0.0; reps.len()];
-            for (h, m) in matrix[g].iter().enumerate() {
-                row[reps.iter().position(|&x| x == class[h]).expect("a class")] += m;
-            }
-            row
-        })
-        .collect();
-    let solved = solve_dense(reduced, reps.iter().map(|&g| -drive[g]).collect());
-    let rates = solved
-        .map(|x| {
-            (0..groups)
-                .map(|g| x[reps.iter().position(|&r| r == class[g]).expect("a class")])
-                .collect::<Vec<f64>>()
-        })
+    let rates = solve_classes(&matrix, &class, &drive.iter().map(|d| -d).collect::<Vec<_>>())
         .ok_or_else(|| Error::Argument {
             key: "aggregate".into(),
             value: "(balance equations)".into(),
@@ -391,6 +396,7 @@ pub fn balance(config: &Config) -> Result<Balance, Error> {
         variance_matrix,
         variance0,
         rates,
+        class,
     })
 }
 
@@ -1219,29 +1225,44 @@ pub fn report(config: &Config) -> Result<String, Error> {
     let l = limit(config)?;
     let b = &l.balance;
     let (_, inputs) = stationary(config)?;
-    let shift = solve_dense(b.matrix.clone(), inputs.clone()).unwrap_or_default();
+    let shift = solve_classes(&b.matrix, &b.class, &inputs).unwrap_or_default();
     let variance = b.variance();
     let mut out = format!(
         "balanced state: M r + d = 0 (the O(sqrt n) mean inputs cancel), {} populations x {} coordinate bins\n",
         config.populations.len(),
         b.bins
     );
-    for g in 0..b.rates.len() {
-        let p = &config.populations[g / b.bins].name;
-        let bin = if b.bins > 1 {
-            format!(" bin {}", g % b.bins)
-        } else {
-            String::new()
-        };
-        out += &format!(
-            "population {p}{bin}: balance rate {:.6} Hz, inputs +{:.6} and {:.6} mV/ms, Poisson variance {:.6} mV^2/ms, mean input mu {:.6} mV/ms, finite-n rate {:.6} Hz\n",
+    let line = |g: usize| {
+        format!(
+            "balance rate {:.6} Hz, inputs +{:.6} and {:.6} mV/ms, Poisson variance {:.6} mV^2/ms, mean input mu {:.6} mV/ms, finite-n rate {:.6} Hz",
             1000.0 * b.rates[g],
             b.sides[g].0,
             b.sides[g].1,
             variance[g],
             inputs[g],
             1000.0 * (b.rates[g] + shift.get(g).copied().unwrap_or(f64::NAN)),
-        );
+        )
+    };
+    for (p, pop) in config.populations.iter().enumerate() {
+        let groups: Vec<usize> = (p * b.bins..(p + 1) * b.bins).collect();
+        // Bins that agree to the printed digits are one line.
+        if b.bins > 1 && groups.iter().all(|&g| line(g) == line(groups[0])) {
+            out += &format!(
+                "population {} (all {} bins): {}\n",
+                pop.name,
+                b.bins,
+                line(groups[0])
+            );
+            continue;
+        }
+        for g in groups {
+            let bin = if b.bins > 1 {
+                format!(" bin {}", g % b.bins)
+            } else {
+                String::new()
+            };
+            out += &format!("population {}{bin}: {}\n", pop.name, line(g));
+        }
     }
     Ok(out)
 }
