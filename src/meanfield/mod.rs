@@ -1,11 +1,15 @@
 //! The mean-field side: the limit equations of a configuration, solved on grids and written in
 //! the layout of a particle run (SPEC section 4).
 //!
+//! * [`balanced`]: the balanced kinetic limit (MacLaurin-Vilanova) of `poisson` and `current`
+//!   aggregate coupling with `n^(-1/2)` scaling: balance equations and the Fokker-Planck
+//!   equation of the fluctuations.
 //! * [`escape`]: escape-noise integrate-and-fire populations with a kernel (Jabin-Zhou), the
 //!   density `f(t, v, xi)` with the reset as a source.
 //! * [`lif`]: threshold LIF populations (Fokker-Planck with absorbing threshold and
 //!   reinjection), coupled through the diffusion approximation of their input.
 
+pub mod balanced;
 pub mod escape;
 pub mod labels;
 pub mod lif;

@@ -3,7 +3,7 @@
 //! `/moments`, `/histograms`, `/densities`), so that `lapicque compare` and `scripts/plot.py`
 //! take either. `/meanfield` holds what only the limit has (stationary and balance rates).
 //!
-//! Two families of configurations have a limit here:
+//! Three families of configurations have a limit here:
 //!
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
@@ -13,10 +13,14 @@
 //!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
 //!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin
 //!   ([`super::escape`]); synaptic jumps become the drift `S(t, xi)` of the limit (weights
-//!   `O(1/K)`), delays are neglected.
+//!   `O(1/K)`), delays are neglected;
+//! * **balanced kinetic** (escape noise with `poisson` and `current` aggregate terms of
+//!   `alpha = 0.5`, no projections): the balance equations and the Fokker-Planck equation of
+//!   the fluctuations per population and coordinate bin ([`super::balanced`]).
 //!
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
+use super::balanced;
 use super::escape::{EscapeSolver, Grid, Group};
 use super::labels::{Joint, JointSolver};
 use super::lif::{self, Coupling, LifSolver};
@@ -44,10 +48,16 @@ fn no_limit(key: String, reason: &str) -> Error {
 pub enum Family {
     Lif,
     Escape,
+    /// Escape-noise populations coupled through `poisson` and `current` aggregate terms with
+    /// `n^(-1/2)` scaling ([`super::balanced`]).
+    Balanced,
 }
 
 /// The family of `config`, or the first feature without a limit equation.
 pub fn family(config: &Config) -> Result<Family, Error> {
+    if balanced::covers(config) {
+        return balanced::check(config).map(|()| Family::Balanced);
+    }
     if let Some(a) = config.aggregates.first() {
         return Err(no_limit(
             format!("aggregate.{}", a.name),
@@ -145,7 +155,7 @@ fn indegree(config: &Config, proj: &Projection) -> f64 {
 }
 
 /// Time series of the limit on the particle run's sampling grid.
-struct Series {
+pub(super) struct Series {
     rate_sums: Vec<Vec<f64>>,
     moment_times: Vec<f64>,
     means: Vec<Vec<f64>>,
@@ -187,7 +197,7 @@ pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
 
 /// Adds a point mass `mass` at `v` [mV] to a density [1/mV] on equal bins with `edges`, in
 /// the bin a run puts a neuron at `v` in (nothing when `v` is outside).
-fn add_point_mass(density: &mut [f64], edges: &[f64], v: f64, mass: f64) {
+pub(super) fn add_point_mass(density: &mut [f64], edges: &[f64], v: f64, mass: f64) {
     let bins = density.len();
     if bins == 0 || mass == 0.0 {
         return;
@@ -254,7 +264,7 @@ impl InitialLaw {
 }
 
 /// The state of one solver seen through one interface.
-trait Limit {
+pub(super) trait Limit {
     fn advance_to(&mut self, t: f64);
     /// Per population: rate [1/ms].
     fn rates(&self) -> Vec<f64>;
@@ -486,7 +496,7 @@ impl Limit for EscapeLimit {
     }
 }
 
-fn grid(config: &Config) -> (f64, f64, usize) {
+pub(super) fn grid(config: &Config) -> (f64, f64, usize) {
     let (hmin, hmax) = config
         .histogram
         .as_ref()
@@ -669,7 +679,7 @@ fn kernel_points(bins: usize) -> usize {
 
 /// The density [1/mV] on cells of `width` around `centres` of the particle run's initial
 /// potentials ([`InitialLaw`]).
-fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
+pub(super) fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width: f64) -> Vec<f64> {
     let mut edges: Vec<f64> = centres.iter().map(|&v| v - 0.5 * width).collect();
     edges.extend(centres.last().map(|&v| v + 0.5 * width));
     InitialLaw::of(b).histogram(&edges)
@@ -806,7 +816,7 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
 }
 
 /// Follows the limit over `[0, t_stop]` on the particle run's step, sampling as it would.
-fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
+pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     let n_pop = config.populations.len();
     let n_bins = config.rates.bins();
     let mut s = Series {
@@ -946,6 +956,17 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
                 converged,
             }
         }
+        Family::Balanced => {
+            let l = balanced::limit(config)?;
+            let (groups, _) = balanced::stationary(config)?;
+            let by_bin: Vec<Vec<f64>> =
+                groups.chunks(l.balance.bins).map(<[f64]>::to_vec).collect();
+            Stationary {
+                rates: balanced::per_population(config, &l.balance, &groups),
+                by_bin,
+                converged: true,
+            }
+        }
     })
 }
 
@@ -1062,11 +1083,16 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
     let series = match family {
         Family::Lif => follow(config, &mut lif_limit(config)?),
         Family::Escape => follow(config, &mut escape_limit(config)?),
+        Family::Balanced => balanced::follow(config, follow)?,
     };
     let stationary = stationary(config, family)?;
     let (siegert, balance) = match family {
         Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
         Family::Escape => (None, None),
+        Family::Balanced => {
+            let b = balanced::balance(config)?;
+            (None, Some(balanced::per_population(config, &b, &b.rates)))
+        }
     };
     crate::output::write_file(path, &SerialComm, |file, w| {
         write(
@@ -1078,7 +1104,11 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
             siegert.as_ref(),
             balance.as_deref(),
             w,
-        )
+        )?;
+        if family == Family::Balanced {
+            balanced::write(file, config, w)?;
+        }
+        Ok(())
     })?;
     let mut out = format!(
         "lapicque: wrote {} ({} limit, {} ms)\n",
@@ -1086,6 +1116,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
         match family {
             Family::Lif => "threshold LIF Fokker-Planck",
             Family::Escape => "escape-noise Fokker-Planck",
+            Family::Balanced => "balanced kinetic Fokker-Planck",
         },
         config.n_steps as f64 * config.dt
     );
@@ -1190,6 +1221,7 @@ fn write(
         match family {
             Family::Lif => "lif_fokker_planck",
             Family::Escape => "escape_fokker_planck",
+            Family::Balanced => "balanced_kinetic",
         },
     )?;
     let (v_min, v_max, cells) = grid(config);
@@ -1306,9 +1338,14 @@ pub fn balance_voltages(config: &Config) -> Result<Vec<Option<f64>>, Error> {
     Ok((0..n).map(|p| reached[p].then_some(x[p])).collect())
 }
 
-/// `lapicque meanfield --balance`: the balance rates of a LIF network (where it has a limit)
-/// and the balance voltages of chemical coupling, as text.
+/// `lapicque meanfield --balance`: the balance rates of a LIF network (where it has a limit),
+/// the balance voltages of chemical coupling, or the balanced state of `poisson` and `current`
+/// aggregate coupling ([`balanced::report`]), as text.
 pub fn balance_report(config: &Config) -> Result<String, Error> {
+    if balanced::covers(config) {
+        balanced::check(config)?;
+        return balanced::report(config);
+    }
     let mut out = String::new();
     let voltages = balance_voltages(config)?;
     let lif = config.aggregates.is_empty() && family(config).ok() == Some(Family::Lif);
