@@ -244,7 +244,6 @@ fn configs_without_a_limit_name_the_feature() {
     for (config, key) in [
         ("multi_agent_labels", "aggregate.E_drive"),
         ("balanced_kinetic", "aggregate.EE"),
-        ("strong_coupling", "aggregate.EE"),
     ] {
         let out = dir.join(format!("{config}.h5"));
         let o = meanfield(

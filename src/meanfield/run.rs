@@ -44,15 +44,15 @@ fn no_limit(key: String, reason: &str) -> Error {
 pub enum Family {
     Lif,
     Escape,
+    /// Electrical and chemical aggregate coupling ([`super::mckean`]).
+    McKean,
 }
 
 /// The family of `config`, or the first feature without a limit equation.
 pub fn family(config: &Config) -> Result<Family, Error> {
-    if let Some(a) = config.aggregates.first() {
-        return Err(no_limit(
-            format!("aggregate.{}", a.name),
-            "aggregate coupling; the limit solvers cover synaptic coupling only",
-        ));
+    if !config.aggregates.is_empty() {
+        super::mckean::check(config)?;
+        return Ok(Family::McKean);
     }
     let escape = config.populations[0].model.spike == SpikeRule::Escape;
     for p in &config.populations {
@@ -186,7 +186,7 @@ pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
 }
 
 /// The state of one solver seen through one interface.
-trait Limit {
+pub(super) trait Limit {
     fn advance_to(&mut self, t: f64);
     /// Per population: rate [1/ms].
     fn rates(&self) -> Vec<f64>;
@@ -215,7 +215,7 @@ trait Limit {
 
 /// `phi` at potential `v`, for the test functions that depend on V alone; `nu` [1/ms] is the
 /// escape intensity there (`spike` counts `1 - exp(-nu dt)` spikes per step).
-fn phi_at(phi: TestFunction, v: f64, nu: f64, dt: f64) -> f64 {
+pub(super) fn phi_at(phi: TestFunction, v: f64, nu: f64, dt: f64) -> f64 {
     match phi {
         TestFunction::Spike => -(-nu * dt).exp_m1() / dt,
         TestFunction::Intensity => nu,
@@ -797,6 +797,16 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
                 converged,
             }
         }
+        Family::McKean => {
+            let mut l = super::mckean::limit(config);
+            let converged = l.solver.steady_state(1e-6, t_max);
+            let rates = l.rates();
+            Stationary {
+                by_bin: rates.iter().map(|&r| vec![r]).collect(),
+                rates,
+                converged,
+            }
+        }
     })
 }
 
@@ -913,11 +923,12 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
     let series = match family {
         Family::Lif => follow(config, &mut lif_limit(config)?),
         Family::Escape => follow(config, &mut escape_limit(config)?),
+        Family::McKean => follow(config, &mut super::mckean::limit(config)),
     };
     let stationary = stationary(config, family)?;
     let (siegert, balance) = match family {
         Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
-        Family::Escape => (None, None),
+        Family::Escape | Family::McKean => (None, None),
     };
     crate::output::write_file(path, &SerialComm, |file, w| {
         write(
@@ -937,6 +948,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
         match family {
             Family::Lif => "threshold LIF Fokker-Planck",
             Family::Escape => "escape-noise Fokker-Planck",
+            Family::McKean => "McKean-Vlasov Fokker-Planck",
         },
         config.n_steps as f64 * config.dt
     );
@@ -1041,6 +1053,7 @@ fn write(
         match family {
             Family::Lif => "lif_fokker_planck",
             Family::Escape => "escape_fokker_planck",
+            Family::McKean => "mckean_vlasov_fokker_planck",
         },
     )?;
     let (v_min, v_max, cells) = grid(config);
