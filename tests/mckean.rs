@@ -388,3 +388,158 @@ fn fitzhugh_nagumo_particles_approach_the_limit() {
     assert!(dist[1] < 0.8 * dist[0] && dist[2] < dist[1], "{dist:?}");
     assert!(dist[2] < 0.025, "{dist:?}");
 }
+
+/// Two linear populations (drift 0.5 - 0.1 V, sigma 0.5, no spikes) with separable chemical
+/// coupling of strength `gamma` at fixed `J n` (`alpha = 0`, `g = j0`): E excites (reversal
+/// 10) and I inhibits (reversal -5), sigmoid `s` (theta 2, delta 1).
+fn second_limit(gamma: f64, e: usize, seed: u64) -> Config {
+    let pop = "model = \"linear\"\na = 0.5\nc = 0.1\nsigma = 0.5\nspike = \"none\"\nv_th = 1000.0\nv_init_min = 0.0\nv_init_max = 5.0\n";
+    let term = |name: &str, s: &str, t: &str, j: f64, rev: f64| {
+        format!(
+            "[aggregate.{name}]\nsource = \"{s}\"\ntarget = \"{t}\"\nkind = \"chemical\"\nj0 = {j}\nalpha = 0.0\nreversal = {rev}\ns = {{ kind = \"sigmoid\", theta = 2.0, delta = 1.0, max = 1.0 }}\n"
+        )
+    };
+    let text = format!(
+        "[simulation]\nt_stop = 40.0\ndt = 0.01\nseed = {seed}\n[observables.moments]\nevery = 1.0\n[observables.histogram]\nevery = 0.0\n\
+         [meanfield]\nv_min = -6.0\nv_max = 11.0\ncells = 3400\n\
+         [population.E]\nsize = {e}\n{pop}[population.I]\nsize = {}\n{pop}{}{}{}{}",
+        e / 4,
+        term("EE", "E", "E", gamma, 10.0),
+        term("IE", "I", "E", gamma, -5.0),
+        term("EI", "E", "I", 2.0 * gamma, 10.0),
+        term("II", "I", "I", gamma, -5.0),
+    );
+    Config::from_toml(&text, &[]).unwrap()
+}
+
+/// Per population, the (mean, standard deviation) of V averaged over t >= 20 ms.
+fn late(times: &[f64], means: &[Vec<f64>], vars: &[Vec<f64>]) -> Vec<(f64, f64)> {
+    (0..means.len())
+        .map(|p| {
+            let keep: Vec<usize> = (0..times.len()).filter(|&k| times[k] >= 20.0).collect();
+            let n = keep.len() as f64;
+            (
+                keep.iter().map(|&k| means[p][k]).sum::<f64>() / n,
+                (keep.iter().map(|&k| vars[p][k]).sum::<f64>() / n).sqrt(),
+            )
+        })
+        .collect()
+}
+
+/// The second limit, coupling gamma -> infinity, and the double limit with n.
+///
+/// Limit first (n -> infinity, then gamma): the McKean-Vlasov density concentrates at the
+/// balance voltages of `lapicque meanfield --balance` (computed from the fixed point alone:
+/// -2.637 and -0.917 mV), with a spread that tends to sigma / sqrt(2 (c + G)), G the chemical
+/// slope at the balance voltages (G ~ gamma: spread ~ gamma^(-1/2)), and a mean whose
+/// distance to the balance voltage falls like 1/gamma (the intrinsic drift shifts the
+/// equilibrium by O(1/G)). Measured (E): spreads 0.303, 0.133, 0.0449 at gamma = 10, 100,
+/// 1000 (slope -0.47 over the last decade; 0.0449 against 0.0453 predicted), distance to the
+/// balance voltage 0.80, 0.15, 0.017 mV.
+///
+/// Particles at (n, gamma), distance of the particle's late mean and spread to the limit's
+/// (largest over E and I), n_E = 100, 400, 1600:
+///
+/// ```text
+/// gamma   10: 0.0191 0.0045 0.0031      mean to balance 0.822 0.805 0.804
+/// gamma  100: 0.0108 0.0026 0.0009                      0.162 0.149 0.151
+/// gamma 1000: 0.0030 0.0014 0.0009                      0.019 0.018 0.017
+/// ```
+///
+/// n -> infinity at fixed gamma: the distance falls (slopes -0.65, -0.90, -0.43 against the
+/// expected -1/2 of the fluctuations of a time average over 20 ms, with an O(1/n) bias on
+/// top); gamma -> infinity at fixed n: the mean reaches the balance voltage at every n (the
+/// two orders agree: the balance voltage does not depend on n).
+#[test]
+fn strong_coupling_concentrates_at_the_balance_voltages() {
+    let gammas = [10.0, 100.0, 1000.0];
+    let balance = lapicque::meanfield::run::balance_voltages(&second_limit(1.0, 400, 1)).unwrap();
+    let xb: Vec<f64> = balance.iter().map(|x| x.unwrap()).collect();
+    let mut limits = Vec::new();
+    for &g in &gammas {
+        let config = second_limit(g, 400, 1);
+        let mut l = lapicque::meanfield::mckean::limit(&config);
+        let (mut times, mut means, mut vars) =
+            (Vec::new(), vec![Vec::new(); 2], vec![Vec::new(); 2]);
+        for k in 0..=40 {
+            l.solver.advance_to(k as f64);
+            times.push(k as f64);
+            for (p, (m, v)) in l.solver.moments().into_iter().enumerate() {
+                means[p].push(m);
+                vars[p].push(v);
+            }
+        }
+        let mv = late(&times, &means, &vars);
+        println!(
+            "limit gamma {g}: E mean {:.4} sd {:.4}, I mean {:.4} sd {:.4}; balance {:.4} {:.4}",
+            mv[0].0, mv[0].1, mv[1].0, mv[1].1, xb[0], xb[1]
+        );
+        limits.push(mv);
+    }
+    // The spread predicted at the balance voltages: sigma / sqrt(2 (c + G)), G the chemical
+    // slope sum_t g_t s(x_q) there (E: EE gamma and IE gamma; I: EI 2 gamma and II gamma).
+    let s = |x: f64| 1.0 / (1.0 + (-(x - 2.0)).exp());
+    let slope_at = |p: usize, g: f64| {
+        let own = if p == 0 { 1.0 } else { 2.0 };
+        g * (own * s(xb[0]) + s(xb[1]))
+    };
+    for p in 0..2 {
+        let sd: Vec<f64> = limits.iter().map(|l| l[p].1).collect();
+        let slope = (sd[2] / sd[1]).ln() / 10f64.ln();
+        let predicted = 0.5 / (2.0 * (0.1 + slope_at(p, 1000.0))).sqrt();
+        println!(
+            "population {p}: spread slope {slope:.3}, spread {:.4} vs {predicted:.4} predicted",
+            sd[2]
+        );
+        assert!(
+            (-0.55..-0.45).contains(&slope),
+            "population {p}: spread slope {slope}"
+        );
+        assert!(
+            (sd[2] / predicted - 1.0).abs() < 0.03,
+            "{} vs {predicted}",
+            sd[2]
+        );
+        let off: Vec<f64> = limits.iter().map(|l| (l[p].0 - xb[p]).abs()).collect();
+        println!("population {p}: mean to balance {off:?}");
+        assert!(off[1] < 0.25 * off[0] && off[2] < 0.25 * off[1], "{off:?}");
+    }
+    // Particles at (n, gamma): distance to the limit, and of the mean to the balance voltage.
+    let sizes = [100usize, 400, 1600];
+    let mut to_limit = vec![vec![0.0; sizes.len()]; gammas.len()];
+    let mut to_balance = vec![vec![0.0; sizes.len()]; gammas.len()];
+    for (a, &g) in gammas.iter().enumerate() {
+        for (b, &n) in sizes.iter().enumerate() {
+            let (t, m, v) = particle_moments(&second_limit(g, n, 7));
+            let mv = late(&t, &m, &v);
+            let dist = |p: usize| {
+                ((mv[p].0 - limits[a][p].0).powi(2) + (mv[p].1 - limits[a][p].1).powi(2)).sqrt()
+            };
+            to_limit[a][b] = dist(0).max(dist(1));
+            to_balance[a][b] = (0..2).map(|p| (mv[p].0 - xb[p]).abs()).fold(0.0, f64::max);
+            println!(
+                "gamma {g} n_E {n}: distance to the limit {:.4}, mean to balance {:.4}",
+                to_limit[a][b], to_balance[a][b]
+            );
+        }
+    }
+    for a in 0..gammas.len() {
+        // n -> infinity at fixed gamma.
+        assert!(
+            to_limit[a][2] < 0.5 * to_limit[a][0],
+            "gamma {}: {:?}",
+            gammas[a],
+            to_limit[a]
+        );
+    }
+    for b in 0..sizes.len() {
+        // gamma -> infinity at fixed n.
+        assert!(
+            to_balance[2][b] < 0.25 * to_balance[1][b]
+                && to_balance[1][b] < 0.25 * to_balance[0][b],
+            "n_E {}: {:?}",
+            sizes[b],
+            (0..3).map(|a| to_balance[a][b]).collect::<Vec<_>>()
+        );
+    }
+}
