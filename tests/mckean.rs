@@ -543,3 +543,31 @@ fn strong_coupling_concentrates_at_the_balance_voltages() {
         );
     }
 }
+
+/// What the McKean-Vlasov limit does not cover is refused with exit code 2 and one line
+/// naming the key.
+#[test]
+fn features_without_a_mckean_limit_name_the_key() {
+    let dir = common::scratch("mckean_refused");
+    let config = common::repo().join("configs/strong_coupling.toml");
+    for (set, key) in [
+        ("population.E.noise=\"sqrt\"", "population.E.noise"),
+        ("aggregate.EE.kind=\"current\"", "aggregate.EE.kind"),
+        ("aggregate.IE.s={kind=\"spikes\"}", "aggregate.IE.s"),
+    ] {
+        let out = dir.join("refused.h5");
+        let mut c = std::process::Command::new(common::binary());
+        c.args(["meanfield", config.to_str().unwrap(), "-o"])
+            .arg(&out)
+            .args(["--force", "--set", set]);
+        let o = common::run_with_timeout(c, std::time::Duration::from_secs(60));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{set}: {err}");
+        assert_eq!(err.lines().count(), 1, "{set}: {err}");
+        assert!(
+            err.contains(key) && err.contains("no limit equation"),
+            "{set}: {err}"
+        );
+        assert!(!out.exists());
+    }
+}

@@ -29,8 +29,11 @@
 //! frozen at the start of the step pins the mean where the step began when `J n dt >> 1`
 //! (the error the particle integrator once had). FitzHugh-Nagumo adds an implicit upwind step
 //! in `w` (Lie splitting; `w` has no noise). Measured accuracy (`tests/mckean.rs`): against
-//! the closed-form mean and variance of the linear (Ornstein-Uhlenbeck) case, second order in
-//! the cell width `h` and first order in the time step.
+//! the closed-form mean and variance of the linear (Ornstein-Uhlenbeck) case, fitted order 1.8
+//! in the cell width `h` (mean error 0.0070 mV on 480 cells of 12 mV) and first order in the
+//! time step, unchanged at `g dt = 10`; FitzHugh-Nagumo about first order in the cell width
+//! (the upwinded `w`). The grid must resolve the spread `sigma / sqrt(2 g)`: a density
+//! narrower than a cell cannot move across cells, and its mean is pinned to the grid.
 //!
 //! **Rate.** A population without spikes has no flux through a threshold; the particle run
 //! counts upward crossings of `v_th` between consecutive steps, a number that grows like

@@ -3,7 +3,7 @@
 //! `/moments`, `/histograms`, `/densities`), so that `lapicque compare` and `scripts/plot.py`
 //! take either. `/meanfield` holds what only the limit has (stationary and balance rates).
 //!
-//! Two families of configurations have a limit here:
+//! Three families of configurations have a limit here:
 //!
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
@@ -13,7 +13,9 @@
 //!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
 //!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin
 //!   ([`super::escape`]); synaptic jumps become the drift `S(t, xi)` of the limit (weights
-//!   `O(1/K)`), delays are neglected.
+//!   `O(1/K)`), delays are neglected;
+//! * **strong coupling** (aggregate terms only, electrical or chemical, populations without
+//!   spikes): the McKean-Vlasov density per population ([`super::mckean`]).
 //!
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
