@@ -18,10 +18,13 @@
 //!
 //! times its own efficacy `e_i` when `target_efficacy = true`. The sums are taken from the state
 //! at the start of the step (after the previous step, whose spikes `s = "spikes"` counts); for
-//! electrical coupling also the sources' summed intrinsic drift `D_b`, the rate at which `S_b`
-//! moves, which enters the step as a forcing `J sum_b K(c,b) D_b t` growing over the step; the
-//! part linear in `V_i` enters the exponential step of [`crate::model::neuron`], so any coupling
-//! strength is stable at the user's `dt`. Sums are exact fixed-point integers
+//! electrical coupling also the sources' summed drift `D_b` (intrinsic, plus every non-electrical
+//! aggregate input, whose sums come first in a separate all-reduce) and summed linear rate
+//! `R_b`: the bin's mean moves over the step as `m_0 + (D_b / n_b) phi(R_b / n_b, t)`, which
+//! enters the step as a forcing `J sum_b K(c,b) D_b phi(R, t)`; the part linear in `V_i` enters
+//! the exponential step of [`crate::model::neuron`], so any coupling strength is stable at the
+//! user's `dt`, and the mean follows its own dynamics when electrical and chemical coupling are
+//! both stiff. Sums are exact fixed-point integers
 //! ([`crate::observables`]), so every rank count gives the same input, bit for bit.
 
 use crate::comm::Comm;
@@ -219,13 +222,16 @@ pub struct Sources<'a> {
     pub efficacy: &'a [f64],
 }
 
-/// The aggregate input of the coming step, per local neuron: drift `a - c V + slope t`
-/// (`t` the time into the step) and a jump of V.
+/// The aggregate input of the coming step, per local neuron: drift
+/// `a - c V + slope phi(slope_rate, t)` (`t` the time into the step) and a jump of V.
 pub struct Input<'a> {
     pub a: &'a mut [f64],
     pub c: &'a mut [f64],
     pub jump: &'a mut [f64],
+    /// [mV/ms^2]
     pub slope: &'a mut [f64],
+    /// [1/ms]
+    pub slope_rate: &'a mut [f64],
 }
 
 /// The aggregate terms of a run on one rank, with the neurons they read and write.
@@ -331,8 +337,14 @@ impl Aggregates {
     }
 
     /// The input of the coming step, from the state after the previous one (collective):
-    /// fills `a`, `c`, `jump` for every local neuron (zero where nothing reaches it) and
-    /// `label_x` with the mean efficacy of each population with aggregate-dependent labels.
+    /// fills `a`, `c`, `jump`, `slope`, `slope_rate` for every local neuron (zero where nothing
+    /// reaches it) and `label_x` with the mean efficacy of each population with
+    /// aggregate-dependent labels.
+    ///
+    /// Two all-reduces when there are electrical terms: the other terms first, because the
+    /// motion of the mean that electrical coupling pulls towards includes the input those
+    /// terms give the sources (chemical drive moves the mean; only the electrical coupling of a
+    /// population with itself cancels in it).
     #[allow(clippy::too_many_arguments)]
     pub fn compute(
         &mut self,
@@ -345,21 +357,31 @@ impl Aggregates {
         label_x: &mut [f64],
     ) {
         let Sources { v, w, efficacy } = st;
-        let Input { a, c, jump, slope } = out;
+        let Input {
+            a,
+            c,
+            jump,
+            slope,
+            slope_rate,
+        } = out;
         a.fill(0.0);
         c.fill(0.0);
         jump.fill(0.0);
         slope.fill(0.0);
+        slope_rate.fill(0.0);
         self.balance.fill(0);
         if self.is_empty() {
             return;
         }
+        let is_electrical = |t: &Aggregate| t.kind == AggregateKind::Electrical;
+        // Phase 1: every term but the electrical ones.
         self.buf.clear();
         for (t, src) in self.terms.iter().zip(&self.sources) {
+            if is_electrical(t) {
+                continue;
+            }
             let start = self.buf.len();
-            let electrical = t.kind == AggregateKind::Electrical;
-            self.buf
-                .resize(start + t.bins * if electrical { 2 } else { 1 }, 0);
+            self.buf.resize(start + t.bins, 0);
             for &(i, b) in src {
                 let x = v[i];
                 let mut s = match &t.s {
@@ -377,13 +399,6 @@ impl Aggregates {
                     s *= efficacy[i];
                 }
                 self.buf[start + b] += fixed(s);
-                if electrical {
-                    // The sources' own drift: how fast the sum S_b moves (the coupling
-                    // itself cancels in it for a symmetric kernel).
-                    let m = &pops[t.source].model;
-                    let d = m.intrinsic_drift(x, w.get(i).copied().unwrap_or(0.0));
-                    self.buf[start + t.bins + b] += fixed(d);
-                }
             }
         }
         for (_, r, _) in &self.label_pops {
@@ -394,41 +409,28 @@ impl Aggregates {
         let mut pos = 0;
         let mut field = Vec::new();
         for ((t, tgt), counts) in self.terms.iter().zip(&self.targets).zip(&self.counts) {
+            if is_electrical(t) {
+                continue;
+            }
             let sums: Vec<f64> = self.buf[pos..pos + t.bins]
                 .iter()
                 .map(|&x| unfixed(x))
                 .collect();
             pos += t.bins;
-            let electrical = t.kind == AggregateKind::Electrical;
-            let drifts: Vec<f64> = if electrical {
-                pos += t.bins;
-                self.buf[pos - t.bins..pos]
-                    .iter()
-                    .map(|&x| unfixed(x))
-                    .collect()
-            } else {
-                Vec::new()
-            };
             // Per target bin: K S and K n.
             field.clear();
             for cb in 0..t.bins {
                 let row = &t.kernel[cb * t.bins..(cb + 1) * t.bins];
                 let ks: f64 = row.iter().zip(&sums).map(|(k, s)| k * s).sum();
                 let kn: f64 = row.iter().zip(counts).map(|(k, n)| k * n).sum();
-                let kd: f64 = row.iter().zip(&drifts).map(|(k, d)| k * d).sum();
-                field.push((ks, kn, kd));
+                field.push((ks, kn));
             }
             for &(i, cb) in tgt {
-                let (ks, kn, kd) = field[cb];
+                let (ks, _) = field[cb];
                 let e = if t.target_efficacy { efficacy[i] } else { 1.0 };
                 // The input this term gives [mV/ms] (at the start of the step; jumps per dt).
                 let input = match t.kind {
-                    AggregateKind::Electrical => {
-                        c[i] += e * t.j * kn;
-                        a[i] += e * t.j * ks;
-                        slope[i] += e * t.j * kd;
-                        e * t.j * (ks - kn * v[i])
-                    }
+                    AggregateKind::Electrical => unreachable!("electrical terms come next"),
                     AggregateKind::Chemical => {
                         c[i] += e * t.j * ks;
                         a[i] += e * t.j * ks * t.reversal;
@@ -454,6 +456,74 @@ impl Aggregates {
         }
         for ((p, _, size), x) in self.label_pops.iter().zip(&self.buf[pos..]) {
             label_x[*p] = unfixed(*x) / *size as f64;
+        }
+        if !self.terms.iter().any(is_electrical) {
+            return;
+        }
+        // Phase 2: electrical terms. Per source bin: the sum of V, of the sources' drift at
+        // the start of the step without electrical input (intrinsic and the input of phase 1),
+        // and of their linear rate, which together give the path of the bin's mean over the
+        // step, m(t) = m_0 + D phi(R, t) (exact for the linear part when the rate is common
+        // to the bin, as it is without target efficacies).
+        self.buf.clear();
+        for (t, src) in self.terms.iter().zip(&self.sources) {
+            if !is_electrical(t) {
+                continue;
+            }
+            let start = self.buf.len();
+            self.buf.resize(start + 3 * t.bins, 0);
+            let m = &pops[t.source].model;
+            let c0 = m.linear_rate();
+            for &(i, b) in src {
+                let x = v[i];
+                let d = m.intrinsic_drift(x, w.get(i).copied().unwrap_or(0.0)) + a[i] - c[i] * x;
+                self.buf[start + b] += fixed(x);
+                self.buf[start + t.bins + b] += fixed(d);
+                self.buf[start + 2 * t.bins + b] += fixed(c0 + c[i]);
+            }
+        }
+        comm.sum_i128(&mut self.buf);
+        // Phase-1 input is final: the electrical terms add to it below.
+        let mut pos = 0;
+        let mut weight = vec![0.0; slope_rate.len()];
+        for ((t, tgt), counts) in self.terms.iter().zip(&self.targets).zip(&self.counts) {
+            if !is_electrical(t) {
+                continue;
+            }
+            let part = |k: usize| -> Vec<f64> {
+                self.buf[pos + k * t.bins..pos + (k + 1) * t.bins]
+                    .iter()
+                    .map(|&x| unfixed(x))
+                    .collect()
+            };
+            let (sums, drifts, rates) = (part(0), part(1), part(2));
+            pos += 3 * t.bins;
+            field.clear();
+            let mut field_r = Vec::with_capacity(t.bins);
+            for cb in 0..t.bins {
+                let row = &t.kernel[cb * t.bins..(cb + 1) * t.bins];
+                let dot = |x: &[f64]| -> f64 { row.iter().zip(x).map(|(k, y)| k * y).sum() };
+                field.push((dot(&sums), dot(counts)));
+                field_r.push((dot(&drifts), dot(&rates)));
+            }
+            for &(i, cb) in tgt {
+                let ((ks, kn), (kd, kr)) = (field[cb], field_r[cb]);
+                let e = if t.target_efficacy { efficacy[i] } else { 1.0 };
+                c[i] += e * t.j * kn;
+                a[i] += e * t.j * ks;
+                slope[i] += e * t.j * kd;
+                // The mean rate of the sources, weighted by their share of this input.
+                slope_rate[i] += e * t.j * kr;
+                weight[i] += e * t.j * kn;
+                let input = e * t.j * (ks - kn * v[i]);
+                let side = 2 * t.target + usize::from(input < 0.0);
+                self.balance[side] += fixed(input);
+            }
+        }
+        for (r, w) in slope_rate.iter_mut().zip(&weight) {
+            if *w != 0.0 {
+                *r /= w;
+            }
         }
     }
 }

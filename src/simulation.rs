@@ -321,6 +321,7 @@ pub fn run(
     let mut agg_c = vec![0.0; n_local];
     let mut agg_jump = vec![0.0; n_local];
     let mut agg_slope = vec![0.0; n_local];
+    let mut agg_slope_rate = vec![0.0; n_local];
     let mut label_x = vec![0.0; config.populations.len()];
     let mut no_input_i: Vec<f64> = Vec::new();
     let signed: Vec<bool> = (0..config.projections.len())
@@ -408,6 +409,7 @@ pub fn run(
                         c: &mut agg_c,
                         jump: &mut agg_jump,
                         slope: &mut agg_slope,
+                        slope_rate: &mut agg_slope_rate,
                     },
                     &mut label_x,
                 );
@@ -468,6 +470,7 @@ pub fn run(
                                 agg_c: &agg_c[r.clone()],
                                 agg_jump: &agg_jump[r.clone()],
                                 agg_slope: &agg_slope[r.clone()],
+                                agg_slope_rate: &agg_slope_rate[r.clone()],
                                 label_aggregate: label_x[*p],
                             },
                             first,

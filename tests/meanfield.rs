@@ -241,10 +241,9 @@ fn lif_limit_is_the_self_consistent_siegert_rate() {
 #[test]
 fn configs_without_a_limit_name_the_feature() {
     let dir = common::scratch("meanfield_refused");
-    for (config, key) in [
-        ("multi_agent_labels", "aggregate.E_drive"),
-        ("strong_coupling", "aggregate.EE"),
-    ] {
+    // Aggregate terms weighted by label efficacies.
+    {
+        let (config, key) = ("multi_agent_labels", "aggregate.E_drive");
         let out = dir.join(format!("{config}.h5"));
         let o = meanfield(
             &common::repo().join(format!("configs/{config}.toml")),

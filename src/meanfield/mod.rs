@@ -8,11 +8,14 @@
 //!   density `f(t, v, xi)` with the reset as a source.
 //! * [`lif`]: threshold LIF populations (Fokker-Planck with absorbing threshold and
 //!   reinjection), coupled through the diffusion approximation of their input.
+//! * [`mckean`]: populations without spikes coupled through electrical and chemical aggregate
+//!   terms (Quiñinao-Touboul), the McKean-Vlasov density `f(t, v)` or `f(t, v, w)`.
 
 pub mod balanced;
 pub mod escape;
 pub mod labels;
 pub mod lif;
+pub mod mckean;
 
 pub mod run;
 

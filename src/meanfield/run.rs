@@ -3,7 +3,7 @@
 //! `/moments`, `/histograms`, `/densities`), so that `lapicque compare` and `scripts/plot.py`
 //! take either. `/meanfield` holds what only the limit has (stationary and balance rates).
 //!
-//! Three families of configurations have a limit here:
+//! Four families of configurations have a limit here:
 //!
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
@@ -16,7 +16,9 @@
 //!   `O(1/K)`), delays are neglected;
 //! * **balanced kinetic** (escape noise with `poisson` and `current` aggregate terms of
 //!   `alpha = 0.5`, no projections): the balance equations and the Fokker-Planck equation of
-//!   the fluctuations per population and coordinate bin ([`super::balanced`]).
+//!   the fluctuations per population and coordinate bin ([`super::balanced`]);
+//! * **strong coupling** (aggregate terms only, electrical or chemical, populations without
+//!   spikes): the McKean-Vlasov density per population ([`super::mckean`]).
 //!
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
@@ -51,6 +53,8 @@ pub enum Family {
     /// Escape-noise populations coupled through `poisson` and `current` aggregate terms with
     /// `n^(-1/2)` scaling ([`super::balanced`]).
     Balanced,
+    /// Electrical and chemical aggregate coupling ([`super::mckean`]).
+    McKean,
 }
 
 /// The family of `config`, or the first feature without a limit equation.
@@ -58,11 +62,9 @@ pub fn family(config: &Config) -> Result<Family, Error> {
     if balanced::covers(config) {
         return balanced::check(config).map(|()| Family::Balanced);
     }
-    if let Some(a) = config.aggregates.first() {
-        return Err(no_limit(
-            format!("aggregate.{}", a.name),
-            "aggregate coupling; the limit solvers cover synaptic coupling only",
-        ));
+    if !config.aggregates.is_empty() {
+        super::mckean::check(config)?;
+        return Ok(Family::McKean);
     }
     let escape = config.populations[0].model.spike == SpikeRule::Escape;
     for p in &config.populations {
@@ -226,9 +228,9 @@ fn with_point_mass((mean, var): (f64, f64), mass: f64, v: f64) -> (f64, f64) {
 
 /// The law of V of population `b` at t = 0 in a run: uniform on `[v_init_min, v_init_max]`,
 /// or all at `v_init_min`.
-struct InitialLaw {
-    lo: f64,
-    hi: f64,
+pub(super) struct InitialLaw {
+    pub(super) lo: f64,
+    pub(super) hi: f64,
 }
 
 impl InitialLaw {
@@ -241,7 +243,7 @@ impl InitialLaw {
 
     /// Its density [1/mV] on equal bins with `edges`, exactly: a point mass falls in the bin a
     /// run puts it in.
-    fn histogram(&self, edges: &[f64]) -> Vec<f64> {
+    pub(super) fn histogram(&self, edges: &[f64]) -> Vec<f64> {
         let mut d = vec![0.0; edges.len().saturating_sub(1)];
         if self.hi > self.lo {
             for (x, e) in d.iter_mut().zip(edges.windows(2)) {
@@ -293,7 +295,7 @@ pub(super) trait Limit {
 
 /// `phi` at potential `v`, for the test functions that depend on V alone; `nu` [1/ms] is the
 /// escape intensity there (`spike` counts `1 - exp(-nu dt)` spikes per step).
-fn phi_at(phi: TestFunction, v: f64, nu: f64, dt: f64) -> f64 {
+pub(super) fn phi_at(phi: TestFunction, v: f64, nu: f64, dt: f64) -> f64 {
     match phi {
         TestFunction::Spike => -(-nu * dt).exp_m1() / dt,
         TestFunction::Intensity => nu,
@@ -967,6 +969,16 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
                 converged: true,
             }
         }
+        Family::McKean => {
+            let mut l = super::mckean::limit(config);
+            let converged = l.solver.steady_state(1e-6, t_max);
+            let rates = l.rates();
+            Stationary {
+                by_bin: rates.iter().map(|&r| vec![r]).collect(),
+                rates,
+                converged,
+            }
+        }
     })
 }
 
@@ -1084,11 +1096,12 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
         Family::Lif => follow(config, &mut lif_limit(config)?),
         Family::Escape => follow(config, &mut escape_limit(config)?),
         Family::Balanced => balanced::follow(config, follow)?,
+        Family::McKean => follow(config, &mut super::mckean::limit(config)),
     };
     let stationary = stationary(config, family)?;
     let (siegert, balance) = match family {
         Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
-        Family::Escape => (None, None),
+        Family::Escape | Family::McKean => (None, None),
         Family::Balanced => {
             let b = balanced::balance(config)?;
             (None, Some(balanced::per_population(config, &b, &b.rates)))
@@ -1117,6 +1130,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
             Family::Lif => "threshold LIF Fokker-Planck",
             Family::Escape => "escape-noise Fokker-Planck",
             Family::Balanced => "balanced kinetic Fokker-Planck",
+            Family::McKean => "McKean-Vlasov Fokker-Planck",
         },
         config.n_steps as f64 * config.dt
     );
@@ -1222,6 +1236,7 @@ fn write(
             Family::Lif => "lif_fokker_planck",
             Family::Escape => "escape_fokker_planck",
             Family::Balanced => "balanced_kinetic",
+            Family::McKean => "mckean_vlasov_fokker_planck",
         },
     )?;
     let (v_min, v_max, cells) = grid(config);

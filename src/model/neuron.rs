@@ -20,10 +20,15 @@
 //!
 //! exact in law for linear drift with additive noise (the LIF, perfect and linear models), and
 //! of weak order 1 otherwise; the coupling puts no limit on the step size. Electrical coupling
-//! pulls `V_i` towards a mean that itself moves during the step: its predicted motion (the
-//! sources' intrinsic drift, in which the coupling cancels) enters as a forcing growing
-//! linearly over the step, `+ slope (dt - (1 - e^{-C dt})/C) / C`, so that under strong
-//! coupling the population mean still follows its own dynamics (to first order in dt). `integrator = "euler"` is Euler-Maruyama. Synaptic
+//! pulls `V_i` towards the sources' mean `m(t)`, which itself moves during the step. `m` is
+//! predicted by the exact solution of the sources' own linear-in-V mean dynamics with their
+//! nonlinear part frozen, `m(t) = m_0 + D phi(R, t)` (`D` the sources' mean drift at the start
+//! of the step, every input but the electrical one, `R` their mean linear rate `c_0 + c_agg`,
+//! see [`crate::aggregate`]); it enters as the forcing
+//! `+ slope psi(C, R, dt)`, `psi = int_0^dt e^{-C (dt - s)} phi(R, s) ds`, so that under
+//! strong coupling the population mean follows its own dynamics, chemical drive included
+//! (a forcing growing only linearly over the step lagged or overshot a mean moved by stiff
+//! chemical input: at `J n dt >> 1` its error did not vanish with dt). `integrator = "euler"` is Euler-Maruyama. Synaptic
 //! variables decay exactly (`e^{-dt/tau}`) and take the spikes arriving in the step at its end;
 //! the FitzHugh-Nagumo recovery variable takes an exact step of its linear equation with `V`
 //! frozen. Delta inputs (synaptic, external Poisson, aggregate jumps) are added after the
@@ -239,6 +244,12 @@ impl Neuron {
         }
     }
 
+    /// The rate [1/ms] of the part of the intrinsic drift linear in V (`c_0`; negative for
+    /// FitzHugh-Nagumo, whose `+V` grows).
+    pub fn linear_rate(&self) -> f64 {
+        self.linear_drift().1
+    }
+
     /// The intrinsic drift `f(V, w)` [mV/ms] (with `i_e`, without synaptic or aggregate input).
     pub fn intrinsic_drift(&self, v: f64, w: f64) -> f64 {
         let (a0, c0) = self.linear_drift();
@@ -289,6 +300,21 @@ fn phi2(c: f64, dt: f64) -> f64 {
     } else {
         (dt - phi(c, dt)) / c
     }
+}
+
+/// `int_0^dt e^{-c (dt - s)} phi(r, s) ds`: the response at rate `c` to a forcing that moves
+/// like a mean relaxing at rate `r` (`phi2` at `r = 0`).
+pub fn psi(c: f64, r: f64, dt: f64) -> f64 {
+    if (r * dt).abs() < 1e-6 {
+        return phi2(c, dt);
+    }
+    // int_0^dt e^{-c (dt - s)} e^{-r s} ds, without overflow for either sign of c - r.
+    let e = if ((c - r) * dt).abs() < 1e-8 {
+        dt * (-0.5 * (c + r) * dt).exp()
+    } else {
+        ((-r * dt).exp() - (-c * dt).exp()) / (c - r)
+    };
+    (phi(c, dt) - e) / r
 }
 
 /// One Poisson count of mean `mean` (any size) from `rng`.
@@ -349,9 +375,12 @@ pub struct GeneralState<'a> {
     pub agg_a: &'a [f64],
     pub agg_c: &'a [f64],
     pub agg_jump: &'a [f64],
-    /// Growth rate of the aggregate drift over the step [mV/ms^2] (electrical coupling: the
-    /// predicted motion of the mean it pulls towards).
+    /// Growth rate of the aggregate drift at the start of the step [mV/ms^2] (electrical
+    /// coupling: the predicted motion of the mean it pulls towards).
     pub agg_slope: &'a [f64],
+    /// The rate [1/ms] at which that growth decays over the step (the sources' mean linear
+    /// rate: their mean relaxes as `phi(rate, t)`).
+    pub agg_slope_rate: &'a [f64],
     /// The argument of aggregate-dependent label rates (the population's mean efficacy).
     pub label_aggregate: f64,
 }
@@ -411,7 +440,9 @@ impl GeneralStep {
                 let g = self.g(v0);
                 let (mut vc, s) = match b.integrator {
                     Integrator::Exact => (
-                        v0 * (-c * dt).exp() + a * phi(c, dt) + st.agg_slope[i] * phi2(c, dt),
+                        v0 * (-c * dt).exp()
+                            + a * phi(c, dt)
+                            + st.agg_slope[i] * psi(c, st.agg_slope_rate[i], dt),
                         g * phi(2.0 * c, dt).sqrt(),
                     ),
                     Integrator::Euler => (v0 + (a - c * v0) * dt, g * dt.sqrt()),
@@ -521,6 +552,7 @@ mod tests {
                     agg_c: &[0.0],
                     agg_jump: &[0.0],
                     agg_slope: &[0.0],
+                    agg_slope_rate: &[0.0],
                     label_aggregate: 0.0,
                 },
                 0,
