@@ -3,7 +3,7 @@
 
     scripts/convergence.py --config configs/nonexchangeable_escape.toml --dir runs/convergence \\
         [--sizes 1000,2000,4000,8000,16000] [--seeds 3] [--ranks 2] [--t-stop 1000] \\
-        [--from 200] [--sparse BETA] [--no-limit] [--set key=value ...] \\
+        [--from 200] [--sparse BETA] [--fixed-coupling] [--no-limit] [--set key=value ...] \\
         [--bin target/release/lapicque]
 
 Solves the limit of the configuration once (`lapicque meanfield`, with only --t-stop and --set
@@ -25,7 +25,9 @@ every distance has the one definition of `src/compare.rs`). Per run, over [FROM,
 With --sparse BETA the in-degree grows like K = c N^BETA (0 < BETA < 1: K -> infinity with
 K/N -> 0, the regime of the non-exchangeable limit): `bernoulli` probabilities scale as
 N^(BETA - 1), fixed in-degrees as N^BETA, from their configured values at the configured N
-(weights scaled by 1/K keep the same limit).
+(weights scaled by 1/K keep the same limit). With --fixed-coupling every aggregate term's total
+coupling J n is held at its value at the configured size (alpha = 0 with j0 n^alpha): the
+McKean-Vlasov limit n -> infinity at fixed coupling strength, for terms with alpha > 0.
 
 Writes to DIR: `runs.csv` (one row per run and quantity), `summary.csv` (per N and quantity:
 mean, standard deviation and count over seeds), `slopes.csv` (least-squares slope of
@@ -196,6 +198,19 @@ def sparse_sets(resolved, total, n, beta):
     return sets
 
 
+def fixed_coupling_sets(resolved):
+    """--set overrides that hold every aggregate term's total coupling J n at its configured
+    value as N grows (alpha = 0 with j0 n^alpha): the McKean-Vlasov limit at fixed coupling."""
+    sets = []
+    sizes = {p: v["size"] for p, v in resolved["population"].items()}
+    for name, term in resolved.get("aggregate", {}).items():
+        alpha = term.get("alpha", 0.0)
+        if alpha != 0.0:
+            j0 = term["j0"] * sizes[term["source"]] ** alpha
+            sets += ["--set", f"aggregate.{name}.alpha=0.0", "--set", f"aggregate.{name}.j0={j0!r}"]
+    return sets
+
+
 def plot(a, sizes, rows, summary, trees, extrapolation, slopes):
     import matplotlib
     matplotlib.use("Agg")
@@ -285,6 +300,8 @@ def main():
                     help="start of the compared window [ms] (drop the transient)")
     ap.add_argument("--sparse", type=float, default=None, metavar="BETA",
                     help="in-degrees grow like N^BETA")
+    ap.add_argument("--fixed-coupling", action="store_true",
+                    help="hold each aggregate term's J n at its configured value as N grows")
     ap.add_argument("--no-limit", action="store_true",
                     help="finite-size extrapolation even when the limit can be solved")
     ap.add_argument("--set", action="append", default=[])
@@ -300,6 +317,8 @@ def main():
     for s in a.set:
         base += ["--set", s]
     resolved = tomllib.loads(run([a.bin, "check", a.config, "--resolved"] + base).stdout)
+    if a.fixed_coupling:
+        base += fixed_coupling_sets(resolved)
     pops = list(resolved["population"].keys())
     total = sum(p["size"] for p in resolved["population"].values())
     shares = {p: resolved["population"][p]["size"] / total for p in pops}
