@@ -845,6 +845,13 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
             c.iter().map(|n| n / p.size as f64).collect()
         })
         .collect();
+    // At t = 0 the limit is the run's initial law itself: written exactly rather than as the
+    // solver's cells re-binned, which would spread a point mass over two bins.
+    let initial: Vec<InitialLaw> = config
+        .populations
+        .iter()
+        .map(|p| InitialLaw::of(&p.model.base))
+        .collect();
     let sample = |b: u64, limit: &dyn Limit, s: &mut Series| {
         let t = b as f64 * config.dt;
         for (spec, (times, values)) in config.trees.trees.iter().zip(&mut s.trees) {
@@ -853,13 +860,6 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
                 values.push(tree_value(limit, spec, config.dt));
             }
         }
-        // At t = 0 the limit is the run's initial law itself: written exactly rather than as
-        // the solver's cells re-binned, which would spread a point mass over two bins.
-        let initial: Vec<InitialLaw> = config
-            .populations
-            .iter()
-            .map(|p| InitialLaw::of(&p.model.base))
-            .collect();
         if config.moments.is_some_and(|m| m.fires(b)) {
             s.moment_times.push(t);
             let moments = if b == 0 {
