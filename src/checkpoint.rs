@@ -170,7 +170,10 @@ pub fn write(
     output::write_file(path, comm, |file, w| {
         write_contents(file, config, comm, local, step, state, w)
     })
-    .map_err(|e| failed("writing", path, e))
+    .map_err(|e| match e {
+        Error::Hdf5(e) => failed("writing", path, e),
+        e => e,
+    })
 }
 
 /// A per-neuron dataset of `n` values by gid; this rank writes its slab.

@@ -58,6 +58,7 @@ pub mod rng;
 pub mod simulation;
 pub mod space;
 pub mod trees;
+pub mod watchdog;
 
 pub use error::Error;
 
