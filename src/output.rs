@@ -169,9 +169,9 @@ pub fn write(
 /// Each step that can fail on some ranks only (creating, filling, closing, renaming) is agreed
 /// on by all ranks ([`agree`]) before the next collective call. A failure while filling (a
 /// full disk, a file size limit) can stop one rank early, after the others made collective
-/// HDF5 calls it skipped; closing the file, itself collective, is then guarded by the
-/// [`crate::watchdog`]. The file must be closed before MPI is finalised: HDF5 closes what is
-/// left open from inside `MPI_Finalize`, when MPI-IO is gone (a crash).
+/// HDF5 calls it skipped; closing the file, itself collective, then waits forever (seen with
+/// a full disk on 3 ranks). So the file is abandoned, not closed, and the process must end
+/// without HDF5's clean-up ([`abandon_hdf5`]), as `main` does after any failed run.
 pub(crate) fn write_file(
     path: &Path,
     comm: &dyn Comm,
@@ -190,13 +190,12 @@ pub(crate) fn write_file(
         e
     };
     let file = agree(comm, create_file(&tmp, comm).map_err(Error::from)).map_err(discard)?;
-    let filled = contents(&file, &mut w).and_then(|()| w.first_error.take().map_or(Ok(()), Err));
+    let filled = contents(&file, &mut w)
+        .and_then(|()| w.first_error.take().map_or(Ok(()), Err))
+        .map_err(|e| hdf5::Error::from(format!("{e}{}", likely_cause(&tmp)).as_str()));
     if let Err(e) = agree(comm, filled.map_err(Error::from)) {
-        // Every rank closes the file here, together. A rank that stopped early skipped
-        // collective calls the others made, and closing may then wait for a peer forever: the
-        // watchdog ends such a rank (and with it the job) after a grace period.
-        let _guard = crate::watchdog::arm(e.exit_code());
-        let _ = file.close();
+        // Not closed: see above. The process ends without HDF5's clean-up ([`abandon_hdf5`]).
+        std::mem::forget(file);
         return Err(discard(e));
     }
     // Last, so a file that has it was written through to the end.
@@ -212,6 +211,36 @@ pub(crate) fn write_file(
         Ok(())
     };
     agree(comm, renamed).map_err(discard)
+}
+
+/// What HDF5 does not say about a failed write: a full file system or a file size limit.
+fn likely_cause(path: &Path) -> String {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())) {
+        // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
+            let free = st.f_bavail as u64 * st.f_frsize as u64;
+            // Less than one MiB left: what stopped the write.
+            if free < 1 << 20 {
+                return format!(" (the file system of {} is full)", dir.display());
+            }
+        }
+    }
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) } == 0
+        && rl.rlim_cur != libc::RLIM_INFINITY
+    {
+        return format!(" (the file size limit is {} bytes)", rl.rlim_cur);
+    }
+    String::new()
 }
 
 fn write_contents(
