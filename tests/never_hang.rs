@@ -265,6 +265,32 @@ fn a_full_disk_ends_every_rank_with_exit_1() {
     assert_nothing_left(&out);
 }
 
+/// Case 1, a write that fails on one rank only: the last rank alone has a file size limit
+/// (SIGXFSZ ignored), so its slab of the snapshots fails while the others' succeed. The ranks
+/// agree on the failure before the next collective call: every rank exits 1 naming the limit.
+#[test]
+fn a_write_failing_on_one_rank_ends_every_rank() {
+    let dir = common::scratch("never_hang_one_rank");
+    let out = dir.join("out.h5");
+    let o = run(
+        3,
+        &dir,
+        "if [ \"$OMPI_COMM_WORLD_RANK\" = 2 ]; then trap '' XFSZ; ulimit -f 2000; fi",
+        &[
+            "run",
+            &smoke(),
+            "-o",
+            out.to_str().unwrap(),
+            "--set",
+            "observables.snapshots.every=0.1",
+            "--set",
+            "simulation.t_stop=100",
+        ],
+    );
+    o.assert_fails(1, "file size limit");
+    assert_nothing_left(&out);
+}
+
 /// Case 1, periodic checkpoints: the disk fills after the first checkpoint, so a later one
 /// fails while the previous one is still on disk (a checkpoint is written beside the previous
 /// one and renamed over it). Every rank exits 1 naming the checkpoint; the previous checkpoint
