@@ -262,6 +262,8 @@ fn a_full_disk_ends_every_rank_with_exit_1() {
         ],
     );
     o.assert_fails(1, "HDF5");
+    // Well before the watchdog's grace period (10 s): the ranks left MPI on their own.
+    assert!(o.took < Duration::from_secs(10), "took {:?}", o.took);
     assert_nothing_left(&out);
 }
 

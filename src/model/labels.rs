@@ -1148,6 +1148,30 @@ mod tests {
     }
 
     /// Each invalid configuration gives one line naming the key and the value.
+    /// Exit rates that overflow to infinity (finite entries, infinite sum) end the step at once
+    /// with a NaN label (reported as a divergence) instead of squaring without end.
+    #[test]
+    fn overflowing_rates_end_the_step() {
+        let q = [
+            [0.0, 1e308, 1e308],
+            [1e308, 0.0, 1e308],
+            [1e308, 1e308, 0.0],
+        ];
+        let mut lambda = [1.0, 0.0, 0.0];
+        let start = std::time::Instant::now();
+        propagate(&q, 0.1, &mut lambda);
+        assert!(lambda.iter().all(|x| x.is_nan()), "{lambda:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // The largest finite rate still gives a probability vector (1024 squarings at most).
+        let q = [[0.0, 1e307, 0.0], [0.0, 0.0, 1e307], [1e307, 0.0, 0.0]];
+        let mut lambda = [1.0, 0.0, 0.0];
+        propagate(&q, 0.1, &mut lambda);
+        assert!(
+            (lambda.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{lambda:?}"
+        );
+    }
+
     #[test]
     fn invalid_configurations_are_rejected_with_the_key() {
         let two = "efficacy = [1.0, 2.0]\nrates = [[0.0, 1.0], [1.0, 0.0]]";
