@@ -101,6 +101,9 @@ fn one() -> u64 {
     1
 }
 
+/// The most coordinate bins of an aggregate term.
+pub const MAX_BINS: u64 = 4096;
+
 /// A validated aggregate term.
 #[derive(Clone, Debug)]
 pub struct Aggregate {
@@ -143,11 +146,13 @@ impl Aggregate {
         crate::config::finite(&key("j0"), raw.j0, "")?;
         crate::config::finite(&key("alpha"), raw.alpha, "[1]")?;
         crate::config::finite(&key("reversal"), raw.reversal, "[mV]")?;
-        if raw.bins == 0 || raw.bins > 1 << 16 {
+        // The kernel holds bins x bins values, evaluated here: 4096 bins are 128 MiB and
+        // 1.7e7 kernel evaluations; 65536 would be 32 GiB.
+        if raw.bins == 0 || raw.bins > MAX_BINS {
             return Err(bad(
                 "bins",
                 raw.bins.to_string(),
-                "must be between 1 and 65536",
+                &format!("must be between 1 and {MAX_BINS} (the kernel holds bins x bins values)"),
             ));
         }
         match &raw.s {

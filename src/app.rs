@@ -1,9 +1,11 @@
 //! The commands: `run` (collective, every rank) and `check`.
 
 use crate::checkpoint;
+use crate::claim;
 use crate::cli::{CheckArgs, RunArgs};
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
+use crate::memory;
 use crate::output::{self, Provenance};
 use crate::progress::Progress;
 use crate::simulation;
@@ -13,19 +15,29 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::{Instant, SystemTime};
 
+/// The text of a configuration file. Only regular files are read: opening a FIFO or a device
+/// would wait for a writer that may never come.
+fn read_text(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file (a directory, FIFO, socket or device)".into());
+    }
+    std::fs::read_to_string(path).map_err(|e| e.to_string())
+}
+
 /// Rank 0 reads the file and broadcasts its text, so every rank parses the same bytes and
 /// reaches the same verdict (no rank waits in a collective another has left).
 fn read_config_everywhere(path: &Path, comm: &dyn Comm) -> Result<String, Error> {
     let mut buf = Vec::new();
     if comm.rank() == 0 {
-        match std::fs::read_to_string(path) {
+        match read_text(path) {
             Ok(text) => {
                 buf.push(1);
                 buf.extend_from_slice(text.as_bytes());
             }
             Err(e) => {
                 buf.push(0);
-                buf.extend_from_slice(e.to_string().as_bytes());
+                buf.extend_from_slice(e.as_bytes());
             }
         }
     }
@@ -42,38 +54,48 @@ fn read_config_everywhere(path: &Path, comm: &dyn Comm) -> Result<String, Error>
 }
 
 /// Rank 0 checks that an output file (`key`: the setting that names it) can be created before
-/// any work is done; all ranks learn the verdict.
-fn check_output_path(key: &str, path: &Path, force: bool, comm: &dyn Comm) -> Result<(), Error> {
+/// any work is done, and claims it for this run ([`claim`]); all ranks learn the verdict. The
+/// claim lives on rank 0 until it is dropped.
+fn claim_output(
+    key: &str,
+    path: &Path,
+    force: bool,
+    comm: &dyn Comm,
+) -> Result<Option<claim::Claim>, Error> {
     let mut verdict = Vec::new();
+    let mut held = None;
     if comm.rank() == 0 {
         let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let problem = if path.file_name().is_none() {
+        let problem = if path.to_str().is_none() {
+            Some("is not valid UTF-8 (HDF5 takes file names as UTF-8)".to_string())
+        } else if path.file_name().is_none() {
             Some("does not name a file".to_string())
         } else if !dir.is_dir() {
             Some(format!("directory {} does not exist", dir.display()))
         } else if path.is_dir() {
             Some("is a directory".to_string())
-        } else if path.exists() && !force {
-            Some("exists; pass --force to replace it".to_string())
         } else {
-            // Probe by creating the partial file the writer will create anyway.
-            let probe = output::partial_path(path);
-            match std::fs::File::create(&probe) {
-                Ok(_) => {
-                    let _ = std::fs::remove_file(&probe);
+            // The claim comes before the check for an existing file, so that of two runs
+            // started together one is refused here rather than both replacing the file.
+            match claim::take(path) {
+                Err(reason) => Some(reason),
+                Ok(_) if path.exists() && !force => {
+                    Some("exists; pass --force to replace it".to_string())
+                }
+                Ok(c) => {
+                    held = Some(c);
                     None
                 }
-                Err(e) => Some(format!("cannot be written: {e}")),
             }
         };
         verdict = problem.unwrap_or_default().into_bytes();
     }
     comm.broadcast_bytes(&mut verdict);
     if verdict.is_empty() {
-        Ok(())
+        Ok(held)
     } else {
         Err(Error::Argument {
             key: key.into(),
@@ -81,6 +103,26 @@ fn check_output_path(key: &str, path: &Path, force: bool, comm: &dyn Comm) -> Re
             reason: String::from_utf8_lossy(&verdict).into_owned(),
         })
     }
+}
+
+/// Every rank compares what it will hold ([`memory::parts`]) times the ranks on its node with
+/// what the node has, before anything is built; all learn the first refusal.
+fn fits_in_memory(config: &Config, comm: &dyn Comm) -> Result<(), Error> {
+    let here = memory::host_key();
+    let ranks_here = comm
+        .all_gather_u64(here)
+        .iter()
+        .filter(|&&h| h == here)
+        .count();
+    let verdict = match memory::available() {
+        Some(avail) => memory::verdict(&memory::parts(config, comm.size()), ranks_here, avail),
+        None => None,
+    };
+    let local = match verdict {
+        Some((key, value, reason)) => Err(Error::Argument { key, value, reason }),
+        None => Ok(()),
+    };
+    crate::comm::agree(comm, local)
 }
 
 fn now() -> String {
@@ -99,20 +141,30 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.raw.output.path));
-    check_output_path("output.path", &path, args.force, comm)?;
     let checkpoint_path = checkpoint::path_for(&config, &path);
-    if checkpoint_path == path {
+    // However spelled: the clean-up at the end of a run removes the checkpoint.
+    if claim::same_file(&checkpoint_path, &path) {
         return Err(Error::Argument {
             key: "checkpoint.path".into(),
             value: checkpoint_path.display().to_string(),
-            reason: "must differ from the output path".into(),
+            reason: format!("must differ from the output path {}", path.display()),
         });
     }
+    // Both files are claimed for the whole run (the claims are released when `run` returns).
+    let _output_claim = claim_output("output.path", &path, args.force, comm)?;
     // The checkpoint a run resumes from is replaced by its next checkpoint; any other existing
     // file needs --force, like the output.
-    if args.restart.as_deref() != Some(checkpoint_path.as_path()) {
-        check_output_path("checkpoint.path", &checkpoint_path, args.force, comm)?;
-    }
+    let resumes_from_it = args
+        .restart
+        .as_deref()
+        .is_some_and(|r| claim::same_file(r, &checkpoint_path));
+    let _checkpoint_claim = claim_output(
+        "checkpoint.path",
+        &checkpoint_path,
+        args.force || resumes_from_it,
+        comm,
+    )?;
+    fits_in_memory(&config, comm)?;
     let restart = match &args.restart {
         Some(p) => Some((p.as_path(), checkpoint::verify(p, &config, comm)?)),
         None => None,
@@ -209,7 +261,7 @@ pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
         let p = PathBuf::from(&config.raw.output.path);
         p.with_extension("meanfield.h5")
     });
-    check_output_path("output.path", &path, args.force, &comm)?;
+    let _claim = claim_output("output.path", &path, args.force, &comm)?;
     crate::meanfield::meanfield(&config, &path)
 }
 
@@ -217,9 +269,9 @@ pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
 /// returns the resolved configuration as TOML).
 pub fn check(args: &CheckArgs) -> Result<String, Error> {
     let path = &args.config.config;
-    let text = std::fs::read_to_string(path).map_err(|e| Error::Read {
+    let text = read_text(path).map_err(|reason| Error::Read {
         path: path.display().to_string(),
-        reason: e.to_string(),
+        reason,
     })?;
     let c = Config::from_toml(&text, &args.config.set)?;
     if args.resolved {

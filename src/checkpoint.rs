@@ -117,7 +117,104 @@ fn examine(path: &Path, config: &Config) -> Result<u64, String> {
             config.n_steps
         ));
     }
+    contents_match(&file, config, step)?;
     Ok(step)
+}
+
+/// Checks what every rank will read against the configuration and the checkpoint's step, so
+/// that a damaged file is refused before anything is built (a rank reading past the end of a
+/// dataset would otherwise fail alone): per-neuron datasets hold one row per neuron, words of
+/// the random streams are unsigned 64-bit integers and no stream is all zeros (Xoshiro's one
+/// forbidden state), the spike counts add up to the stored spikes, every stored spike lies
+/// before the step, and the step agrees with the stored time.
+fn contents_match(file: &File, config: &Config, step: u64) -> Result<(), String> {
+    let n = config.n_neurons() as usize;
+    let time = num::<f64>(file, "time").ok_or("has no time")?;
+    if time != step as f64 * config.dt {
+        return Err(format!(
+            "is at step {step} but time {time} ms (step x dt = {} ms): damaged",
+            step as f64 * config.dt
+        ));
+    }
+    let dataset = |name: &str| {
+        file.dataset(name)
+            .map_err(|_| format!("has no dataset {name}"))
+    };
+    for group in ["neurons", "extra", "accumulators"] {
+        let g = file
+            .group(group)
+            .map_err(|_| format!("has no group {group}"))?;
+        for name in g.member_names().map_err(|e| e.to_string())? {
+            let rows = dataset(&format!("{group}/{name}"))?
+                .shape()
+                .first()
+                .copied();
+            if rows != Some(n) {
+                return Err(format!(
+                    "has {} rows in {group}/{name}, not one per neuron ({n})",
+                    rows.unwrap_or(0)
+                ));
+            }
+        }
+    }
+    let typed = |name: &str, ok: &dyn Fn(&hdf5::Datatype) -> bool, what: &str| {
+        let d = dataset(name)?;
+        match d.dtype() {
+            Ok(t) if ok(&t) => Ok(d),
+            _ => Err(format!("holds {name} not as {what}")),
+        }
+    };
+    let words = typed(
+        "neurons/rng_state",
+        &|t| t.is::<u64>(),
+        "unsigned 64-bit integers",
+    )?;
+    if words.shape() != [n, 4] {
+        return Err(format!(
+            "has neurons/rng_state of shape {:?}, not [{n}, 4]",
+            words.shape()
+        ));
+    }
+    let words = words.read_2d::<u64>().map_err(|e| e.to_string())?;
+    if let Some(gid) = words
+        .rows()
+        .into_iter()
+        .position(|r| r.iter().all(|&w| w == 0))
+    {
+        return Err(format!(
+            "holds an all-zero random stream state for neuron {gid} (not a state a stream can reach)"
+        ));
+    }
+    let counts = typed(
+        "spikes/count",
+        &|t| t.is::<u32>(),
+        "unsigned 32-bit integers",
+    )?
+    .read_raw::<u32>()
+    .map_err(|e| e.to_string())?;
+    if counts.len() != n {
+        return Err(format!(
+            "has {} spike counts, not one per neuron ({n})",
+            counts.len()
+        ));
+    }
+    let steps = typed(
+        "spikes/step",
+        &|t| t.is::<u32>(),
+        "unsigned 32-bit integers",
+    )?
+    .read_raw::<u32>()
+    .map_err(|e| e.to_string())?;
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
+    if total != steps.len() as u64 {
+        return Err(format!("counts {total} spikes but stores {}", steps.len()));
+    }
+    if let Some(&last) = steps.iter().max().filter(|&&s| u64::from(s) >= step) {
+        return Err(format!(
+            "stores a spike in step {last}, not before its step {step}"
+        ));
+    }
+    Ok(())
 }
 
 /// Checks a checkpoint before anything is built: rank 0 examines it, every rank learns the
@@ -170,7 +267,10 @@ pub fn write(
     output::write_file(path, comm, |file, w| {
         write_contents(file, config, comm, local, step, state, w)
     })
-    .map_err(|e| failed("writing", path, e))
+    .map_err(|e| match e {
+        Error::Hdf5(e) => failed("writing", path, e),
+        e => e,
+    })
 }
 
 /// A per-neuron dataset of `n` values by gid; this rank writes its slab.

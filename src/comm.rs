@@ -70,6 +70,44 @@ pub fn first_error<T>(
     }
 }
 
+/// The outcome of a step that may fail on some ranks only, made the same on every rank
+/// (collective): the error of the lowest-ranked rank that failed, if any, else `local`'s
+/// value. The other ranks get [`crate::Error::Elsewhere`] with that error's message and exit
+/// code, so rank 0 can print it and every rank exits with the same code.
+///
+/// This is the one error path of collective work (file I/O above all): every step that may
+/// fail on one rank passes through here before the next collective call, so no rank is left
+/// waiting in a collective the others have abandoned.
+pub fn agree<T>(comm: &dyn Comm, local: Result<T, crate::Error>) -> Result<T, crate::Error> {
+    let message = local
+        .as_ref()
+        .err()
+        .map(|e| format!("{}{e}", char::from(e.exit_code())));
+    let flags = comm.all_gather_u64(message.as_ref().map_or(0, |m| m.len() as u64 + 1));
+    let Some(first) = flags.iter().position(|&f| f > 0) else {
+        return local;
+    };
+    let bytes: Vec<u32> = message
+        .as_deref()
+        .unwrap_or_default()
+        .bytes()
+        .map(u32::from)
+        .collect();
+    let mut all = Vec::new();
+    comm.all_gather_u32(&bytes, &mut all);
+    // The ranks before `first` sent nothing, so its message comes first: the exit code as one
+    // byte, then the text.
+    let len = (flags[first] - 1) as usize;
+    let text: Vec<u8> = all[..len].iter().map(|&b| b as u8).collect();
+    match local {
+        Err(e) if comm.rank() == first => Err(e),
+        _ => Err(crate::Error::Elsewhere {
+            code: text.first().copied().unwrap_or(1),
+            message: String::from_utf8_lossy(text.get(1..).unwrap_or_default()).into_owned(),
+        }),
+    }
+}
+
 /// One process, no MPI: every collective is the identity.
 pub struct SerialComm;
 

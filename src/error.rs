@@ -25,6 +25,18 @@ pub enum Error {
     NoLimit { key: String, reason: String },
     #[error("HDF5: {0}")]
     Hdf5(#[from] hdf5::Error),
+    /// A file operation outside HDF5 (renaming the finished output, claiming the output path)
+    /// that failed while writing.
+    #[error("{doing} {path}: {reason}")]
+    Io {
+        doing: String,
+        path: String,
+        reason: String,
+    },
+    /// The error another rank met, as every rank learns it (see [`crate::comm::agree`]): its
+    /// message and exit code, so that every rank exits with the same code.
+    #[error("{message}")]
+    Elsewhere { message: String, code: u8 },
     #[error("neuron {gid} (population {population}) has a non-finite membrane potential at t = {time} ms: the dynamics diverged; check weights, drive and dt")]
     Diverged {
         gid: u64,
@@ -48,7 +60,8 @@ impl Error {
             | Error::NoLimit { .. } => 2,
             Error::Diverged { .. } => 3,
             Error::Stopped { .. } => 4,
-            Error::Hdf5(_) => 1,
+            Error::Hdf5(_) | Error::Io { .. } => 1,
+            Error::Elsewhere { code, .. } => *code,
         }
     }
 }

@@ -39,6 +39,7 @@
 pub mod aggregate;
 pub mod app;
 pub mod checkpoint;
+pub mod claim;
 pub mod cli;
 pub mod comm;
 pub mod compare;
@@ -48,6 +49,7 @@ pub mod error;
 pub mod exchange;
 pub mod inspect;
 pub mod meanfield;
+pub mod memory;
 pub mod model;
 pub mod network;
 pub mod observables;
@@ -58,6 +60,7 @@ pub mod rng;
 pub mod simulation;
 pub mod space;
 pub mod trees;
+pub mod watchdog;
 
 pub use error::Error;
 

@@ -1,3 +1,6 @@
+//! The command line: parses arguments, starts MPI for `run`, calls the library, and decides
+//! exit codes (one place: [`report`]).
+
 use clap::Parser;
 use lapicque::cli::{Cli, Command};
 use lapicque::comm::MpiComm;
@@ -6,9 +9,9 @@ use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-fn report(result: Result<(), lapicque::Error>, speaks: bool) -> ExitCode {
+fn report(result: Result<(), lapicque::Error>, speaks: bool) -> u8 {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             if speaks {
                 // A stop on a signal is an outcome the user asked for, not an error.
@@ -19,9 +22,19 @@ fn report(result: Result<(), lapicque::Error>, speaks: bool) -> ExitCode {
                 };
                 eprintln!("lapicque: {kind}{}", e.to_string().replace('\n', " "));
             }
-            ExitCode::from(e.exit_code())
+            e.exit_code()
         }
     }
+}
+
+/// Ends a rank whose run failed (or stopped on a signal) with `code`, finalising MPI under a
+/// watchdog: a rank that never arrives (it died, or waits elsewhere) must not keep this one
+/// waiting forever.
+fn leave(code: u8, universe: mpi::environment::Universe) -> ExitCode {
+    let _guard = lapicque::watchdog::arm(code);
+    lapicque::output::abandon_hdf5();
+    drop(universe);
+    ExitCode::from(code)
 }
 
 /// Prints a report to stdout; a reader that has gone (`lapicque inspect F | head`) is not an
@@ -52,15 +65,28 @@ fn main() -> ExitCode {
                 return ExitCode::from(1);
             }
             let result = lapicque::app::run(&args, &comm, &stop);
-            report(result, lapicque::comm::Comm::rank(&comm) == 0)
+            match report(result, lapicque::comm::Comm::rank(&comm) == 0) {
+                0 => ExitCode::SUCCESS,
+                code => {
+                    drop(comm);
+                    leave(code, universe)
+                }
+            }
         }
-        Command::Check(args) => report(lapicque::app::check(&args).map(print), true),
-        Command::Inspect(args) => report(lapicque::inspect::inspect(&args.file).map(print), true),
-        Command::Meanfield(args) => report(lapicque::app::meanfield(&args).map(print), true),
-        Command::Compare(args) => report(
+        Command::Check(args) => {
+            ExitCode::from(report(lapicque::app::check(&args).map(print), true))
+        }
+        Command::Inspect(args) => ExitCode::from(report(
+            lapicque::inspect::inspect(&args.file).map(print),
+            true,
+        )),
+        Command::Meanfield(args) => {
+            ExitCode::from(report(lapicque::app::meanfield(&args).map(print), true))
+        }
+        Command::Compare(args) => ExitCode::from(report(
             lapicque::compare::compare_files(&args.a, &args.b, args.from, args.output.as_deref())
                 .map(print),
             true,
-        ),
+        )),
     }
 }

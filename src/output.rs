@@ -6,9 +6,10 @@
 //! rank into its own slab. The file is written as `<path>.partial` and renamed to `<path>` only
 //! after it is complete and closed on every rank.
 
-use crate::comm::Comm;
+use crate::comm::{agree, Comm};
 use crate::config::Config;
 use crate::simulation::{RunResult, Timers};
+use crate::Error;
 use hdf5::types::VarLenUnicode;
 use hdf5::{Dataset, File, Group, H5Type, Location};
 use std::path::{Path, PathBuf};
@@ -104,6 +105,25 @@ impl RawWrites {
     }
 }
 
+extern "C" {
+    /// HDF5's flag "the library is initialised" (exported by libhdf5, not by `hdf5-sys`).
+    static mut H5_libinit_g: bool;
+}
+
+/// Keeps HDF5 from shutting down when the process ends after a failure. HDF5 shuts down from
+/// inside `MPI_Finalize` (and at exit), closing every file still open; HDF5 1.10 crashes
+/// (SIGSEGV in `H5F__close_cb`) closing a file whose close already failed, as on a full disk.
+/// The process is ending: the operating system reclaims what HDF5 holds. Call on every rank
+/// before MPI is finalised; HDF5 is not usable afterwards.
+pub fn abandon_hdf5() {
+    hdf5::sync::sync(|| {
+        // SAFETY: a plain store to a C `hbool_t` under the crate's global HDF5 lock; no HDF5
+        // call follows (the process is ending), and HDF5's shutdown reads the flag and
+        // returns at once.
+        unsafe { H5_libinit_g = false }
+    });
+}
+
 /// Opens an existing file for reading on every rank (collectively, through MPI-IO, when there
 /// is more than the serial communicator).
 pub fn open_file(path: &Path, comm: &dyn Comm) -> hdf5::Result<File> {
@@ -136,7 +156,7 @@ pub fn write(
     comm: &dyn Comm,
     run: &RunResult,
     prov: &Provenance,
-) -> hdf5::Result<()> {
+) -> Result<(), Error> {
     write_file(path, comm, |file, w| {
         write_contents(file, config, comm, run, prov, w)
     })
@@ -144,44 +164,83 @@ pub fn write(
 
 /// Creates `path.partial` collectively, fills it with `contents`, marks it complete (root
 /// attribute `status`) and renames it to `path` once it is closed on every rank. On failure
-/// nothing is left behind, and an existing `path` is untouched.
+/// nothing is left behind, an existing `path` is untouched, and every rank returns the error.
+///
+/// Each step that can fail on some ranks only (creating, filling, closing, renaming) is agreed
+/// on by all ranks ([`agree`]) before the next collective call. A failure while filling (a
+/// full disk, a file size limit) can stop one rank early, after the others made collective
+/// HDF5 calls it skipped; closing the file, itself collective, then waits forever (seen with
+/// a full disk on 3 ranks). So the file is abandoned, not closed, and the process must end
+/// without HDF5's clean-up ([`abandon_hdf5`]), as `main` does after any failed run.
 pub(crate) fn write_file(
     path: &Path,
     comm: &dyn Comm,
     contents: impl FnOnce(&File, &mut RawWrites) -> hdf5::Result<()>,
-) -> hdf5::Result<()> {
+) -> Result<(), Error> {
     let tmp = partial_path(path);
     let mut w = RawWrites {
         rank: comm.rank(),
         first_error: None,
     };
-    let written = create_file(&tmp, comm).and_then(|file| {
-        contents(&file, &mut w)?;
-        let failed = comm.all_gather_u64(u64::from(w.first_error.is_some()));
-        if let Some(r) = failed.iter().position(|&f| f != 0) {
-            let _ = file.close();
-            return Err(w.first_error.take().unwrap_or_else(|| {
-                hdf5::Error::from(format!("writing {} failed on rank {r}", path.display()).as_str())
-            }));
-        }
-        // Last, so a file that has it was written through to the end.
-        attr_str(&file, "status", "complete")?;
-        file.close()
-    });
-    comm.barrier();
-    if let Err(e) = written {
-        // Leave nothing behind that could be mistaken for a result.
+    // Leave nothing behind that could be mistaken for a result.
+    let discard = |e: Error| {
         if comm.rank() == 0 {
             let _ = std::fs::remove_file(&tmp);
         }
-        return Err(e);
+        e
+    };
+    let file = agree(comm, create_file(&tmp, comm).map_err(Error::from)).map_err(discard)?;
+    let filled = contents(&file, &mut w)
+        .and_then(|()| w.first_error.take().map_or(Ok(()), Err))
+        .map_err(|e| hdf5::Error::from(format!("{e}{}", likely_cause(&tmp)).as_str()));
+    if let Err(e) = agree(comm, filled.map_err(Error::from)) {
+        // Not closed: see above. The process ends without HDF5's clean-up ([`abandon_hdf5`]).
+        std::mem::forget(file);
+        return Err(discard(e));
     }
-    if comm.rank() == 0 {
-        std::fs::rename(&tmp, path)
-            .map_err(|e| hdf5::Error::from(format!("renaming {}: {e}", tmp.display()).as_str()))?;
+    // Last, so a file that has it was written through to the end.
+    let closed = attr_str(&file, "status", "complete").and_then(|()| file.close());
+    agree(comm, closed.map_err(Error::from)).map_err(discard)?;
+    let renamed = if comm.rank() == 0 {
+        std::fs::rename(&tmp, path).map_err(|e| Error::Io {
+            doing: "renaming".into(),
+            path: format!("{} to {}", tmp.display(), path.display()),
+            reason: e.to_string(),
+        })
+    } else {
+        Ok(())
+    };
+    agree(comm, renamed).map_err(discard)
+}
+
+/// What HDF5 does not say about a failed write: a full file system or a file size limit.
+fn likely_cause(path: &Path) -> String {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())) {
+        // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
+            let free = st.f_bavail as u64 * st.f_frsize as u64;
+            // Less than one MiB left: what stopped the write.
+            if free < 1 << 20 {
+                return format!(" (the file system of {} is full)", dir.display());
+            }
+        }
     }
-    comm.barrier();
-    Ok(())
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) } == 0
+        && rl.rlim_cur != libc::RLIM_INFINITY
+    {
+        return format!(" (the file size limit is {} bytes)", rl.rlim_cur);
+    }
+    String::new()
 }
 
 fn write_contents(

@@ -294,7 +294,9 @@ pub fn run(
     };
     let mut n0 = 0;
     if let Some((path, step)) = control.restart {
-        checkpoint::read(path, config, comm, &local, step, &mut state)?;
+        // A damaged file may fail on one rank only: all learn of it before the first exchange.
+        let read = checkpoint::read(path, config, comm, &local, step, &mut state);
+        crate::comm::agree(comm, read)?;
         n0 = step;
     }
     let steppers: Vec<Stepper> = config

@@ -424,6 +424,9 @@ fn window_fits(n_neurons: u64, w: u64) -> bool {
     n_neurons * w + (1 << 20) <= i32::MAX as u64
 }
 
+/// Names of datasets that share a group with the populations' datasets in the output.
+pub const RESERVED_NAMES: [&str; 3] = ["time", "edges", "xi_edges"];
+
 fn valid_name(key: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name
@@ -514,6 +517,17 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     for (name, p) in raw.population.iter_mut() {
         let key = |k: &str| format!("population.{name}.{k}");
         valid_name(&format!("population.{name}"), name)?;
+        // Population names are dataset names in the output, next to these.
+        if RESERVED_NAMES.contains(&name.as_str()) {
+            return Err(invalid(
+                format!("population.{name}"),
+                format!("{name:?}"),
+                format!(
+                    "is reserved: the output stores {} next to the populations' datasets",
+                    RESERVED_NAMES.join(", ")
+                ),
+            ));
+        }
         if p.size == 0 {
             return Err(invalid(key("size"), 0, "must be at least 1"));
         }
@@ -539,7 +553,14 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             record_spikes,
             layout,
         });
-        gid_start += p.size;
+        // Sizes summing past 2^64 must not wrap around to a small total.
+        gid_start = gid_start.checked_add(p.size).ok_or_else(|| {
+            invalid(
+                key("size"),
+                p.size,
+                "brings the total number of neurons past 2^64",
+            )
+        })?;
     }
     if gid_start > MAX_NEURONS {
         return Err(invalid(
@@ -601,6 +622,14 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
                     "observables.histogram.v_max",
                     h.v_max,
                     "must exceed v_min [mV]",
+                ));
+            }
+            // Bin edges are v_min + b (v_max - v_min) / bins: the width must be finite.
+            if !(h.v_max - h.v_min).is_finite() {
+                return Err(invalid(
+                    "observables.histogram.v_max",
+                    format!("{:e}", h.v_max),
+                    format!("v_max - v_min overflows (v_min = {:e}) [mV]", h.v_min),
                 ));
             }
             if h.bins == 0 || h.bins > 1_000_000 {

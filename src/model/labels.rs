@@ -247,6 +247,16 @@ impl Labels {
                     "a diagonal entry must be 0 (the exit rate follows from the row)",
                 ));
             }
+            // The exit rate of a class, times the environment's mean, must be a number: the
+            // step's cost and result depend on it.
+            let exit: f64 = rates[i * k..i * k + k].iter().sum();
+            if !(exit * raw.beta.mean.max(1.0)).is_finite() {
+                return Err(invalid(
+                    &format!("rates[{i}]"),
+                    &raw.rates[i],
+                    "the exit rate (the row's sum, times beta.mean) overflows [1/ms]",
+                ));
+            }
         }
 
         let mut gain = [0.0; MAX_ENTRIES];
@@ -491,10 +501,13 @@ fn propagate<const K: usize>(q: &[[f64; K]; K], dt: f64, lambda: &mut [f64; K]) 
     if !(l > 0.0) {
         return;
     }
-    debug_assert!(
-        l.is_finite(),
-        "label transition rate times dt is not finite: {l}"
-    );
+    if !l.is_finite() {
+        // Rates that overflow (a large rate times a large random environment): no transition
+        // matrix exists. The label becomes NaN, which the divergence check reports, instead of
+        // squaring an infinite number of times.
+        lambda.fill(f64::NAN);
+        return;
+    }
     // B = I + Q/q_max, stochastic: exit[i] / q_max <= 1 in floating point since q_max is the
     // largest of the same numbers.
     let inv_q = 1.0 / q_max;
@@ -533,6 +546,7 @@ fn propagate<const K: usize>(q: &[[f64; K]; K], dt: f64, lambda: &mut [f64; K]) 
         }
     } else {
         // exp(Q dt) = exp(Q dt / 2^s)^(2^s) with q_max dt / 2^s <= 1.
+        // At most 1024 squarings: l is finite, below 2^1024.
         let s = l.log2().ceil() as i32;
         let h = l * 0.5f64.powi(s);
         let mut w = (-h).exp();
@@ -1134,6 +1148,30 @@ mod tests {
     }
 
     /// Each invalid configuration gives one line naming the key and the value.
+    /// Exit rates that overflow to infinity (finite entries, infinite sum) end the step at once
+    /// with a NaN label (reported as a divergence) instead of squaring without end.
+    #[test]
+    fn overflowing_rates_end_the_step() {
+        let q = [
+            [0.0, 1e308, 1e308],
+            [1e308, 0.0, 1e308],
+            [1e308, 1e308, 0.0],
+        ];
+        let mut lambda = [1.0, 0.0, 0.0];
+        let start = std::time::Instant::now();
+        propagate(&q, 0.1, &mut lambda);
+        assert!(lambda.iter().all(|x| x.is_nan()), "{lambda:?}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        // The largest finite rate still gives a probability vector (1024 squarings at most).
+        let q = [[0.0, 1e307, 0.0], [0.0, 0.0, 1e307], [1e307, 0.0, 0.0]];
+        let mut lambda = [1.0, 0.0, 0.0];
+        propagate(&q, 0.1, &mut lambda);
+        assert!(
+            (lambda.iter().sum::<f64>() - 1.0).abs() < 1e-12,
+            "{lambda:?}"
+        );
+    }
+
     #[test]
     fn invalid_configurations_are_rejected_with_the_key() {
         let two = "efficacy = [1.0, 2.0]\nrates = [[0.0, 1.0], [1.0, 0.0]]";

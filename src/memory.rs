@@ -1,0 +1,212 @@
+//! What a run will hold in memory, estimated from the configuration before anything is built,
+//! and what a node has to give: a run that cannot fit is refused with the setting that costs
+//! the most, instead of aborting in an allocation after minutes of building.
+
+use crate::config::{Config, ConnRule};
+
+/// One part of a rank's memory: the setting that sizes it and its cost.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub key: String,
+    pub value: String,
+    /// [bytes] on one rank.
+    pub bytes: f64,
+}
+
+/// The large parts of one rank's memory on `ranks` ranks (the rank with the most neurons).
+/// Spike trains are not included: their size depends on the rates the run will have.
+pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
+    let r = ranks.max(1) as f64;
+    let n_local = (config.n_neurons() as f64 / r).ceil();
+    let dt = config.dt;
+    let mut out = Vec::new();
+    // Synapse tables: 4 bytes per synapse of a local target, 8 per source and projection.
+    for p in &config.projections {
+        let (key, value) = match &p.rule {
+            ConnRule::FixedIndegree { indegree, .. } => ("indegree", indegree.to_string()),
+            ConnRule::Bernoulli { p, .. } => ("p", p.to_string()),
+            ConnRule::File(f) => ("file", f.path.clone()),
+        };
+        out.push(Part {
+            key: format!("projection.{}.{key}", p.name),
+            value,
+            bytes: 4.0 * config.expected_synapses(p) / r
+                + 8.0 * config.populations[p.source].size as f64,
+        });
+    }
+    // Ring buffers: one slot per delay step and local neuron (two with split channels).
+    if let Some(p) = config.projections.iter().max_by_key(|p| p.delay_steps) {
+        let rings = if config.split_inhibitory() { 2.0 } else { 1.0 };
+        out.push(Part {
+            key: format!("projection.{}.delay", p.name),
+            value: (f64::from(p.delay_steps) * dt).to_string(),
+            bytes: rings * 8.0 * (f64::from(p.delay_steps) + 1.0) * n_local,
+        });
+    }
+    // Neuron state: V, refractory counter, random stream, per-neuron accumulators.
+    out.push(Part {
+        key: "population".into(),
+        value: format!("{} neurons", config.n_neurons()),
+        bytes: n_local * (8.0 + 4.0 + 32.0 + 6.0 * 8.0),
+    });
+    let pops = config.populations.len() as f64;
+    let time = |every: u64| (every as f64 * dt).to_string();
+    // Rate counts, replicated on every rank (counts and the pending partial sums).
+    out.push(Part {
+        key: "observables.rates.every".into(),
+        value: time(config.rates.every),
+        bytes: 2.0 * 8.0 * pops * (config.rates.stop - config.rates.start) as f64
+            / config.rates.every as f64,
+    });
+    if let Some(h) = &config.histogram {
+        out.push(Part {
+            key: "observables.histogram.every".into(),
+            value: time(h.schedule.every),
+            bytes: 2.0 * 8.0 * pops * h.schedule.count() as f64 * (h.bins * h.xi_bins) as f64,
+        });
+    }
+    if let Some(m) = &config.moments {
+        out.push(Part {
+            key: "observables.moments.every".into(),
+            value: time(m.every),
+            bytes: 4.0 * 8.0 * pops * m.count() as f64,
+        });
+    }
+    if let Some(s) = &config.snapshots {
+        out.push(Part {
+            key: "observables.snapshots.every".into(),
+            value: time(s.every),
+            bytes: 12.0 * n_local * s.count() as f64,
+        });
+    }
+    if let Some(b) = &config.balance {
+        out.push(Part {
+            key: "observables.balance.every".into(),
+            value: time(b.every),
+            bytes: 4.0 * 16.0 * config.projections.len() as f64 * b.count() as f64,
+        });
+    }
+    for a in &config.aggregates {
+        out.push(Part {
+            key: format!("aggregate.{}.bins", a.name),
+            value: a.bins.to_string(),
+            bytes: 8.0 * (a.bins * a.bins) as f64,
+        });
+    }
+    out
+}
+
+/// Memory this process may still use [bytes]: the least of the node's available memory, the
+/// control group's limit and the address-space limit; `None` where none is known.
+pub fn available() -> Option<f64> {
+    let mut limits = Vec::new();
+    if let Ok(m) = std::fs::read_to_string("/proc/meminfo") {
+        if let Some(kib) = m
+            .lines()
+            .find_map(|l| l.strip_prefix("MemAvailable:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        {
+            limits.push(kib * 1024.0);
+        }
+    }
+    // Control group v2: the limit less what the group already uses.
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+    };
+    if let (Some(max), Some(used)) = (
+        read("/sys/fs/cgroup/memory.max"),
+        read("/sys/fs/cgroup/memory.current"),
+    ) {
+        limits.push((max - used).max(0.0));
+    }
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut rl) } == 0
+        && rl.rlim_cur != libc::RLIM_INFINITY
+    {
+        limits.push(rl.rlim_cur as f64);
+    }
+    limits.into_iter().reduce(f64::min)
+}
+
+/// A stable number for this node's host name, to count the ranks that share a node.
+pub fn host_key() -> u64 {
+    use std::hash::{Hash, Hasher};
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    name.trim().hash(&mut h);
+    h.finish()
+}
+
+/// Whether `ranks_here` ranks with these parts fit in `available` bytes; the reason if not.
+pub fn verdict(
+    parts: &[Part],
+    ranks_here: usize,
+    available: f64,
+) -> Option<(String, String, String)> {
+    let per_rank: f64 = parts.iter().map(|p| p.bytes).sum();
+    let need = per_rank * ranks_here as f64;
+    if need <= available {
+        return None;
+    }
+    let big = parts
+        .iter()
+        .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+        .expect("a run has neuron state");
+    let mib = |b: f64| format!("{:.0} MiB", b / 1048576.0);
+    Some((
+        big.key.clone(),
+        big.value.clone(),
+        format!(
+            "needs ~{} here ({} per rank x {ranks_here} rank(s) on this node; this setting {} per rank), more than the {} available",
+            mib(need),
+            mib(per_rank),
+            mib(big.bytes),
+            mib(available)
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(sets: &[&str]) -> Config {
+        let text = "[population.E]\nsize = 1000\n[projection.EE]\nsource = \"E\"\ntarget = \"E\"\n\
+                    rule = \"fixed_indegree\"\nindegree = 10\nweight = 0.1\ndelay = 1.0\n";
+        let o: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::from_toml(text, &o).unwrap()
+    }
+
+    /// The synapse table of a fixed in-degree projection is 4 bytes x N x K over the ranks,
+    /// plus 8 bytes per source; a large in-degree is named as the reason.
+    #[test]
+    fn the_largest_part_is_named() {
+        let c = config(&["projection.EE.indegree=100000000"]);
+        let p = parts(&c, 2);
+        let syn = p
+            .iter()
+            .find(|p| p.key == "projection.EE.indegree")
+            .unwrap();
+        assert_eq!(syn.bytes, 4.0 * 1000.0 * 1e8 / 2.0 + 8.0 * 1000.0);
+        let (key, value, reason) = verdict(&p, 2, 1e9).unwrap();
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            ("projection.EE.indegree", "100000000")
+        );
+        assert!(reason.contains("2 rank(s)"), "{reason}");
+        assert!(verdict(&parts(&config(&[]), 2), 2, 1e9).is_none());
+        // A ring buffer of 1e5 ms at dt = 0.1 ms: 1e6 + 1 slots of 8 bytes per neuron.
+        let c = config(&["projection.EE.delay=100000"]);
+        let ring = parts(&c, 1)
+            .into_iter()
+            .find(|p| p.key == "projection.EE.delay")
+            .unwrap();
+        assert_eq!(ring.bytes, 8.0 * 1_000_001.0 * 1000.0);
+    }
+}
