@@ -38,6 +38,20 @@ pub trait Comm {
     fn mpi(&self) -> Option<&SimpleCommunicator>;
 }
 
+/// The message of the lowest-ranked rank whose `message` is `Some`, on every rank, with that
+/// rank (collective; `None` on every rank when no rank has one).
+fn first_message(comm: &dyn Comm, message: Option<&str>) -> Option<(usize, Vec<u8>)> {
+    // A rank's flag is its message length + 1 (0: no message).
+    let flags = comm.all_gather_u64(message.map_or(0, |m| m.len() as u64 + 1));
+    let first = flags.iter().position(|&f| f > 0)?;
+    let bytes: Vec<u32> = message.unwrap_or_default().bytes().map(u32::from).collect();
+    let mut all = Vec::new();
+    comm.all_gather_u32(&bytes, &mut all);
+    // The ranks before `first` sent nothing, so its message comes first.
+    let len = (flags[first] - 1) as usize;
+    Some((first, all[..len].iter().map(|&b| b as u8).collect()))
+}
+
 /// The outcome of a step that may fail on some ranks only, made the same on every rank
 /// (collective): the error of the lowest-ranked rank that failed, if any, else `local`'s value.
 /// Ranks that did not fail report that error's text.
@@ -46,22 +60,9 @@ pub fn first_error<T>(
     local: Result<T, crate::config::ConfigError>,
 ) -> Result<T, crate::config::ConfigError> {
     let message = local.as_ref().err().map(|e| e.to_string());
-    // A rank's flag is its message length + 1 (0: no error).
-    let flags = comm.all_gather_u64(message.as_ref().map_or(0, |m| m.len() as u64 + 1));
-    let Some(first) = flags.iter().position(|&f| f > 0) else {
+    let Some((first, text)) = first_message(comm, message.as_deref()) else {
         return local;
     };
-    let bytes: Vec<u32> = message
-        .as_deref()
-        .unwrap_or_default()
-        .bytes()
-        .map(u32::from)
-        .collect();
-    let mut all = Vec::new();
-    comm.all_gather_u32(&bytes, &mut all);
-    // The ranks before `first` sent nothing, so its message comes first.
-    let len = (flags[first] - 1) as usize;
-    let text: Vec<u8> = all[..len].iter().map(|&b| b as u8).collect();
     match local {
         Err(e) if comm.rank() == first => Err(e),
         _ => Err(crate::config::ConfigError::Parse(
@@ -79,26 +80,14 @@ pub fn first_error<T>(
 /// fail on one rank passes through here before the next collective call, so no rank is left
 /// waiting in a collective the others have abandoned.
 pub fn agree<T>(comm: &dyn Comm, local: Result<T, crate::Error>) -> Result<T, crate::Error> {
+    // The exit code as one character, then the text.
     let message = local
         .as_ref()
         .err()
         .map(|e| format!("{}{e}", char::from(e.exit_code())));
-    let flags = comm.all_gather_u64(message.as_ref().map_or(0, |m| m.len() as u64 + 1));
-    let Some(first) = flags.iter().position(|&f| f > 0) else {
+    let Some((first, text)) = first_message(comm, message.as_deref()) else {
         return local;
     };
-    let bytes: Vec<u32> = message
-        .as_deref()
-        .unwrap_or_default()
-        .bytes()
-        .map(u32::from)
-        .collect();
-    let mut all = Vec::new();
-    comm.all_gather_u32(&bytes, &mut all);
-    // The ranks before `first` sent nothing, so its message comes first: the exit code as one
-    // byte, then the text.
-    let len = (flags[first] - 1) as usize;
-    let text: Vec<u8> = all[..len].iter().map(|&b| b as u8).collect();
     match local {
         Err(e) if comm.rank() == first => Err(e),
         _ => Err(crate::Error::Elsewhere {
