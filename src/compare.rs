@@ -518,7 +518,8 @@ fn series(
     }
 }
 
-/// The mean over `chunks` rows of `len` values each of a distance between matching rows.
+/// The mean, over the rows of `len` values that `a` and `b` hold, of a distance between
+/// matching rows.
 fn mean_over_rows(a: &[f64], b: &[f64], len: usize, d: impl Fn(&[f64], &[f64]) -> f64) -> f64 {
     mean(
         &a.chunks_exact(len)
