@@ -1,7 +1,7 @@
 //! Aggregate (mean-field) coupling: input that depends on the other neurons only through sums
 //! over a source population, per coordinate bin, of a function `s` of their state. No synapse
 //! is stored: each rank sums over its own neurons, one all-reduce per step makes the sums
-//! global, and every target neuron reads them (SPEC 1.4).
+//! global, and every target neuron reads them.
 //!
 //! With `S_b = sum_{j in source, bin b} s(x_j) [e_j]` (`e_j` the source's label efficacy when
 //! `efficacy = true`), `n_b` the number of source neurons in bin `b`, `K(c, b)` the kernel at

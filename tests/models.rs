@@ -1,4 +1,4 @@
-//! One validation per model family of the general particle (SPEC 1.1, 1.2, 1.4), each against
+//! One validation per model family of the general particle (docs/models.md), each against
 //! a result derived independently of the simulator and stated with its derivation in the test's
 //! doc comment. Tolerances are statistical (a stated number of standard errors, computed from
 //! the theory) or, for deterministic quantities, round-off.
@@ -765,7 +765,7 @@ fn labels_converge_to_the_stationary_distribution() {
 /// 10 ms).
 ///
 /// Theory: a neuron's outgoing efficacy is `e = sum_k lambda_k u_k` and a spike of source j
-/// moves every target by `w e_j` (SPEC 1.2.1: labels are random, evolving synaptic weights).
+/// moves every target by `w e_j` (labels are random, evolving synaptic weights).
 /// With frozen labels, each target's final V is `w e (number of source spikes delivered)`,
 /// counting the source spikes of steps `s <= n_steps - 1 - delay_steps` (a spike of step `s`
 /// arrives in step `s + delay`). Three sources: `S0` without labels (e = 1: checks the
@@ -988,7 +988,7 @@ fn check_synapse_convergence(inhibition: Inhibition) {
 /// input (perfect integrators without drift or noise, `spike = "none"`): weight 0.5, delay
 /// 1 ms, tau_syn_e = 2 ms, e_rev_e = 60 mV.
 ///
-/// Theory (raw.rs, SPEC 1.1): a spike arriving at `t_a` adds `(w / tau_e) e^{-(t - t_a)/tau_e}`
+/// Theory (raw.rs, docs/models.md): a spike arriving at `t_a` adds `(w / tau_e) e^{-(t - t_a)/tau_e}`
 /// to the current, or to the conductance `g_e`. Current target, closed form:
 /// `V(t) = sum_spikes w (1 - e^{-(t - t_a)/tau_e})` (a lone spike moves V by w in all).
 /// Conductance target: `dV/dt = g_e (e_rev_e - V)`, integrated here by RK4 (h = 1e-3 ms).

@@ -68,19 +68,10 @@ fn job(ranks: usize, dir: &Path, prefix: &str, args: &[OsString]) -> Command {
         common::binary().into(),
     ];
     a.extend_from_slice(args);
-    let mut cmd = common::mpirun_command();
+    let mut cmd = common::mpirun_ranks(ranks);
     cmd.args([
-        "-n",
-        &ranks.to_string(),
-        "--oversubscribe",
-        "--mca",
-        "mpi_yield_when_idle",
-        "1",
         // TCP instead of shared memory keeps MPI's own segments clear of file size limits.
-        "--mca",
-        "btl",
-        "self,tcp",
-        "sh",
+        "--mca", "btl", "self,tcp", "sh",
     ])
     .args(a)
     .current_dir(dir)

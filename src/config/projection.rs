@@ -1,4 +1,4 @@
-//! Projection options beyond the connection rule (SPEC 1.3): a kernel `w(xi_i, xi_j)` that
+//! Projection options beyond the connection rule: a kernel `w(xi_i, xi_j)` that
 //! modulates the connection probability and/or the weight, random weights whose sign is fixed by
 //! the projection (Dale's law), weight scaling with the in-degree, uniform delays, and edges read
 //! from an HDF5 file in the SONATA edges layout.

@@ -1,6 +1,6 @@
 //! The mean-field limit of escape-noise integrate-and-fire populations with a kernel
-//! (SPEC section 4): groups `g = 1..G` (a population, or one coordinate bin of a population)
-//! with densities `f_g(t, v)` obeying
+//! (`lapicque meanfield`, docs/meanfield.md): groups `g = 1..G` (a population, or one
+//! coordinate bin of a population) with densities `f_g(t, v)` obeying
 //!
 //! ```text
 //! d_t f_g + d_v((b_g(v) + S_g(t)) f_g) = D_g d_v^2 f_g - nu_g(v) f_g + delta(v - v_reset_g) N_g(t)

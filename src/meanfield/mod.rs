@@ -1,5 +1,5 @@
 //! The mean-field side: the limit equations of a configuration, solved on grids and written in
-//! the layout of a particle run (SPEC section 4).
+//! the layout of a particle run (docs/meanfield.md).
 //!
 //! * [`balanced`]: the balanced kinetic limit (MacLaurin-Vilanova) of `poisson` and `current`
 //!   aggregate coupling with `n^(-1/2)` scaling: balance equations and the Fokker-Planck

@@ -933,6 +933,17 @@ struct Stationary {
     converged: bool,
 }
 
+impl Stationary {
+    /// The stationary state of a limit without coordinate bins (one bin per population).
+    fn without_bins(rates: Vec<f64>, converged: bool) -> Self {
+        Stationary {
+            by_bin: rates.iter().map(|&r| vec![r]).collect(),
+            rates,
+            converged,
+        }
+    }
+}
+
 fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
     let t_max = 20_000.0;
     Ok(match family {
@@ -941,12 +952,7 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
             // The stationary point of the implicit step does not depend on its length.
             l.solver.set_dt(0.1);
             let converged = l.solver.steady_state(1e-6, t_max);
-            let rates = l.rates();
-            Stationary {
-                by_bin: rates.iter().map(|&r| vec![r]).collect(),
-                rates,
-                converged,
-            }
+            Stationary::without_bins(l.rates(), converged)
         }
         Family::Escape => {
             let mut l = escape_limit(config)?;
@@ -972,12 +978,7 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
         Family::McKean => {
             let mut l = super::mckean::limit(config);
             let converged = l.solver.steady_state(1e-6, t_max);
-            let rates = l.rates();
-            Stationary {
-                by_bin: rates.iter().map(|&r| vec![r]).collect(),
-                rates,
-                converged,
-            }
+            Stationary::without_bins(l.rates(), converged)
         }
     })
 }

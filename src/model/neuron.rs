@@ -1,4 +1,4 @@
-//! The general particle of SPEC 1.1: any intrinsic drift, additive or multiplicative noise,
+//! The general particle (docs/models.md): any intrinsic drift, additive or multiplicative noise,
 //! delta, current or conductance synapses, aggregate (mean-field) input, and a threshold,
 //! escape or no spike rule. Populations that need none of this run the fast LIF step of
 //! [`super::lif`]; the two agree on what they share (see the tests).

@@ -69,8 +69,9 @@ pub fn mpirun_command() -> Command {
     c
 }
 
-/// `mpirun -n ranks program args...` with the settings of [`mpirun`].
-pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
+/// `mpirun -n ranks` (its own session directory), allowed to oversubscribe the cores, with
+/// idle ranks yielding: the launcher that the program and its arguments follow.
+pub fn mpirun_ranks(ranks: usize) -> Command {
     let mut c = mpirun_command();
     c.args([
         "-n",
@@ -79,10 +80,14 @@ pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
         "--mca",
         "mpi_yield_when_idle",
         "1",
-    ])
-    .arg(program)
-    .args(args)
-    .stdin(Stdio::null());
+    ]);
+    c
+}
+
+/// `mpirun -n ranks program args...` with the settings of [`mpirun`].
+pub fn mpirun_program(ranks: usize, program: &str, args: &[&str]) -> Command {
+    let mut c = mpirun_ranks(ranks);
+    c.arg(program).args(args).stdin(Stdio::null());
     c
 }
 
