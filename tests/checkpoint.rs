@@ -25,13 +25,13 @@ const SMOKE: Setup = (
     ],
 );
 
-/// The multi-agent network with every kind of state a general model carries: labels with a
+/// The multi-agent network (sparse variant) with every kind of state a general model carries: labels with a
 /// refreshed random environment, conductance synapses (two ring buffers) on E, current
 /// synapses on I, aggregate input from the last step's spikes, escape noise on I.
 const GENERAL: Setup = (
     concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/configs/multi_agent_labels.toml"
+        "/configs/multi_agent_labels_sparse.toml"
     ),
     &[
         "simulation.t_stop=6000",

@@ -183,7 +183,7 @@ fn outputs_are_identical_on_one_to_four_ranks() {
 #[test]
 fn every_model_config_is_identical_on_one_to_four_ranks() {
     let dir = common::scratch("rank_invariance_configs");
-    let cases: [(&str, &[&str]); 5] = [
+    let cases: [(&str, &[&str]); 6] = [
         (
             "brunel",
             &[
@@ -197,6 +197,7 @@ fn every_model_config_is_identical_on_one_to_four_ranks() {
             ],
         ),
         ("multi_agent_labels", &["simulation.t_stop=100"]),
+        ("multi_agent_labels_sparse", &["simulation.t_stop=100"]),
         (
             "nonexchangeable_escape",
             &[

@@ -712,6 +712,20 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             "must be in 1..=10000",
         ));
     }
+    if mf.label_cells < 2 || mf.label_cells > 1000 {
+        return Err(invalid(
+            "meanfield.label_cells",
+            mf.label_cells,
+            "must be in 2..=1000",
+        ));
+    }
+    if mf.beta_nodes == 0 || mf.beta_nodes > 12 {
+        return Err(invalid(
+            "meanfield.beta_nodes",
+            mf.beta_nodes,
+            "must be in 1..=12",
+        ));
+    }
     if !(mf.dt.is_finite() && mf.dt > 0.0) {
         return Err(invalid(
             "meanfield.dt",

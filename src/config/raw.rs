@@ -93,6 +93,13 @@ pub struct RawMeanfield {
     /// per step of the run); its error is first order in it.
     #[serde(default = "d_mf_dt")]
     pub dt: f64,
+    /// Cells per axis of the label simplex in the limit of a labelled network.
+    #[serde(default = "d_label_cells")]
+    pub label_cells: u64,
+    /// Gauss quadrature nodes per random environment coefficient in the limit of a labelled
+    /// network (a tensor product over the transitions with a non-zero rate).
+    #[serde(default = "d_beta_nodes")]
+    pub beta_nodes: u64,
 }
 
 impl Default for RawMeanfield {
@@ -103,6 +110,8 @@ impl Default for RawMeanfield {
             cells: d_cells(),
             xi_bins: d_mf_xi(),
             dt: d_mf_dt(),
+            label_cells: d_label_cells(),
+            beta_nodes: d_beta_nodes(),
         }
     }
 }
@@ -112,6 +121,12 @@ fn d_cells() -> u64 {
 }
 fn d_mf_dt() -> f64 {
     0.01
+}
+fn d_label_cells() -> u64 {
+    32
+}
+fn d_beta_nodes() -> u64 {
+    3
 }
 fn d_mf_xi() -> u64 {
     24

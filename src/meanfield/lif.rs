@@ -120,11 +120,8 @@ struct PopState {
     /// Reinjection: the two cells around `v_reset` and the weight of the first.
     reset_cells: (usize, usize, f64),
     rate: f64,
-    /// Face coefficients: `J_k = cl[k] P_{k-1} - cr[k] P_k` through face `k` (k = 0..=n).
-    cl: Vec<f64>,
-    cr: Vec<f64>,
-    /// Thomas scratch: pivots and the forward-sweep solution.
-    piv: Vec<f64>,
+    /// The implicit step's matrix and the forward-sweep scratch.
+    tri: Tridiagonal,
     fwd: Vec<f64>,
 }
 
@@ -132,7 +129,7 @@ struct PopState {
 /// `a`: the coefficients `(cr, cl)` of the Scharfetter–Gummel flux
 /// `J = cl P_left - cr P_right`. Handles `D = 0` (upwind) without dividing by it.
 #[inline]
-fn sg_coefficients(a: f64, d: f64, h: f64) -> (f64, f64) {
+pub(super) fn sg_coefficients(a: f64, d: f64, h: f64) -> (f64, f64) {
     if d > 0.0 {
         let z = a * h / d;
         let az = z.abs();
@@ -160,20 +157,118 @@ fn sg_coefficients(a: f64, d: f64, h: f64) -> (f64, f64) {
     }
 }
 
+/// The matrix of a backward-Euler step of the fluxes `J_k = cl[k] P_(k-1) - cr[k] P_k`
+/// through the faces `k = 0..=n` of `n` cells (coefficients already multiplied by `dt/h`;
+/// `cl[0] = cr[0] = cr[n] = 0`, `cl[n]` the outflow of the last cell): row `i` is
+/// `-cl[i] P_(i-1) + (1 + cl[i+1] + cr[i]) P_i - cr[i+1] P_(i+1)`. Factored once, solved for
+/// any number of right-hand sides by the Thomas algorithm in a subtraction-free form: the
+/// column excess `e_i = pivot_i - cl[i+1]` obeys `e_0 = 1`, `e_i = 1 + cr[i] e_(i-1) /
+/// pivot_(i-1)`, so positivity holds exactly in floating point too (the
+/// Grassmann-Taksar-Heyman idea).
+#[derive(Debug, Clone)]
+pub(super) struct Tridiagonal {
+    pub cl: Vec<f64>,
+    pub cr: Vec<f64>,
+    /// `1 / pivot_i` and `cr[i+1] / pivot_i`.
+    inv: Vec<f64>,
+    up: Vec<f64>,
+}
+
+impl Tridiagonal {
+    pub fn new(n: usize) -> Self {
+        Tridiagonal {
+            cl: vec![0.0; n + 1],
+            cr: vec![0.0; n + 1],
+            inv: vec![0.0; n],
+            up: vec![0.0; n],
+        }
+    }
+
+    /// Computes the pivots from `cl` and `cr`.
+    pub fn factor(&mut self) {
+        let mut e = 1.0;
+        let mut prev = 1.0;
+        for i in 0..self.inv.len() {
+            if i > 0 {
+                e = 1.0 + self.cr[i] * e / prev;
+            }
+            let piv = e + self.cl[i + 1];
+            self.inv[i] = 1.0 / piv;
+            self.up[i] = self.cr[i + 1] / piv;
+            prev = piv;
+        }
+    }
+
+    /// [`Tridiagonal::solve`] for every row of `rows` (consecutive rows of `n` cells), eight
+    /// at a time so that their independent recurrences overlap.
+    pub fn solve_rows(&self, rows: &mut [f64], fwd: &mut Vec<f64>) {
+        const R: usize = 8;
+        let n = self.inv.len();
+        let mut blocks = rows.chunks_exact_mut(R * n);
+        for block in &mut blocks {
+            fwd.resize(R * n, 0.0);
+            let mut prev = [0.0; R];
+            for i in 0..n {
+                let (c, inv) = (self.cl[i], self.inv[i]);
+                for r in 0..R {
+                    let f = (block[r * n + i] + c * prev[r]) * inv;
+                    fwd[r * n + i] = f;
+                    prev[r] = f;
+                }
+            }
+            let mut next = [0.0; R];
+            for i in (0..n).rev() {
+                let up = self.up[i];
+                for r in 0..R {
+                    let y = fwd[r * n + i] + up * next[r];
+                    block[r * n + i] = y;
+                    next[r] = y;
+                }
+            }
+        }
+        for row in blocks.into_remainder().chunks_exact_mut(n) {
+            self.solve(row, fwd);
+        }
+    }
+
+    /// Overwrites `x` (the old densities) with the solution; `fwd` is scratch space.
+    pub fn solve(&self, x: &mut [f64], fwd: &mut Vec<f64>) {
+        let n = x.len();
+        fwd.resize(n, 0.0);
+        let mut prev = 0.0;
+        for i in 0..n {
+            let f = (x[i] + self.cl[i] * prev) * self.inv[i];
+            fwd[i] = f;
+            prev = f;
+        }
+        let mut next = 0.0;
+        for i in (0..n).rev() {
+            let y = fwd[i] + self.up[i] * next;
+            x[i] = y;
+            next = y;
+        }
+    }
+}
+
+/// The linear split of a unit mass at `v_reset` between the two nearest centres of `cells`
+/// cells of width `h` from `v_min`: the two cells and the first one's weight (clamped at the
+/// ends of the grid).
+pub(super) fn reset_split(v_reset: f64, v_min: f64, h: f64, cells: usize) -> (usize, usize, f64) {
+    let x = (v_reset - v_min) / h - 0.5;
+    if x <= 0.0 {
+        (0, 0, 1.0)
+    } else if x >= (cells - 1) as f64 {
+        (cells - 1, cells - 1, 1.0)
+    } else {
+        let i = (x.floor() as usize).min(cells - 2);
+        (i, i + 1, 1.0 - (x - i as f64))
+    }
+}
+
 impl PopState {
     fn new(pop: Population, v_min: f64, cells: usize) -> Self {
         let h = (pop.v_th - v_min) / cells as f64;
-        // Linear split of a unit mass at v_reset between the two nearest cell centres.
-        let x = (pop.v_reset - v_min) / h - 0.5;
-        let reset_cells = if x <= 0.0 {
-            (0, 0, 1.0)
-        } else if x >= (cells - 1) as f64 {
-            (cells - 1, cells - 1, 1.0)
-        } else {
-            let i = (x.floor() as usize).min(cells - 2);
-            let w = 1.0 - (x - i as f64);
-            (i, i + 1, w)
-        };
+        let reset_cells = reset_split(pop.v_reset, v_min, h, cells);
         let mut s = PopState {
             pop,
             v_min,
@@ -182,9 +277,7 @@ impl PopState {
             queue: VecDeque::new(),
             reset_cells,
             rate: 0.0,
-            cl: vec![0.0; cells + 1],
-            cr: vec![0.0; cells + 1],
-            piv: vec![0.0; cells],
+            tri: Tridiagonal::new(cells),
             fwd: vec![0.0; cells],
         };
         s.deposit(1.0);
@@ -248,41 +341,22 @@ impl PopState {
         let (h, d) = (self.h, 0.5 * s2);
         let lam = dt / h;
         // Face coefficients, already multiplied by dt/h.
-        self.cl[0] = 0.0;
-        self.cr[0] = 0.0;
+        let tri = &mut self.tri;
+        tri.cl[0] = 0.0;
+        tri.cr[0] = 0.0;
         for k in 1..n {
             let v = self.v_min + k as f64 * h;
             let a = -(v - p.e_l) / p.tau_m + mu;
             let (cr, cl) = sg_coefficients(a, d, h);
-            self.cl[k] = lam * cl;
-            self.cr[k] = lam * cr;
+            tri.cl[k] = lam * cl;
+            tri.cr[k] = lam * cr;
         }
         let out = self.boundary_coefficient(mu, s2);
-        self.cl[n] = lam * out;
-        self.cr[n] = 0.0;
-        // Row i: -cl[i] P_{i-1} + (1 + cl[i+1] + cr[i]) P_i - cr[i+1] P_{i+1} = rhs_i.
-        // Column excess e_i = pivot_i - cl[i+1] obeys e_0 = 1,
-        // e_i = 1 + cr[i] e_{i-1} / pivot_{i-1}: no subtraction anywhere.
-        let mut e = 1.0;
-        let mut prev_piv = 1.0;
-        let mut prev_fwd = 0.0;
-        for i in 0..n {
-            if i > 0 {
-                e = 1.0 + self.cr[i] * e / prev_piv;
-            }
-            let piv = e + self.cl[i + 1];
-            let f = (self.density[i] + self.cl[i] * prev_fwd) / piv;
-            self.piv[i] = piv;
-            self.fwd[i] = f;
-            prev_piv = piv;
-            prev_fwd = f;
-        }
-        let mut next = 0.0;
-        for i in (0..n).rev() {
-            let x = self.fwd[i] + self.cr[i + 1] / self.piv[i] * next;
-            self.density[i] = x;
-            next = x;
-        }
+        let tri = &mut self.tri;
+        tri.cl[n] = lam * out;
+        tri.cr[n] = 0.0;
+        tri.factor();
+        tri.solve(&mut self.density, &mut self.fwd);
         let rate = out * self.density[n - 1];
         let mass = dt * rate;
         if mass > 0.0 {

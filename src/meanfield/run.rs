@@ -3,7 +3,7 @@
 //! `/moments`, `/histograms`, `/densities`), so that `lapicque compare` and `scripts/plot.py`
 //! take either. `/meanfield` holds what only the limit has (stationary and balance rates).
 //!
-//! Four families of configurations have a limit here:
+//! Five families of configurations have a limit here:
 //!
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
@@ -18,13 +18,17 @@
 //!   `alpha = 0.5`, no projections): the balance equations and the Fokker-Planck equation of
 //!   the fluctuations per population and coordinate bin ([`super::balanced`]);
 //! * **strong coupling** (aggregate terms only, electrical or chemical, populations without
-//!   spikes): the McKean-Vlasov density per population ([`super::mckean`]).
+//!   spikes): the McKean-Vlasov density per population ([`super::mckean`]);
+//! * **labelled networks** (some population has labels of two or three classes; threshold or
+//!   escape spikes, additive noise, delta synapses, electrical, chemical, current and
+//!   spike-jump aggregate terms and projections without kernels): the joint density of
+//!   potential, label and environment per population ([`super::labels`]).
 //!
 //! Anything else is refused with one line naming the key of the feature that has no limit.
 
 use super::balanced;
 use super::escape::{EscapeSolver, Grid, Group};
-use super::labels::{Joint, JointSolver};
+use super::labels;
 use super::lif::{self, Coupling, LifSolver};
 use crate::comm::SerialComm;
 use crate::config::trees::{TestFunction, TreeSpec};
@@ -55,10 +59,15 @@ pub enum Family {
     Balanced,
     /// Electrical and chemical aggregate coupling ([`super::mckean`]).
     McKean,
+    /// Populations with labels ([`super::labels`]).
+    Labels,
 }
 
 /// The family of `config`, or the first feature without a limit equation.
 pub fn family(config: &Config) -> Result<Family, Error> {
+    if config.populations.iter().any(|p| p.model.labels.is_some()) {
+        return labels::check(config).map(|()| Family::Labels);
+    }
     if balanced::covers(config) {
         return balanced::check(config).map(|()| Family::Balanced);
     }
@@ -70,25 +79,6 @@ pub fn family(config: &Config) -> Result<Family, Error> {
     for p in &config.populations {
         let m = &p.model;
         let key = |k: &str| format!("population.{}.{k}", p.name);
-        if let Some(l) = &m.labels {
-            // The joint density of (V, label) is solved for two classes in a constant
-            // environment, for escape noise, where the label does not feed back (the
-            // population neither sends nor receives synapses).
-            let coupled = config.projections.iter().any(|x| {
-                config.populations[x.source].name == p.name
-                    || config.populations[x.target].name == p.name
-            });
-            if !escape
-                || l.two_class_rates(0.0).is_none()
-                || l.dependence() == crate::model::labels::Dependence::Aggregate
-                || coupled
-            {
-                return Err(no_limit(
-                    key("labels"),
-                    "dynamic labels other than two classes in a constant environment on an uncoupled escape-noise population",
-                ));
-            }
-        }
         if m.noise != NoiseKind::Additive {
             return Err(no_limit(key("noise"), "multiplicative noise"));
         }
@@ -234,7 +224,7 @@ pub(super) struct InitialLaw {
 }
 
 impl InitialLaw {
-    fn of(b: &crate::model::lif::Lif) -> Self {
+    pub(super) fn of(b: &crate::model::lif::Lif) -> Self {
         InitialLaw {
             lo: b.v_init.0,
             hi: b.v_init.1,
@@ -415,30 +405,11 @@ struct EscapeLimit {
     group_shares: Vec<f64>,
     /// Escape intensity [1/ms] of each group's population at each cell centre.
     intensities: Vec<Vec<f64>>,
-    /// Per population with labels: the joint density of (V, label).
-    joints: Vec<Option<JointSolver>>,
 }
 
 impl Limit for EscapeLimit {
     fn advance_to(&mut self, t: f64) {
         self.solver.advance_to(t);
-        for j in self.joints.iter_mut().flatten() {
-            j.advance_to(t);
-        }
-    }
-    fn label_densities(&self, bins: usize) -> Vec<Option<Vec<f64>>> {
-        self.joints
-            .iter()
-            .map(|j| {
-                j.as_ref().map(|j| {
-                    // Class 0 is l, class 1 is 1 - l: the same density mirrored.
-                    let d = j.label_density(bins);
-                    let mut both = d.clone();
-                    both.extend(d.iter().rev());
-                    both
-                })
-            })
-            .collect()
     }
     fn rates(&self) -> Vec<f64> {
         let r = self.solver.rates();
@@ -768,43 +739,6 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
             std::iter::repeat_n(row, bins)
         })
         .collect();
-    let joints = config
-        .populations
-        .iter()
-        .map(|p| {
-            let Some(l) = p.model.labels.clone() else {
-                return Ok(None);
-            };
-            let m = p.model.clone();
-            let (md, mi) = (m.clone(), m.clone());
-            let b = &m.base;
-            let init = initial_density(b, &centres, width);
-            let l0 = l.initial()[0];
-            JointSolver::new(
-                Joint {
-                    drift: Box::new(move |v| md.intrinsic_drift(v, 0.0)),
-                    intensity: Box::new(move |v| {
-                        intensity(mi.escape.as_ref().expect("escape family"), v) / 1000.0
-                    }),
-                    rates: Box::new(move |v| l.two_class_rates(v).expect("checked by family")),
-                    sigma: b.sigma,
-                    v_reset: b.v_reset,
-                },
-                v_min,
-                v_max,
-                cells,
-                100,
-                &init,
-                l0,
-            )
-            .map(Some)
-            .map_err(|e| Error::Argument {
-                key: format!("population.{}.labels", p.name),
-                value: "(table)".into(),
-                reason: e,
-            })
-        })
-        .collect::<Result<Vec<_>, Error>>()?;
     Ok(EscapeLimit {
         solver,
         bins,
@@ -813,7 +747,6 @@ fn escape_limit(config: &Config) -> Result<EscapeLimit, Error> {
         couplings: per_projection,
         group_shares,
         intensities,
-        joints,
     })
 }
 
@@ -875,8 +808,23 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
             s.histogram_times.push(t);
             for (p, d) in limit.label_densities(h.label_bins).into_iter().enumerate() {
-                if let Some(d) = d {
-                    s.labels[p].extend(d);
+                let Some(d) = d else { continue };
+                match config.populations[p]
+                    .model
+                    .labels
+                    .as_ref()
+                    .filter(|_| b == 0)
+                {
+                    // Every label starts at `init`: each class's point mass in its bin.
+                    Some(l) => {
+                        let lb = h.label_bins;
+                        for &x in l.initial() {
+                            let mut row = vec![0.0; lb];
+                            row[((x * lb as f64) as usize).min(lb - 1)] = lb as f64;
+                            s.labels[p].extend(row);
+                        }
+                    }
+                    None => s.labels[p].extend(d),
                 }
             }
             let densities = if b == 0 {
@@ -978,6 +926,13 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
         Family::McKean => {
             let mut l = super::mckean::limit(config);
             let converged = l.solver.steady_state(1e-6, t_max);
+            Stationary::without_bins(l.rates(), converged)
+        }
+        Family::Labels => {
+            // On the run's step: the stationary state of the splitting barely depends on it.
+            let mut l = labels::limit(config)?;
+            l.solver.set_step(config.dt);
+            let converged = l.solver.steady_state(1e-4, t_max);
             Stationary::without_bins(l.rates(), converged)
         }
     })
@@ -1098,11 +1053,12 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
         Family::Escape => follow(config, &mut escape_limit(config)?),
         Family::Balanced => balanced::follow(config, follow)?,
         Family::McKean => follow(config, &mut super::mckean::limit(config)),
+        Family::Labels => follow(config, &mut labels::limit(config)?),
     };
     let stationary = stationary(config, family)?;
     let (siegert, balance) = match family {
         Family::Lif => (Some(siegert_rates(config)), balance_rates(config)),
-        Family::Escape | Family::McKean => (None, None),
+        Family::Escape | Family::McKean | Family::Labels => (None, None),
         Family::Balanced => {
             let b = balanced::balance(config)?;
             (None, Some(balanced::per_population(config, &b, &b.rates)))
@@ -1132,6 +1088,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
             Family::Escape => "escape-noise Fokker-Planck",
             Family::Balanced => "balanced kinetic Fokker-Planck",
             Family::McKean => "McKean-Vlasov Fokker-Planck",
+            Family::Labels => "labelled-network Fokker-Planck",
         },
         config.n_steps as f64 * config.dt
     );
@@ -1209,11 +1166,20 @@ fn write(
         },
         w,
     )?;
-    // Two classes (l and 1 - l) where the limit solved the joint density.
     let classes: Vec<usize> = s
         .labels
         .iter()
-        .map(|l| if l.is_empty() { 0 } else { 2 })
+        .zip(&config.populations)
+        .map(|(l, p)| {
+            if l.is_empty() {
+                0
+            } else {
+                p.model
+                    .labels
+                    .as_ref()
+                    .map_or(0, crate::model::labels::Labels::k)
+            }
+        })
         .collect();
     crate::output::write_labels(
         file,
@@ -1238,6 +1204,7 @@ fn write(
             Family::Escape => "escape_fokker_planck",
             Family::Balanced => "balanced_kinetic",
             Family::McKean => "mckean_vlasov_fokker_planck",
+            Family::Labels => "labelled_fokker_planck",
         },
     )?;
     let (v_min, v_max, cells) = grid(config);

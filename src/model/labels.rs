@@ -132,7 +132,25 @@ enum Env {
         mu: f64,
         sigma: f64,
     },
-    Gamma(Gamma<f64>),
+    Gamma {
+        dist: Gamma<f64>,
+        shape: f64,
+        scale: f64,
+    },
+}
+
+/// The law of each coefficient of the random environment, for the mean-field limit's
+/// quadrature over it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EnvironmentLaw {
+    /// Every coefficient equals this value.
+    Constant(f64),
+    /// Uniform on `[lo, lo + width]`.
+    Uniform { lo: f64, width: f64 },
+    /// `exp(mu + sigma Z)`, `Z` standard normal.
+    Lognormal { mu: f64, sigma: f64 },
+    /// Gamma with density `x^(shape - 1) exp(-x / scale)`, normalised.
+    Gamma { shape: f64, scale: f64 },
 }
 
 impl Env {
@@ -147,7 +165,7 @@ impl Env {
                 let z: f64 = StandardNormal.sample(rng);
                 (mu + sigma * z).exp()
             }
-            Env::Gamma(g) => g.sample(rng),
+            Env::Gamma { dist, .. } => dist.sample(rng),
         }
     }
 }
@@ -326,7 +344,11 @@ impl Labels {
                             &format!("gives no valid gamma distribution with mean = {mean}"),
                         )
                     })?;
-                Env::Gamma(g)
+                Env::Gamma {
+                    dist: g,
+                    shape,
+                    scale,
+                }
             }
         };
         let refresh_rate = non_negative(&key("refresh_rate"), raw.refresh_rate, "[Hz]")?;
@@ -345,19 +367,29 @@ impl Labels {
     }
 
     /// The number of classes K.
-    /// For two classes in a constant environment: the transition rates `(q01, q10)` [1/ms] at
-    /// the argument `x` (`beta alpha_kl(x)`); `None` otherwise (more classes, or a random
-    /// environment, whose limit needs the environment's law).
-    pub fn two_class_rates(&self, x: f64) -> Option<(f64, f64)> {
-        let Env::Constant(beta) = self.env else {
-            return None;
-        };
-        if self.k != 2 {
-            return None;
+    /// The law of each environment coefficient `beta_kl` (all independent, redrawn together).
+    pub fn environment(&self) -> EnvironmentLaw {
+        match self.env {
+            Env::Constant(m) => EnvironmentLaw::Constant(m),
+            Env::Uniform { lo, width } => EnvironmentLaw::Uniform { lo, width },
+            Env::Lognormal { mu, sigma } => EnvironmentLaw::Lognormal { mu, sigma },
+            Env::Gamma { shape, scale, .. } => EnvironmentLaw::Gamma { shape, scale },
         }
-        let mut memo = (0.0, 1.0);
-        let q01 = self.rate(1, beta, x, &mut memo);
-        Some((q01, self.rate(2, beta, x, &mut memo)))
+    }
+
+    /// The rate at which each neuron redraws its environment [Hz].
+    pub fn refresh_rate(&self) -> f64 {
+        self.refresh_rate
+    }
+
+    /// The base rate `rates_kl` [1/ms] (0: the transition never happens, whatever `beta`).
+    pub fn base_rate(&self, k: usize, l: usize) -> f64 {
+        self.rates[k * self.k + l]
+    }
+
+    /// `Q_kl = beta rates_kl s_kl(x)` [1/ms] for `k != l`, at the argument `x` of the rates.
+    pub fn transition_rate(&self, k: usize, l: usize, beta: f64, x: f64) -> f64 {
+        self.rate(k * self.k + l, beta, x, &mut (0.0, 1.0))
     }
 
     /// The initial label (class probabilities).
