@@ -6,6 +6,8 @@
 //!   equation of the fluctuations.
 //! * [`escape`]: escape-noise integrate-and-fire populations with a kernel (Jabin-Zhou), the
 //!   density `f(t, v, xi)` with the reset as a source.
+//! * [`labels`]: labelled networks (D'Onofrio), the joint density of potential, label and
+//!   environment with labels that feed back through efficacies and the empirical measure.
 //! * [`lif`]: threshold LIF populations (Fokker-Planck with absorbing threshold and
 //!   reinjection), coupled through the diffusion approximation of their input.
 //! * [`mckean`]: populations without spikes coupled through electrical and chemical aggregate
