@@ -94,7 +94,12 @@ fn outcome(ranks: usize, dir: &Path, stderr: String, took: Duration) -> Outcome 
     let lines = stderr
         .lines()
         .filter(|l| l.starts_with("lapicque:"))
-        .filter(|l| !l.ends_with(" rank(s)") && !l.starts_with("lapicque: resuming"))
+        // Banners, and the progress lines a slow machine prints every 10 s.
+        .filter(|l| {
+            !l.ends_with(" rank(s)")
+                && !l.starts_with("lapicque: resuming")
+                && !l.contains(", ETA ")
+        })
         .map(str::to_string)
         .collect();
     Outcome {

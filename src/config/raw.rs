@@ -126,7 +126,7 @@ fn d_label_cells() -> u64 {
     32
 }
 fn d_beta_nodes() -> u64 {
-    3
+    6
 }
 fn d_mf_xi() -> u64 {
     24

@@ -56,15 +56,19 @@
 //!    factorisation per population (per label cell with `target_efficacy`), the M-matrix solve
 //!    of [`super::lif`]; the outflux at threshold (threshold) or the exact loss
 //!    `f (1 - exp(-nu dt))` (escape) is queued per row for `t_ref`;
-//! 4. labels: explicit upwind finite volumes of `lambda Q` in the simplex (zero flux at its
-//!    boundary, where `lambda Q` points inwards), sub-stepped so every cell keeps at least a
-//!    tenth of its mass; the refractory queue moves with `x = v_reset`;
+//! 4. labels: explicit finite volumes of `lambda Q` in the simplex with upwind face values
+//!    reconstructed by minmod-limited slopes (MUSCL: second order where the density is
+//!    smooth, first order at its extrema), zero flux at the simplex boundary (where
+//!    `lambda Q` points inwards), sub-stepped so every cell keeps at least a tenth of its mass;
+//!    the refractory queue moves with `x = v_reset`;
 //! 5. refresh: `f_beta <- e^(-r dt) f_beta + (1 - e^(-r dt)) pi(beta) sum_beta' f_beta'`.
 //!
-//! Mass is conserved to round-off and every value stays non-negative. First order in `dt`, in
-//! the label cell and (through the upwind label flux) in the `v` cell where rates depend on V;
-//! the quadrature in `beta` converges exponentially for smooth rates. Measured in
-//! `tests/labels.rs` and recorded in docs/meanfield.md.
+//! Mass is conserved to round-off and every value stays non-negative. First order in `dt`; in
+//! the label cell first order where the label law has a point mass or a kink (a population
+//! whose labels all start at one point), better where it is smooth; the Gauss rule in `beta`
+//! converges fast for expectations (rates, densities of V), while the law of the label itself
+//! is a mixture of one law per node and needs more nodes (docs/meanfield.md). Measured in
+//! `tests/labels.rs`.
 
 use super::lif::{reset_split, sg_coefficients, Tridiagonal};
 use super::run::{add_point_mass, phi_at, rebin, Limit};
@@ -218,6 +222,34 @@ pub struct LabelGrid {
     /// Interior faces: the cells on the low and high side, the axis (class) across which it
     /// lies, and the label at its centre.
     faces: Vec<(usize, usize, usize, [f64; MAX_LIMIT_CLASSES])>,
+    /// Per face: the cell beyond the low one and the cell beyond the high one along its axis
+    /// (the cell itself at the edge of the simplex), for the limited slopes.
+    beyond: Vec<(usize, usize)>,
+}
+
+/// `minmod(x, y)`: the smaller slope where both have one sign, else 0.
+#[inline]
+fn minmod(x: f64, y: f64) -> f64 {
+    if x * y <= 0.0 {
+        0.0
+    } else if x.abs() < y.abs() {
+        x
+    } else {
+        y
+    }
+}
+
+/// The density at a face of velocity `u` between cells `a` and `b`, reconstructed from the
+/// upwind cell with the minmod-limited slope (`aa` beyond `a`, `bb` beyond `b`): second order
+/// where the density is smooth, first order at extrema, never below 0 nor above 1.5 times
+/// the upwind cell's value.
+#[inline]
+fn face_value(u: f64, aa: f64, a: f64, b: f64, bb: f64) -> f64 {
+    if u > 0.0 {
+        a + 0.5 * minmod(b - a, a - aa)
+    } else {
+        b - 0.5 * minmod(bb - b, b - a)
+    }
 }
 
 impl LabelGrid {
@@ -229,6 +261,7 @@ impl LabelGrid {
             centre: Vec::new(),
             corner: Vec::new(),
             faces: Vec::new(),
+            beyond: Vec::new(),
         };
         match k {
             1 => {
@@ -244,6 +277,7 @@ impl LabelGrid {
                 for a in 0..n - 1 {
                     let l = (a + 1) as f64 * dl;
                     g.faces.push((a, a + 1, 0, [l, 1.0 - l, 0.0]));
+                    g.beyond.push((a.saturating_sub(1), (a + 2).min(n - 1)));
                 }
             }
             _ => {
@@ -256,18 +290,33 @@ impl LabelGrid {
                         g.corner.push((a, b));
                     }
                 }
+                let at = |a: usize, b: usize| index[a * n + b];
                 for a in 0..n {
                     for b in 0..n - a {
-                        let here = index[a * n + b];
+                        let here = at(a, b);
                         if a + b + 1 < n {
                             let x = (a + 1) as f64 * dl;
                             let y = (b as f64 + 0.5) * dl;
-                            g.faces
-                                .push((here, index[(a + 1) * n + b], 0, [x, y, 1.0 - x - y]));
+                            g.faces.push((here, at(a + 1, b), 0, [x, y, 1.0 - x - y]));
+                            g.beyond.push((
+                                if a > 0 { at(a - 1, b) } else { here },
+                                if a + b + 2 < n {
+                                    at(a + 2, b)
+                                } else {
+                                    at(a + 1, b)
+                                },
+                            ));
                             let x = (a as f64 + 0.5) * dl;
                             let y = (b + 1) as f64 * dl;
-                            g.faces
-                                .push((here, index[a * n + b + 1], 1, [x, y, 1.0 - x - y]));
+                            g.faces.push((here, at(a, b + 1), 1, [x, y, 1.0 - x - y]));
+                            g.beyond.push((
+                                if b > 0 { at(a, b - 1) } else { here },
+                                if a + b + 2 < n {
+                                    at(a, b + 2)
+                                } else {
+                                    at(a, b + 1)
+                                },
+                            ));
                         }
                     }
                 }
@@ -576,10 +625,7 @@ impl Pop {
         if nf == 0 {
             return;
         }
-        let vmax = vel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let per_cell = 2.0 * (self.grid.k - 1) as f64;
-        let cfl = vmax * dt / self.grid.dl() * per_cell;
-        let sub = (cfl / 0.9).ceil().max(1.0) as usize;
+        let sub = self.label_substeps(dt, vel);
         let k = dt / sub as f64 / self.grid.dl();
         for _ in 0..sub {
             for q in 0..nq {
@@ -587,33 +633,37 @@ impl Pop {
                 self.scratch.clear();
                 self.scratch.extend_from_slice(block);
                 let old = &self.scratch;
-                for (face, &(a, b, _, _)) in self.grid.faces.iter().enumerate() {
+                let row = |c: usize| &old[c * nv..(c + 1) * nv];
+                for (face, (&(a, b, _, _), &(aa, bb))) in
+                    self.grid.faces.iter().zip(&self.grid.beyond).enumerate()
+                {
                     // a < b: the two rows apart.
                     let (lo, hi) = block.split_at_mut(b * nv);
                     let (ra, rb) = (&mut lo[a * nv..(a + 1) * nv], &mut hi[..nv]);
-                    let (oa, ob) = (&old[a * nv..(a + 1) * nv], &old[b * nv..(b + 1) * nv]);
-                    if uniform {
-                        let u = vel[q * nf + face];
-                        let src = if u > 0.0 { oa } else { ob };
-                        for ((x, y), o) in ra.iter_mut().zip(rb.iter_mut()).zip(src) {
-                            let flux = k * u * o;
-                            *x -= flux;
-                            *y += flux;
-                        }
-                    } else {
-                        let us = &vel[(q * nf + face) * nv..(q * nf + face + 1) * nv];
-                        for ((((x, y), u), pa), pb) in
-                            ra.iter_mut().zip(rb.iter_mut()).zip(us).zip(oa).zip(ob)
-                        {
-                            let up = if *u > 0.0 { *pa } else { *pb };
-                            let flux = k * u * up;
-                            *x -= flux;
-                            *y += flux;
-                        }
+                    let (oaa, oa, ob, obb) = (row(aa), row(a), row(b), row(bb));
+                    for i in 0..nv {
+                        let u = if uniform {
+                            vel[q * nf + face]
+                        } else {
+                            vel[(q * nf + face) * nv + i]
+                        };
+                        let flux = k * u * face_value(u, oaa[i], oa[i], ob[i], obb[i]);
+                        ra[i] -= flux;
+                        rb[i] += flux;
                     }
                 }
             }
         }
+    }
+
+    /// Sub-steps of the label step that keep every value non-negative: a cell loses at most
+    /// 90% of its mass through its `2 (K - 1)` faces, each carrying at most 1.5 times its value.
+    fn label_substeps(&self, dt: f64, vel: &[f64]) -> usize {
+        let vmax = vel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+        let per_cell = 2.0 * (self.grid.k - 1) as f64 * 1.5;
+        (vmax * dt / self.grid.dl() * per_cell / 0.9)
+            .ceil()
+            .max(1.0) as usize
     }
 
     /// The label step of the refractory queue, `vel` per (node, face) at `v_reset`.
@@ -623,20 +673,18 @@ impl Pop {
         if nf == 0 || self.queue.is_empty() {
             return;
         }
-        let vmax = vel.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-        let per_cell = 2.0 * (self.grid.k - 1) as f64;
-        let sub = (vmax * dt / self.grid.dl() * per_cell / 0.9)
-            .ceil()
-            .max(1.0) as usize;
+        let sub = self.label_substeps(dt, vel);
         let k = dt / sub as f64 / self.grid.dl();
         for m in self.queue.iter_mut() {
             for _ in 0..sub {
                 for q in 0..nq {
                     let block = &mut m[q * nc..(q + 1) * nc];
                     let old = block.to_vec();
-                    for (face, &(a, b, _, _)) in self.grid.faces.iter().enumerate() {
+                    for (face, (&(a, b, _, _), &(aa, bb))) in
+                        self.grid.faces.iter().zip(&self.grid.beyond).enumerate()
+                    {
                         let u = vel[q * nf + face];
-                        let flux = k * u * if u > 0.0 { old[a] } else { old[b] };
+                        let flux = k * u * face_value(u, old[aa], old[a], old[b], old[bb]);
                         block[a] -= flux;
                         block[b] += flux;
                     }
