@@ -61,6 +61,11 @@ fn job(ranks: usize, dir: &Path, prefix: &str, args: &[OsString]) -> Command {
             format!("{prefix};")
         }
     );
+    job_script(ranks, dir, &script, args)
+}
+
+/// A job of `ranks` ranks each running `sh -c script sh lapicque args...` in `dir`.
+fn job_script(ranks: usize, dir: &Path, script: &str, args: &[OsString]) -> Command {
     let mut a: Vec<OsString> = vec![
         "-c".into(),
         script.into(),
@@ -686,4 +691,57 @@ fn a_non_utf8_output_path_is_refused_before_the_run() {
     o.assert_fails(2, "output.path");
     assert!(o.lines[0].contains("UTF-8"), "{:?}", o.lines[0]);
     assert!(o.took < Duration::from_secs(10), "took {:?}", o.took);
+}
+
+/// Case 10: SIGTERM to `mpirun` itself (what `kill` of the launcher, or a batch system that
+/// signals only the job script, does). Open MPI passes SIGTERM on to its ranks as part of its
+/// own shutdown: the ranks write one checkpoint together (complete: every rank wrote its part
+/// before it was closed), one stop line names the signal and the checkpoint, no output file is
+/// left, all within 30 s. The ranks' own exit codes (4) cannot be recorded here: the launcher
+/// kills the shells that would record them as soon as the first rank ends. The launcher's own
+/// exit status stays 1 (docs/faults.md: send SIGUSR1 to `mpirun`, or launch with `srun`, for 4
+/// from the launcher as well).
+#[test]
+fn sigterm_to_mpirun_checkpoints_on_every_rank() {
+    let dir = common::scratch("never_hang_sigterm");
+    let out = dir.join("out.h5");
+    // The launcher signals its direct children: here a shell per rank, which passes SIGTERM on
+    // to lapicque as the launcher would if lapicque were its child.
+    let script = "\"$@\" & pid=$!; trap 'kill -TERM $pid' TERM; wait $pid; wait $pid";
+    let args: Vec<OsString> = [
+        "run",
+        &smoke(),
+        "-o",
+        out.to_str().unwrap(),
+        "--set",
+        "simulation.t_stop=20000",
+    ]
+    .iter()
+    .map(OsString::from)
+    .collect();
+    let err = std::fs::File::create(dir.join("job.err")).unwrap();
+    let mut child = job_script(3, &dir, script, &args)
+        .stdout(Stdio::null())
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    wait_for(&dir.join("job.err"), "rank(s)", &mut child);
+    // The handlers are installed before the first step; leave time to reach it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let took = finish(child, LIMIT);
+    let stderr = std::fs::read_to_string(dir.join("job.err")).unwrap();
+    let o = outcome(3, &dir, stderr, took);
+    assert_eq!(o.lines.len(), 1, "{}", o.stderr);
+    assert!(o.lines[0].contains("stopped by a signal"), "{}", o.stderr);
+    assert!(o.took < LIMIT, "took {:?}", o.took);
+    assert_nothing_left(&out);
+    let checkpoint = dir.join("out.checkpoint.h5");
+    assert!(checkpoint.exists(), "{}", o.stderr);
+    // What `--restart` checks first: the file was closed after every rank wrote its part.
+    assert_eq!(attr_text(&checkpoint, "status"), "complete");
 }

@@ -860,6 +860,13 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         }
     };
     sample(0, limit, &mut s);
+    // Progress on stderr, as a run reports it: a limit can take minutes.
+    let mut progress = crate::progress::Progress::new(
+        true,
+        config.n_steps,
+        config.dt,
+        config.raw.output.progress_interval,
+    );
     for n in 0..config.n_steps {
         limit.advance_to((n + 1) as f64 * config.dt);
         if let Some(bin) = config.rates.bin_of_step(n) {
@@ -868,7 +875,9 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
             }
         }
         sample(n + 1, limit, &mut s);
+        progress.tick(n + 1);
     }
+    progress.finish();
     s
 }
 
