@@ -52,12 +52,12 @@ pub enum AggregateKind {
 pub enum RawS {
     /// 1 (the number of neurons).
     One,
-    /// The potential V [mV].
+    /// The potential V \[mV\].
     #[default]
     Potential,
     /// `max / (1 + exp(-(V - theta)/delta))`.
     Sigmoid { theta: f64, delta: f64, max: f64 },
-    /// The source population's escape intensity `nu(V)` [Hz].
+    /// The source population's escape intensity `nu(V)` \[Hz\].
     Intensity,
     /// 1 if the neuron spiked in the previous step, else 0.
     Spikes,
@@ -78,7 +78,7 @@ pub struct RawAggregate {
     /// `n^(-1/2)`, `alpha > 0` strong coupling.
     #[serde(default)]
     pub alpha: f64,
-    /// Reversal potential `v_q` of chemical coupling [mV].
+    /// Reversal potential `v_q` of chemical coupling \[mV\].
     #[serde(default)]
     pub reversal: f64,
     /// The function of the source's state that is summed (default: the potential).
@@ -219,7 +219,7 @@ impl Aggregate {
 
 /// The state of the local neurons that aggregate sums read.
 pub struct Sources<'a> {
-    /// Potentials [mV].
+    /// Potentials \[mV\].
     pub v: &'a [f64],
     /// FitzHugh-Nagumo recovery variables (empty without).
     pub w: &'a [f64],

@@ -267,6 +267,82 @@ pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
 
 /// `lapicque check`: validates and describes the resolved network (or, with `--resolved`,
 /// returns the resolved configuration as TOML).
+/// One line on a population's model: drift, spike rule, noise, synapses, drive and labels.
+fn describe_neuron(n: &crate::model::neuron::Neuron, dt: f64) -> String {
+    use crate::config::{toml_name, ModelKind, NoiseKind, SpikeRule, SynapseKind};
+    let b = &n.base;
+    let mut parts = vec![match n.kind {
+        ModelKind::Lif => format!(
+            "lif: tau_m {} ms, e_l {} mV, i_e {} mV/ms",
+            b.tau_m, b.e_l, b.i_e
+        ),
+        ModelKind::Perfect => format!("perfect: i_e {} mV/ms", b.i_e),
+        ModelKind::Linear => format!(
+            "linear: a {} mV/ms, c {} 1/ms, i_e {} mV/ms",
+            n.lin.0, n.lin.1, b.i_e
+        ),
+        ModelKind::ExpIf => format!(
+            "exp_if: tau_m {} ms, e_l {} mV, delta_t {} mV, v_t {} mV, i_e {} mV/ms",
+            b.tau_m, b.e_l, n.exp.0, n.exp.1, b.i_e
+        ),
+        ModelKind::Fhn => format!(
+            "fhn: a {}, b {}, eps {} 1/ms, i_e {} mV/ms",
+            n.fhn.0, n.fhn.1, n.fhn.2, b.i_e
+        ),
+    }];
+    let t_ref = f64::from(b.ref_steps) * dt;
+    parts.push(match (n.spike, &n.escape) {
+        (SpikeRule::Escape, Some(e)) => format!(
+            "escape spikes {}, reset {} mV, t_ref {t_ref} ms",
+            toml_name(e),
+            b.v_reset
+        ),
+        (SpikeRule::None, _) => {
+            format!("no reset (upward crossings of v_th {} mV counted)", b.v_th)
+        }
+        _ => format!(
+            "threshold spikes at v_th {} mV, reset {} mV, t_ref {t_ref} ms",
+            b.v_th, b.v_reset
+        ),
+    });
+    parts.push(match n.noise {
+        NoiseKind::Additive => format!("additive noise sigma {} mV/ms^0.5", b.sigma),
+        NoiseKind::Affine => format!(
+            "affine noise max(0, {} + {} V) mV/ms^0.5",
+            b.sigma, n.sigma_v
+        ),
+        NoiseKind::Sqrt => format!("sqrt noise {} sqrt(|V - {}|) mV/ms^0.5", b.sigma, n.e_noise),
+    });
+    parts.push(match n.synapse {
+        SynapseKind::Delta => "delta synapses".into(),
+        SynapseKind::Current => format!(
+            "current synapses (tau_syn {} / {} ms)",
+            n.tau_syn.0, n.tau_syn.1
+        ),
+        SynapseKind::Conductance => format!(
+            "conductance synapses (tau_syn {} / {} ms, e_rev {} / {} mV)",
+            n.tau_syn.0, n.tau_syn.1, n.e_rev.0, n.e_rev.1
+        ),
+    });
+    if b.poisson_rate > 0.0 {
+        parts.push(format!(
+            "Poisson drive {} Hz x {} mV",
+            b.poisson_rate, b.poisson_weight
+        ));
+    }
+    if let Some(l) = &n.labels {
+        parts.push(format!(
+            "labels: {} classes, efficacies {:?}, rates depend on {}, environment {}, redrawn at {} Hz",
+            l.k(),
+            l.efficacies(),
+            toml_name(&l.dependence()),
+            l.environment(),
+            l.refresh_rate()
+        ));
+    }
+    parts.join("; ")
+}
+
 pub fn check(args: &CheckArgs) -> Result<String, Error> {
     let path = &args.config.config;
     let text = read_text(path).map_err(|reason| Error::Read {
@@ -289,27 +365,58 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
     );
     let _ = writeln!(out, "populations ({} neurons):", c.n_neurons());
     for p in &c.populations {
-        let m = &p.model.base;
         let _ = writeln!(
-        out,
-            "  {:<10} {:>9} neurons, gids {}..{}, lif: tau_m {} ms, v_th {} mV, v_reset {} mV, t_ref {} ms, i_e {} mV/ms, sigma {} mV/ms^0.5, poisson {} Hz x {} mV",
+            out,
+            "  {:<10} {:>9} neurons, gids {}..{}, {}",
             p.name,
             p.size,
             p.gid_start,
             p.gid_start + p.size,
-            m.tau_m,
-            m.v_th,
-            m.v_reset,
-            f64::from(m.ref_steps) * c.dt,
-            m.i_e,
-            m.sigma,
-            m.poisson_rate,
-            m.poisson_weight
+            describe_neuron(&p.model, c.dt)
+        );
+    }
+    if !c.aggregates.is_empty() {
+        let _ = writeln!(out, "aggregate terms:");
+    }
+    for a in &c.aggregates {
+        use crate::config::toml_name;
+        let mut parts = vec![
+            toml_name(&a.kind),
+            format!("J = {} (j0 n^(alpha - 1))", a.j),
+            format!("s = {}", toml_name(&a.s)),
+        ];
+        if a.kind == crate::aggregate::AggregateKind::Chemical {
+            parts.push(format!("reversal {} mV", a.reversal));
+        }
+        if a.efficacy {
+            parts.push("times the source's efficacy".into());
+        }
+        if a.target_efficacy {
+            parts.push("times the target's efficacy".into());
+        }
+        if a.bins > 1 {
+            parts.push(format!("{} coordinate bins", a.bins));
+        }
+        let _ = writeln!(
+            out,
+            "  {:<10} {} -> {}: {}",
+            a.name,
+            c.populations[a.source].name,
+            c.populations[a.target].name,
+            parts.join(", ")
         );
     }
     let mut total = 0.0;
     let mut max_delay = 1;
-    let _ = writeln!(out, "projections:");
+    let _ = writeln!(
+        out,
+        "projections:{}",
+        if c.projections.is_empty() {
+            " none"
+        } else {
+            ""
+        }
+    );
     for proj in &c.projections {
         let n = c.expected_synapses(proj);
         total += n;
@@ -344,10 +451,23 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
         * c.projections
             .iter()
             .map(|p| c.populations[p.source].size as f64)
-            .sum::<f64>();
+            .sum::<f64>()
+            // An empty sum is -0.0.
+            .max(0.0);
     let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
     let bytes = 4.0 * total + offsets + state;
-    let _ = writeln!(out, "expected synapses: {total:.0}");
+    let _ = writeln!(
+        out,
+        "expected synapses: {total:.0}{}",
+        if c.aggregates.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " (plus coupling through {} aggregate terms, which store no synapses)",
+                c.aggregates.len()
+            )
+        }
+    );
     let _ = writeln!(
         out,
         "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source offsets per extra rank)",

@@ -90,7 +90,7 @@ pub struct CompareArgs {
     pub a: PathBuf,
     /// Output file B, with the same populations (sizes, seeds and durations may differ).
     pub b: PathBuf,
-    /// Compare only times at or after this one [ms] (also the start of the time averages).
+    /// Compare only times at or after this one, in ms (also the start of the time averages).
     #[arg(
         long,
         value_name = "MS",

@@ -5,7 +5,7 @@
 //! Both files must be complete (`status = "complete"`) and hold the same populations (names;
 //! the sizes may differ, the report states both). Series are compared at their common times
 //! (rate bins, histogram and moment samples, tree samples that occur in both files, from
-//! `from` [ms] on), so runs of different `t_stop` are compared on their common window; grids
+//! `from` \[ms\] on), so runs of different `t_stop` are compared on their common window; grids
 //! that cannot be lined up (rate bins of other widths or offsets, other V or label bins) are
 //! refused with one line naming them ([`Error::Mismatch`], exit code 2). For each population:
 //!
@@ -14,10 +14,10 @@
 //! * the empirical densities of V (`/histograms/<pop>`, 1/mV), at every common sample: the L1
 //!   distance ([`l1`]) and the Wasserstein-1 distance in mV ([`wasserstein1`]); and the same two
 //!   distances between the densities averaged over the common samples;
-//! * moments (`/moments/<pop>`): `|mean_A - mean_B|` and `|sd_A - sd_B|` of V [mV];
+//! * moments (`/moments/<pop>`): `|mean_A - mean_B|` and `|sd_A - sd_B|` of V \[mV\];
 //! * the extended density `f(t, v, xi)` (`/densities/<pop>`): the L1 distance of the joint law
 //!   of (V, xi) (`sum |f_A - f_B| dv dxi`) and the mean over coordinate bins of the W1 distance
-//!   [mV] between the laws of V in each bin;
+//!   \[mV\] between the laws of V in each bin;
 //! * label densities (`/labels/<pop>`): the L1 and W1 distances (on [0, 1], dimensionless) of
 //!   each class's probability, averaged over the classes.
 //!
@@ -33,7 +33,7 @@ use hdf5::File;
 use std::fmt::Write as _;
 use std::path::Path;
 
-/// Total mass `sum_b f_b w_b` of a binned density `f` [1/mV] on `edges` [mV] (bin `b` is
+/// Total mass `sum_b f_b w_b` of a binned density `f` [1/mV] on `edges` \[mV\] (bin `b` is
 /// `[edges[b], edges[b + 1])`, of width `w_b`): the fraction of neurons inside the range.
 pub fn mass(f: &[f64], edges: &[f64]) -> f64 {
     f.iter()
@@ -43,7 +43,7 @@ pub fn mass(f: &[f64], edges: &[f64]) -> f64 {
 }
 
 /// L1 distance `sum_b |fA_b - fB_b| w_b` between two binned densities [1/mV] on the same
-/// `edges` [mV] (dimensionless; 2 for disjoint probability measures). The densities are not
+/// `edges` \[mV\] (dimensionless; 2 for disjoint probability measures). The densities are not
 /// normalised: a difference in the mass inside the range counts.
 pub fn l1(fa: &[f64], fb: &[f64], edges: &[f64]) -> f64 {
     fa.iter()
@@ -53,8 +53,8 @@ pub fn l1(fa: &[f64], fb: &[f64], edges: &[f64]) -> f64 {
         .sum()
 }
 
-/// Wasserstein-1 distance [mV] between the binned measures of two densities [1/mV] on the same
-/// `edges` [mV]: each bin's mass sits at the bin's centre `c_b`, mass outside
+/// Wasserstein-1 distance \[mV\] between the binned measures of two densities [1/mV] on the same
+/// `edges` \[mV\]: each bin's mass sits at the bin's centre `c_b`, mass outside
 /// `[v_min, v_max)` is ignored, and each measure is normalised to mass 1 (its mass inside the
 /// range is positive); then
 ///
@@ -101,7 +101,7 @@ fn max(x: &[f64]) -> f64 {
     }
 }
 
-/// One per-time series of a population or tree: `quantity` at `time` [ms].
+/// One per-time series of a population or tree: `quantity` at `time` \[ms\].
 #[derive(Clone, Debug)]
 pub struct Series {
     pub quantity: &'static str,
@@ -115,15 +115,15 @@ pub struct PopulationComparison {
     pub name: String,
     /// Neurons in A and in B.
     pub sizes: (u64, u64),
-    /// Mean rates of A and B over the common bins [Hz].
+    /// Mean rates of A and B over the common bins \[Hz\].
     pub mean_rate: (f64, f64),
-    /// `rate_abs_diff` [Hz] per common rate bin; then, where both files have them,
-    /// `histogram_l1` [1] and `histogram_w1` [mV] per common histogram sample,
-    /// `mean_abs_diff` and `sd_abs_diff` [mV] per moment sample, `density_l1` [1] and
-    /// `density_w1` [mV] per sample of `/densities`, `label_l1` and `label_w1` [1] per sample
+    /// `rate_abs_diff` \[Hz\] per common rate bin; then, where both files have them,
+    /// `histogram_l1` \[1\] and `histogram_w1` \[mV\] per common histogram sample,
+    /// `mean_abs_diff` and `sd_abs_diff` \[mV\] per moment sample, `density_l1` \[1\] and
+    /// `density_w1` \[mV\] per sample of `/densities`, `label_l1` and `label_w1` \[1\] per sample
     /// of `/labels`.
     pub series: Vec<Series>,
-    /// L1 [1] and W1 [mV] distances between the histograms averaged over the common samples.
+    /// L1 \[1\] and W1 \[mV\] distances between the histograms averaged over the common samples.
     pub averaged: Option<(f64, f64)>,
 }
 
@@ -148,7 +148,7 @@ pub struct TreeComparison {
 pub struct Comparison {
     pub a: String,
     pub b: String,
-    /// Start of the compared window [ms].
+    /// Start of the compared window \[ms\].
     pub from: f64,
     /// What was compared on which grid, and what was not compared and why.
     pub notes: Vec<String>,
@@ -274,8 +274,8 @@ impl Comparison {
 
     /// The series as CSV: `subject,quantity,time_ms,value`, the subject a population or a
     /// tree observable's name. Per-time rows first, then the window's summaries at the
-    /// window's start: `mean_rate_a`, `mean_rate_b` [Hz], `histogram_l1_of_mean`,
-    /// `histogram_w1_of_mean` [mV] per population and `tree_mean_a`, `tree_mean_b` per tree.
+    /// window's start: `mean_rate_a`, `mean_rate_b` \[Hz\], `histogram_l1_of_mean`,
+    /// `histogram_w1_of_mean` \[mV\] per population and `tree_mean_a`, `tree_mean_b` per tree.
     /// Numbers in scientific notation.
     pub fn csv(&self) -> String {
         let mut out = String::from("subject,quantity,time_ms,value\n");
@@ -530,7 +530,7 @@ fn mean_over_rows(a: &[f64], b: &[f64], len: usize, d: impl Fn(&[f64], &[f64]) -
 }
 
 /// Compares two output files (see the module documentation) on their common times at or
-/// after `from` [ms].
+/// after `from` \[ms\].
 pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
     let (ra, rb) = (Run::open(a)?, Run::open(b)?);
     let (na, nb) = (ra.path.clone(), rb.path.clone());

@@ -23,16 +23,16 @@ pub struct ProjectionTable {
     /// ascending (repeated for multapses; for a file, edges to one target in file order).
     pub offsets: Vec<u64>,
     pub targets: Vec<u32>,
-    /// [mV] Per-synapse weights, parallel to `targets`; empty where every synapse has
+    /// \[mV\] Per-synapse weights, parallel to `targets`; empty where every synapse has
     /// `weight`.
     pub weights: Vec<f32>,
-    /// [mV] The weight of every synapse where `weights` is empty (else the projection's mean
+    /// \[mV\] The weight of every synapse where `weights` is empty (else the projection's mean
     /// weight, see [`Projection::weight`]).
     pub weight: f64,
     pub delay_steps: u32,
     /// Where weights are per synapse: for each source, the sums of its local synapses'
     /// positive and of their negative weights, each weight cut to a multiple of 2^-32 mV
-    /// ([`crate::observables::fixed`]): the exact input a spike delivers here, for the balance
+    /// (`observables::fixed`): the exact input a spike delivers here, for the balance
     /// diagnostics. Empty where `weights` is.
     pub weight_sums: Vec<[i128; 2]>,
 }
@@ -57,7 +57,7 @@ impl ProjectionTable {
         (!self.weights.is_empty()).then(|| &self.weights[self.range_of(source_offset)])
     }
 
-    /// The weight of the synapse at position `k` of `targets` [mV].
+    /// The weight of the synapse at position `k` of `targets` \[mV\].
     pub fn weight_at(&self, k: usize) -> f64 {
         if self.weights.is_empty() {
             self.weight
@@ -153,12 +153,12 @@ impl Connectivity {
             .sum()
     }
 
-    /// The largest delay [steps] (1 without synapses tables).
+    /// The largest delay \[steps\] (1 without synapses tables).
     pub fn max_delay(&self) -> u32 {
         self.tables.iter().map(|t| t.delay_steps).max().unwrap_or(1)
     }
 
-    /// The smallest delay [steps] (1 without synapse tables).
+    /// The smallest delay \[steps\] (1 without synapse tables).
     pub fn min_delay(&self) -> u32 {
         self.tables.iter().map(|t| t.delay_steps).min().unwrap_or(1)
     }

@@ -32,9 +32,12 @@
 //! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (ring buffers and delivery), [`rng`],
-//! [`simulation`] (the step loop), [`observables`], [`output`] (the HDF5 layout), [`inspect`],
-//! [`compare`] (distances between two outputs), [`checkpoint`] (save and resume the state),
-//! [`app`] (the commands), [`progress`].
+//! [`simulation`] (the step loop), [`observables`], [`trees`] (tree-indexed observables),
+//! [`output`] (the HDF5 layout), [`inspect`], [`compare`] (distances between two outputs),
+//! [`checkpoint`] (save and resume the state), [`meanfield`] (the limit equations, solved on
+//! grids), [`app`] (the commands), [`cli`], [`progress`], and the fault handling: [`claim`]
+//! (exclusive output paths), [`memory`] (estimates against what is available), [`watchdog`]
+//! (no collective waits forever), [`error`].
 
 pub mod aggregate;
 pub mod app;

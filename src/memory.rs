@@ -9,7 +9,7 @@ use crate::config::{Config, ConnRule};
 pub struct Part {
     pub key: String,
     pub value: String,
-    /// [bytes] on one rank.
+    /// \[bytes\] on one rank.
     pub bytes: f64,
 }
 
@@ -96,7 +96,7 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
     out
 }
 
-/// Memory this process may still use [bytes]: the least of the node's available memory, the
+/// Memory this process may still use \[bytes\]: the least of the node's available memory, the
 /// control group's limit and the address-space limit; `None` where none is known.
 pub fn available() -> Option<f64> {
     let mut limits = Vec::new();

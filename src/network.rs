@@ -18,9 +18,9 @@ use rand::RngExt;
 pub struct Synapses {
     /// Offsets into the source population.
     pub sources: Vec<u32>,
-    /// [mV] One per synapse; empty where every synapse has the projection's `weight`.
+    /// \[mV\] One per synapse; empty where every synapse has the projection's `weight`.
     pub weights: Vec<f64>,
-    /// [steps] One per synapse; empty where every synapse has the projection's `delay_steps`.
+    /// \[steps\] One per synapse; empty where every synapse has the projection's `delay_steps`.
     pub delays: Vec<u32>,
 }
 

@@ -91,9 +91,9 @@ pub struct Recorder {
     pub rate_counts: Vec<Vec<u64>>,
     /// The rate bins, in steps.
     pub rates: Schedule,
-    /// Sample times of the moments [ms].
+    /// Sample times of the moments \[ms\].
     pub moment_times: Vec<f64>,
-    /// Mean and variance of V per population, one entry per sample time [mV], [mV^2].
+    /// Mean and variance of V per population, one entry per sample time \[mV\], [mV^2].
     pub means: Vec<Vec<f64>>,
     pub variances: Vec<Vec<f64>>,
     pub histogram_times: Vec<f64>,
@@ -121,7 +121,7 @@ pub struct Recorder {
     pending_moments: Vec<i128>,
     pending_histograms: Vec<u64>,
     bins: usize,
-    /// Histogram bin width [mV].
+    /// Histogram bin width \[mV\].
     width: f64,
     sizes: Vec<u64>,
     pop_starts: Vec<u64>,
@@ -142,7 +142,7 @@ pub struct Recorder {
     /// Number of V samples in `neurons.v_sum` (moment samples inside the statistics window).
     pub v_samples: u64,
     snapshots: Option<Schedule>,
-    /// Snapshot times [ms].
+    /// Snapshot times \[ms\].
     pub snapshot_times: Vec<f64>,
     /// First local gid.
     local_start: u64,
@@ -155,11 +155,11 @@ pub struct PerNeuron {
     /// Step of the last spike in the window, `u32::MAX` before the first.
     pub last_spike: Vec<u32>,
     pub isi_count: Vec<u32>,
-    /// Sum of the intervals [steps].
+    /// Sum of the intervals \[steps\].
     pub isi_sum: Vec<u64>,
     /// Sum of the squared intervals [steps^2]: integers, exact in f64 below 2^53.
     pub isi_sum2: Vec<f64>,
-    /// Sums of V and V^2 over the V samples [mV], [mV^2].
+    /// Sums of V and V^2 over the V samples \[mV\], [mV^2].
     pub v_sum: Vec<f64>,
     pub v_sum2: Vec<f64>,
     /// Snapshots, one row of local neurons per snapshot time.
@@ -347,7 +347,7 @@ impl Recorder {
     }
 
     /// Takes the local part of the mean and variance of V per population at step boundary
-    /// `boundary`, time `t` [ms]; the global values appear after the next
+    /// `boundary`, time `t` \[ms\]; the global values appear after the next
     /// [`Recorder::reduce`]. Inside the statistics window, also the time sums of each
     /// neuron's V for chi.
     pub fn sample_moments(&mut self, boundary: u64, t: f64, v: &[f64]) {
@@ -372,7 +372,7 @@ impl Recorder {
     }
 
     /// Takes the local part of the normalised histograms of V per population (per coordinate
-    /// bin with `xi_bins > 1`) and of the labels at time `t` [ms]; `lambda` holds `stride`
+    /// bin with `xi_bins > 1`) and of the labels at time `t` \[ms\]; `lambda` holds `stride`
     /// entries per local neuron.
     pub fn sample_histogram(
         &mut self,
@@ -592,7 +592,7 @@ impl Recorder {
         }
     }
 
-    /// Population rate per bin [Hz]; the last bin may be shorter than the others.
+    /// Population rate per bin \[Hz\]; the last bin may be shorter than the others.
     pub fn rates(&self, p: usize, dt: f64) -> Vec<f64> {
         self.rate_counts[p]
             .iter()
@@ -604,7 +604,7 @@ impl Recorder {
             .collect()
     }
 
-    /// Mean rate of population `p` over the whole rates window [Hz] (NaN for an empty window).
+    /// Mean rate of population `p` over the whole rates window \[Hz\] (NaN for an empty window).
     pub fn mean_rate(&self, p: usize, dt: f64) -> f64 {
         let r = self.rates;
         let spikes: u64 = self.rate_counts[p].iter().sum();

@@ -273,13 +273,7 @@ fn write_contents(
     attr_str(root, "finished", &prov.finished)?;
     attr(root, "wall_time", prov.wall_time)?;
 
-    let pops = file.create_group("populations")?;
-    for p in &config.populations {
-        let g = pops.create_group(&p.name)?;
-        attr(&g, "gid_start", p.gid_start)?;
-        attr(&g, "size", p.size)?;
-        attr_str(&g, "model", "lif")?;
-    }
+    write_populations(file, config)?;
 
     if config.raw.output.spikes {
         write_spikes(file, config, comm, run, w)?;
@@ -489,9 +483,9 @@ fn write_spikes(
 }
 
 /// The time series every output has, a run's or the limit's, sampled on the configuration's
-/// schedules: rates per bin [Hz], moments of V, its density, and the extended density.
+/// schedules: rates per bin \[Hz\], moments of V, its density, and the extended density.
 pub(crate) struct Sampled<'a> {
-    /// Per population, one rate per bin [Hz].
+    /// Per population, one rate per bin \[Hz\].
     pub rates: &'a [Vec<f64>],
     pub moment_times: &'a [f64],
     pub means: &'a [Vec<f64>],
@@ -630,6 +624,20 @@ pub(crate) fn write_sampled(
                 w,
             )?;
         }
+    }
+    Ok(())
+}
+
+/// `/populations/<pop>`: each population's gids, size, model and spike rule, as the
+/// configuration names them (a run's file and a limit's alike).
+pub(crate) fn write_populations(file: &File, config: &Config) -> hdf5::Result<()> {
+    let pops = file.create_group("populations")?;
+    for p in &config.populations {
+        let g = pops.create_group(&p.name)?;
+        attr(&g, "gid_start", p.gid_start)?;
+        attr(&g, "size", p.size)?;
+        attr_str(&g, "model", &crate::config::toml_name(&p.model.kind))?;
+        attr_str(&g, "spike", &crate::config::toml_name(&p.model.spike))?;
     }
     Ok(())
 }

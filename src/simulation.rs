@@ -42,7 +42,7 @@ use std::time::Instant;
 /// (and at the end), not at every sample.
 const REDUCE_BATCH: usize = 1 << 16;
 
-/// Wall time per phase on one rank [s].
+/// Wall time per phase on one rank \[s\].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Timers {
     pub build: f64,
@@ -74,7 +74,7 @@ impl Timers {
     }
 }
 
-/// Peak resident memory of this process so far [bytes] (Linux `VmHWM`; 0 where unknown).
+/// Peak resident memory of this process so far \[bytes\] (Linux `VmHWM`; 0 where unknown).
 pub fn peak_rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -86,7 +86,7 @@ pub fn peak_rss_bytes() -> u64 {
 
 /// The dynamic state of a rank's neurons: everything a checkpoint saves.
 pub struct Dynamic {
-    /// Membrane potential of each local neuron [mV].
+    /// Membrane potential of each local neuron \[mV\].
     pub v: Vec<f64>,
     /// Remaining refractory steps of each local neuron.
     pub refractory: Vec<u32>,
@@ -218,7 +218,7 @@ pub struct RunResult {
     pub trees: TreeRecorder,
     /// Local spikes as (gid, step), sorted by step within each gid.
     pub spikes: Vec<(u32, u32)>,
-    /// Final membrane potential of each local neuron [mV].
+    /// Final membrane potential of each local neuron \[mV\].
     pub v: Vec<f64>,
     /// Final remaining refractory steps of each local neuron.
     pub refractory: Vec<u32>,
@@ -227,7 +227,7 @@ pub struct RunResult {
     pub n_synapses: u64,
     /// Synaptic events delivered to this rank's neurons.
     pub events: u64,
-    /// Peak resident memory once the network and state are built [bytes].
+    /// Peak resident memory once the network and state are built \[bytes\].
     pub build_memory: u64,
     /// Bytes held by synapse tables, ring buffers and neuron state on this rank.
     pub bytes: u64,

@@ -247,14 +247,14 @@ impl TreeRecorder {
         }
     }
 
-    /// The series of each tree observable: (name, sample times [ms], values).
+    /// The series of each tree observable: (name, sample times \[ms\], values).
     pub fn tree_series(&self) -> impl Iterator<Item = (&str, &[f64], &[f64])> {
         self.trees
             .iter()
             .map(|t| (t.spec.name.as_str(), &t.times[..], &t.values[..]))
     }
 
-    /// The pair-histogram series: sample times [ms] and `bins x bins` values per sample.
+    /// The pair-histogram series: sample times \[ms\] and `bins x bins` values per sample.
     pub fn pair_series(&self) -> Option<(&[f64], &[f64])> {
         self.pair.as_ref().map(|p| (&p.times[..], &p.values[..]))
     }
@@ -330,7 +330,7 @@ impl TreeRecorder {
         Ok(())
     }
 
-    /// Restores the series from [`TreeRecorder::save`].
+    /// Restores the series from `TreeRecorder::save`.
     pub fn restore(&mut self, group: &Group) -> hdf5::Result<()> {
         for tree in &mut self.trees {
             let g = group.group(&format!("tree/{}", tree.spec.name))?;

@@ -6,7 +6,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// How long a guarded state may last [s].
+/// How long a guarded state may last \[s\].
 pub const GRACE_S: u64 = 10;
 
 /// Disarms the watchdog when dropped.

@@ -141,3 +141,49 @@ fn check_resolved_prints_a_config_that_reads_back() {
     .unwrap();
     assert_eq!(again.resolved_toml(), direct.resolved_toml());
 }
+
+/// `check` describes each population by its own model (drift, spike rule, noise, synapses,
+/// labels) and lists the aggregate terms, whatever the model: it once called every population
+/// "lif" and reported a network coupled only through aggregate terms as having no coupling.
+#[test]
+fn check_describes_each_model_and_the_aggregate_terms() {
+    let check = |name: &str| {
+        let o = std::process::Command::new(common::binary())
+            .arg("check")
+            .arg(common::repo().join(format!("configs/{name}.toml")))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let labels = check("multi_agent_labels");
+    for want in [
+        "threshold spikes at v_th 20 mV",
+        "labels: 2 classes, efficacies [0.2, 1.0], rates depend on potential, environment lognormal (mean 1.000000, sd 0.500000), redrawn at 1 Hz",
+        "E_drive    E -> E: chemical",
+        "times the source's efficacy",
+        "EE_spikes  E -> E: jump",
+        "projections: none",
+        "plus coupling through 5 aggregate terms",
+    ] {
+        assert!(labels.contains(want), "{want:?} not in\n{labels}");
+    }
+    let strong = check("strong_coupling");
+    assert!(strong.contains("fhn: a 0.7, b 0.8"), "{strong}");
+    assert!(strong.contains("no reset"), "{strong}");
+    assert!(strong.contains("EE_gap     E -> E: electrical"), "{strong}");
+    assert!(!strong.contains("lif:"), "{strong}");
+    let balanced = check("balanced_kinetic");
+    assert!(
+        balanced.contains("escape spikes { kind = \"sigmoid\""),
+        "{balanced}"
+    );
+    assert!(balanced.contains("sqrt noise"), "{balanced}");
+    assert!(balanced.contains("20 coordinate bins"), "{balanced}");
+    let brunel = check("brunel");
+    assert!(
+        brunel.contains("Poisson drive 20000 Hz x 0.1 mV"),
+        "{brunel}"
+    );
+    assert!(brunel.contains("expected synapses: 15625000\n"), "{brunel}");
+}

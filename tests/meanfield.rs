@@ -439,3 +439,29 @@ threshold = 7.0
         }
     }
 }
+
+/// A run's file and its limit's both name each population's model and spike rule as the
+/// configuration does (every population was once written as "lif", and the limit wrote none).
+#[test]
+fn runs_and_limits_name_each_model() {
+    let dir = common::scratch("meanfield_models");
+    let config = common::repo().join("configs/strong_coupling.toml");
+    let (run, limit) = (dir.join("run.h5"), dir.join("limit.h5"));
+    common::run_ok(1, &config, &run, &["--set", "simulation.t_stop=5"]);
+    meanfield_ok(&config, &limit, &["--set", "simulation.t_stop=5"]);
+    for path in [&run, &limit] {
+        let f = File::open(path).unwrap();
+        for pop in ["E", "I"] {
+            let g = f.group(&format!("populations/{pop}")).unwrap();
+            let text = |name: &str| {
+                g.attr(name)
+                    .unwrap()
+                    .read_scalar::<hdf5::types::VarLenUnicode>()
+                    .unwrap()
+                    .to_string()
+            };
+            assert_eq!(text("model"), "fhn", "{}", path.display());
+            assert_eq!(text("spike"), "none", "{}", path.display());
+        }
+    }
+}

@@ -55,6 +55,15 @@ pub const MAX_NEURONS: u64 = (1 << 31) - (1 << 20);
 /// Largest projection, in expected synapses (2^40: 4 TiB of synapse tables).
 pub const MAX_SYNAPSES: f64 = 1_099_511_627_776.0;
 
+/// The name a configuration gives a value (`lif`, `exp_if`, `{ kind = "sigmoid", ... }`).
+pub fn toml_name<T: serde::Serialize>(x: &T) -> String {
+    match toml::Value::try_from(x) {
+        Ok(toml::Value::String(s)) => s,
+        Ok(v) => v.to_string(),
+        Err(_) => "?".into(),
+    }
+}
+
 /// A projection rule with its parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub enum ConnRule {
@@ -114,12 +123,12 @@ pub struct Projection {
     pub source: usize,
     pub target: usize,
     pub rule: ConnRule,
-    /// [mV] The weight of every synapse where it is constant; otherwise the mean weight
+    /// \[mV\] The weight of every synapse where it is constant; otherwise the mean weight
     /// (signed, scaled, before any weight kernel; for a file, the mean of its weights).
     pub weight: f64,
-    /// The smallest delay [steps], at least one.
+    /// The smallest delay \[steps\], at least one.
     pub delay_steps: u32,
-    /// The largest delay [steps]; equal to `delay_steps` where the delay is constant.
+    /// The largest delay \[steps\]; equal to `delay_steps` where the delay is constant.
     pub delay_max_steps: u32,
     /// The distribution of the weight magnitudes, after scaling.
     pub weights: projection::Weights,
@@ -181,7 +190,7 @@ pub struct HistogramSpec {
 }
 
 impl HistogramSpec {
-    /// Bin edges [mV], `bins + 1` of them.
+    /// Bin edges \[mV\], `bins + 1` of them.
     pub fn edges(&self) -> Vec<f64> {
         bin_edges(self.v_min, self.v_max, self.bins)
     }
@@ -198,7 +207,7 @@ pub fn bin_edges(v_min: f64, v_max: f64, bins: usize) -> Vec<f64> {
 pub struct Config {
     /// The configuration with every default filled in (written to the output as provenance).
     pub raw: RawConfig,
-    /// [ms]
+    /// \[ms\]
     pub dt: f64,
     pub n_steps: u64,
     pub seed: u64,
@@ -402,7 +411,7 @@ pub(crate) fn non_negative(key: &str, v: f64, unit: &str) -> Result<f64> {
     }
 }
 
-/// `v` [ms] as a whole number of steps of `dt`.
+/// `v` \[ms\] as a whole number of steps of `dt`.
 pub(crate) fn steps(key: &str, v: f64, dt: f64) -> Result<u64> {
     let v = non_negative(key, v, "[ms]")?;
     let ratio = v / dt;
@@ -459,7 +468,7 @@ fn schedule(
     Ok(Some(Schedule { start, stop, every }))
 }
 
-/// `start` and `stop` [ms] of a section as step boundaries within the run.
+/// `start` and `stop` \[ms\] of a section as step boundaries within the run.
 fn window(
     section: &str,
     start: f64,

@@ -3,7 +3,7 @@
 //! the projection (Dale's law), weight scaling with the in-degree, uniform delays, and edges read
 //! from an HDF5 file in the SONATA edges layout.
 //!
-//! [`resolve`] turns one `[projection.X]` table into a [`Projection`]; every error is one line
+//! `resolve` turns one `[projection.X]` table into a [`Projection`]; every error is one line
 //! naming the key and its value.
 
 use super::{
@@ -81,9 +81,9 @@ pub struct ProjKernel {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Weights {
     pub dist: WeightDist,
-    /// Mean magnitude [mV].
+    /// Mean magnitude \[mV\].
     pub mean: f64,
-    /// Standard deviation of the magnitude [mV].
+    /// Standard deviation of the magnitude \[mV\].
     pub sd: f64,
     /// Whether every weight is negative (the sign of `weight`).
     pub negative: bool,
@@ -118,7 +118,7 @@ impl Weights {
             || (self.dist == WeightDist::Lognormal && self.mean <= 0.0)
     }
 
-    /// One signed weight [mV] (draws nothing when [`Weights::is_constant`]).
+    /// One signed weight \[mV\] (draws nothing when [`Weights::is_constant`]).
     pub fn draw(&self, rng: &mut Stream) -> f64 {
         let m = if self.is_constant() {
             self.mean
@@ -159,9 +159,9 @@ pub struct EdgeFile {
     pub count: u64,
     /// Path of the per-edge weight dataset in the file, if there is one.
     pub weights: Option<String>,
-    /// Path of the per-edge delay dataset [ms] in the file, if there is one.
+    /// Path of the per-edge delay dataset \[ms\] in the file, if there is one.
     pub delays: Option<String>,
-    /// The distinct delays of the edges [steps], ascending.
+    /// The distinct delays of the edges \[steps\], ascending.
     pub delay_set: Vec<u32>,
 }
 
@@ -172,9 +172,9 @@ pub struct FileEdge {
     pub target: u64,
     /// Offset of the source in the source population.
     pub source: u32,
-    /// [mV]; the projection's `weight` when the file has no weights.
+    /// \[mV\]; the projection's `weight` when the file has no weights.
     pub weight: f64,
-    /// [steps]
+    /// \[steps\]
     pub delay: u32,
 }
 
@@ -229,7 +229,7 @@ impl Projection {
         }
     }
 
-    /// The distinct delays a synapse may have [steps], ascending.
+    /// The distinct delays a synapse may have \[steps\], ascending.
     pub fn delay_set(&self) -> Vec<u32> {
         match &self.rule {
             ConnRule::File(f) => f.delay_set.clone(),
@@ -310,7 +310,7 @@ fn rule_name(rule: Rule) -> &'static str {
     }
 }
 
-/// `d` [ms] as a whole number of steps of `dt`, at least one.
+/// `d` \[ms\] as a whole number of steps of `dt`, at least one.
 fn delay_in_steps(d: f64, dt: f64) -> Option<u32> {
     if !d.is_finite() || d <= 0.0 {
         return None;
@@ -699,7 +699,7 @@ pub(super) fn resolve(
     Ok(projection)
 }
 
-/// A delay key [ms] in steps: a multiple of `dt`, at least one step.
+/// A delay key \[ms\] in steps: a multiple of `dt`, at least one step.
 fn delay_key(key: &str, d: f64, dt: f64) -> Result<u32> {
     let too_short = d.is_finite() && d < dt;
     let n = if too_short { 0 } else { steps(key, d, dt)? };

@@ -30,10 +30,10 @@ pub struct RawConfig {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSimulation {
-    /// Time step [ms].
+    /// Time step \[ms\].
     #[serde(default = "d_dt")]
     pub dt: f64,
-    /// Model time to simulate [ms]; a multiple of `dt`.
+    /// Model time to simulate \[ms\]; a multiple of `dt`.
     #[serde(default = "d_t_stop")]
     pub t_stop: f64,
     /// Master seed of every random stream.
@@ -68,7 +68,7 @@ pub struct RawOutput {
     /// Write the final membrane potential and refractory counter of every neuron.
     #[serde(default = "d_true")]
     pub final_state: bool,
-    /// Wall-clock seconds between progress lines when stderr is not a terminal [s].
+    /// Wall-clock seconds between progress lines when stderr is not a terminal \[s\].
     #[serde(default = "d_progress")]
     pub progress_interval: f64,
 }
@@ -77,9 +77,9 @@ pub struct RawOutput {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawMeanfield {
-    /// Lower end of the potential grid [mV]; default: `observables.histogram.v_min - 20`.
+    /// Lower end of the potential grid \[mV\]; default: `observables.histogram.v_min - 20`.
     pub v_min: Option<f64>,
-    /// Upper end of the grid [mV] (escape noise; LIF densities end at `v_th`); default:
+    /// Upper end of the grid \[mV\] (escape noise; LIF densities end at `v_th`); default:
     /// `observables.histogram.v_max + 20`.
     pub v_max: Option<f64>,
     /// Finite volumes on the grid.
@@ -89,7 +89,7 @@ pub struct RawMeanfield {
     /// is 1 (otherwise those bins are used).
     #[serde(default = "d_mf_xi")]
     pub xi_bins: u64,
-    /// Longest time step of the threshold-LIF limit solver [ms] (it also steps at least once
+    /// Longest time step of the threshold-LIF limit solver \[ms\] (it also steps at least once
     /// per step of the run); its error is first order in it.
     #[serde(default = "d_mf_dt")]
     pub dt: f64,
@@ -138,7 +138,7 @@ fn d_mf_xi() -> u64 {
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCheckpoint {
-    /// Model time between periodic checkpoints [ms], a multiple of `dt`; 0: only on a signal.
+    /// Model time between periodic checkpoints \[ms\], a multiple of `dt`; 0: only on a signal.
     #[serde(default)]
     pub every: f64,
     /// Checkpoint file; empty: the output path with `.h5` replaced by `.checkpoint.h5`.
@@ -170,17 +170,17 @@ pub struct RawObservables {
     pub pair_histogram: super::trees::RawPairHistogram,
 }
 
-/// The population rate time series: bins `[start, start + every)`, ... up to `stop` [ms] (the
+/// The population rate time series: bins `[start, start + every)`, ... up to `stop` \[ms\] (the
 /// last bin may be shorter).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRates {
-    /// Start of the first bin [ms].
+    /// Start of the first bin \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// End of the last bin [ms]; absent means `simulation.t_stop`.
+    /// End of the last bin \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Bin width [ms]; a multiple of `dt`, at least `dt`.
+    /// Bin width \[ms\]; a multiple of `dt`, at least `dt`.
     #[serde(default = "d_every")]
     pub every: f64,
 }
@@ -195,16 +195,16 @@ impl Default for RawRates {
     }
 }
 
-/// When a sampled observable is taken: at `start`, `start + every`, ... up to `stop` [ms].
+/// When a sampled observable is taken: at `start`, `start + every`, ... up to `stop` \[ms\].
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {
-    /// First sample time [ms].
+    /// First sample time \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    /// Last sample time \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Sampling interval [ms]; a multiple of `dt`. Zero switches the observable off.
+    /// Sampling interval \[ms\]; a multiple of `dt`. Zero switches the observable off.
     #[serde(default = "d_every")]
     pub every: f64,
 }
@@ -215,12 +215,12 @@ pub struct RawSchedule {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStatistics {
-    /// Start of the analysis window [ms] (skip the transient).
+    /// Start of the analysis window \[ms\] (skip the transient).
     #[serde(default)]
     pub start: f64,
-    /// End of the analysis window [ms]; absent means `simulation.t_stop`.
+    /// End of the analysis window \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Counting window of the Fano factor [ms], a multiple of `observables.rates.every`; the
+    /// Counting window of the Fano factor \[ms\], a multiple of `observables.rates.every`; the
     /// factor counts the whole windows inside both `[start, stop]` and the rates' window.
     #[serde(default = "d_fano_window")]
     pub fano_window: f64,
@@ -230,12 +230,12 @@ pub struct RawStatistics {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSnapshots {
-    /// First snapshot [ms].
+    /// First snapshot \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// Last snapshot [ms]; absent means `simulation.t_stop`.
+    /// Last snapshot \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Interval [ms], a multiple of `dt`. Zero (the default) switches snapshots off.
+    /// Interval \[ms\], a multiple of `dt`. Zero (the default) switches snapshots off.
     #[serde(default)]
     pub every: f64,
 }
@@ -243,18 +243,18 @@ pub struct RawSnapshots {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHistogram {
-    /// First sample time [ms].
+    /// First sample time \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    /// Last sample time \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Sampling interval [ms]; a multiple of `dt`. Zero switches the histograms off.
+    /// Sampling interval \[ms\]; a multiple of `dt`. Zero switches the histograms off.
     #[serde(default = "d_hist_every")]
     pub every: f64,
-    /// Lower edge of the first bin [mV].
+    /// Lower edge of the first bin \[mV\].
     #[serde(default = "d_v_min")]
     pub v_min: f64,
-    /// Upper edge of the last bin [mV].
+    /// Upper edge of the last bin \[mV\].
     #[serde(default = "d_v_max")]
     pub v_max: f64,
     /// Number of bins.
@@ -303,7 +303,7 @@ pub enum NoiseKind {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SynapseKind {
-    /// V jumps by the weight [mV].
+    /// V jumps by the weight \[mV\].
     #[default]
     Delta,
     /// An exponentially decaying current `I_e + I_i` [mV/ms] (time constants `tau_syn_e`,
@@ -327,7 +327,7 @@ pub enum SpikeRule {
     None,
 }
 
-/// The escape intensity `nu(V)` [Hz] of `spike = "escape"`.
+/// The escape intensity `nu(V)` \[Hz\] of `spike = "escape"`.
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RawEscape {
@@ -364,19 +364,19 @@ pub struct RawPopulation {
     pub size: u64,
     #[serde(default = "d_model")]
     pub model: ModelKind,
-    /// Membrane time constant [ms].
+    /// Membrane time constant \[ms\].
     #[serde(default = "d_tau_m")]
     pub tau_m: f64,
-    /// Resting (leak reversal) potential [mV].
+    /// Resting (leak reversal) potential \[mV\].
     #[serde(default)]
     pub e_l: f64,
-    /// Spike threshold [mV].
+    /// Spike threshold \[mV\].
     #[serde(default = "d_v_th")]
     pub v_th: f64,
-    /// Reset potential [mV].
+    /// Reset potential \[mV\].
     #[serde(default = "d_v_reset")]
     pub v_reset: f64,
-    /// Absolute refractory period [ms]; a multiple of `dt`. The potential is held at `v_reset`
+    /// Absolute refractory period \[ms\]; a multiple of `dt`. The potential is held at `v_reset`
     /// and incoming spikes are discarded meanwhile.
     #[serde(default = "d_t_ref")]
     pub t_ref: f64,
@@ -391,14 +391,14 @@ pub struct RawPopulation {
     pub bridge: bool,
     #[serde(default = "d_integrator")]
     pub integrator: Integrator,
-    /// Initial potentials are uniform on [v_init_min, v_init_max] [mV]; default `e_l`.
+    /// Initial potentials are uniform on [v_init_min, v_init_max] \[mV\]; default `e_l`.
     pub v_init_min: Option<f64>,
-    /// See `v_init_min` [mV].
+    /// See `v_init_min` \[mV\].
     pub v_init_max: Option<f64>,
-    /// Rate of the independent external Poisson spike train of each neuron [Hz].
+    /// Rate of the independent external Poisson spike train of each neuron \[Hz\].
     #[serde(default)]
     pub poisson_rate: f64,
-    /// Jump of V per external Poisson spike [mV].
+    /// Jump of V per external Poisson spike \[mV\].
     #[serde(default)]
     pub poisson_weight: f64,
     /// Number of neurons, from the first of the population, whose spikes are written;
@@ -410,22 +410,22 @@ pub struct RawPopulation {
     /// Linear model: decay rate `c` [1/ms].
     #[serde(default)]
     pub c: f64,
-    /// Exponential IF: slope factor [mV].
+    /// Exponential IF: slope factor \[mV\].
     #[serde(default = "d_delta_t")]
     pub delta_t: f64,
-    /// Exponential IF: soft threshold [mV].
+    /// Exponential IF: soft threshold \[mV\].
     #[serde(default = "d_v_t")]
     pub v_t: f64,
-    /// FitzHugh-Nagumo `a` [1].
+    /// FitzHugh-Nagumo `a` \[1\].
     #[serde(default = "d_fhn_a")]
     pub fhn_a: f64,
-    /// FitzHugh-Nagumo `b` [1].
+    /// FitzHugh-Nagumo `b` \[1\].
     #[serde(default = "d_fhn_b")]
     pub fhn_b: f64,
     /// FitzHugh-Nagumo recovery rate `eps` [1/ms].
     #[serde(default = "d_fhn_eps")]
     pub fhn_eps: f64,
-    /// FitzHugh-Nagumo initial recovery variable `w` [1].
+    /// FitzHugh-Nagumo initial recovery variable `w` \[1\].
     #[serde(default)]
     pub w_init: f64,
     #[serde(default)]
@@ -433,7 +433,7 @@ pub struct RawPopulation {
     /// Affine noise: slope of `g(V)` [ms^(-1/2)].
     #[serde(default)]
     pub sigma_v: f64,
-    /// Square-root noise: the potential `g` vanishes at [mV].
+    /// Square-root noise: the potential `g` vanishes at \[mV\].
     #[serde(default)]
     pub e_noise: f64,
     /// Diffusion coefficient `D` [mV^2/ms]: sets `sigma = sqrt(2 D)` (the `sqrt(2 sigma) dB`
@@ -441,17 +441,17 @@ pub struct RawPopulation {
     pub diffusion: Option<f64>,
     #[serde(default)]
     pub synapse: SynapseKind,
-    /// Decay time of excitatory (positive-weight) synaptic currents or conductances [ms].
+    /// Decay time of excitatory (positive-weight) synaptic currents or conductances \[ms\].
     #[serde(default = "d_tau_syn_e")]
     pub tau_syn_e: f64,
     /// Decay time of inhibitory (negative input: weight times efficacy) synaptic currents or
-    /// conductances [ms].
+    /// conductances \[ms\].
     #[serde(default = "d_tau_syn_i")]
     pub tau_syn_i: f64,
-    /// Excitatory reversal potential [mV].
+    /// Excitatory reversal potential \[mV\].
     #[serde(default = "d_e_rev_e")]
     pub e_rev_e: f64,
-    /// Inhibitory reversal potential [mV].
+    /// Inhibitory reversal potential \[mV\].
     #[serde(default = "d_e_rev_i")]
     pub e_rev_i: f64,
     #[serde(default)]
@@ -491,7 +491,7 @@ pub struct RawProjection {
     pub indegree: Option<u64>,
     /// Connection probability (`bernoulli`).
     pub p: Option<f64>,
-    /// Jump of the target's V per spike [mV]; negative for inhibition. Its sign is the sign of
+    /// Jump of the target's V per spike \[mV\]; negative for inhibition. Its sign is the sign of
     /// every synapse of the projection (Dale's law); with `weight_dist`, its magnitude is the
     /// mean magnitude. Required, except with `rule = "file"` where the file has `syn_weight`
     /// (then it must be absent).
@@ -502,7 +502,7 @@ pub struct RawProjection {
     /// order. Default `"constant"`.
     #[serde(default)]
     pub weight_dist: super::projection::WeightDist,
-    /// Standard deviation of the weight magnitude [mV]; default 0. `uniform` needs
+    /// Standard deviation of the weight magnitude \[mV\]; default 0. `uniform` needs
     /// `sqrt(3) weight_sd <= |weight|`.
     #[serde(default)]
     pub weight_sd: f64,
@@ -516,11 +516,11 @@ pub struct RawProjection {
     pub scaling: super::projection::Scaling,
     /// Exponent alpha of `scaling = "power"` (required by it).
     pub scaling_alpha: Option<f64>,
-    /// Transmission delay [ms]; a multiple of `dt`, at least `dt`; with `delay_max`, the
+    /// Transmission delay \[ms\]; a multiple of `dt`, at least `dt`; with `delay_max`, the
     /// smallest delay. Required, except with `rule = "file"` where the file has delays (then
     /// it must be absent).
     pub delay: Option<f64>,
-    /// Largest delay [ms], a multiple of `dt`, at least `delay`: each synapse's delay is then
+    /// Largest delay \[ms\], a multiple of `dt`, at least `delay`: each synapse's delay is then
     /// uniform over the whole steps from `delay` to `delay_max` inclusive, drawn after its
     /// weight. Absent: every synapse has `delay`.
     pub delay_max: Option<f64>,
@@ -534,8 +534,8 @@ pub struct RawProjection {
     pub kernel_use: Option<super::projection::KernelUse>,
     /// HDF5 file of the edges (`rule = "file"`), relative to the current directory; SONATA
     /// layout: `/edges/<edges>/source_node_id` and `target_node_id` (offsets within the source
-    /// and target populations), optional `/edges/<edges>/0/syn_weight` [mV] and
-    /// `/edges/<edges>/0/delay` [ms].
+    /// and target populations), optional `/edges/<edges>/0/syn_weight` \[mV\] and
+    /// `/edges/<edges>/0/delay` \[ms\].
     pub file: Option<String>,
     /// The edge population in `file` (`rule = "file"`); default: the projection's name.
     pub edges: Option<String>,

@@ -63,20 +63,20 @@ pub struct RawTree {
     /// Parent of each vertex (`shape = "parents"`): -1 for vertex 0, the root; every parent
     /// precedes its children.
     pub parents: Option<Vec<i64>>,
-    /// One test function per vertex, root first: a number (a constant), "v" (V [mV]), "v^k"
-    /// (integer k >= 0), "bin(a,b)" (1 if a <= V < b [mV], else 0) or "spike" (1/dt [1/ms] if
+    /// One test function per vertex, root first: a number (a constant), "v" (V \[mV\]), "v^k"
+    /// (integer k >= 0), "bin(a,b)" (1 if a <= V < b \[mV\], else 0) or "spike" (1/dt [1/ms] if
     /// the neuron spiked in the step just ended, else 0).
     #[serde(deserialize_with = "function_list")]
     pub functions: Vec<String>,
     /// Projections whose weights form the matrix w (w_ij: the summed weights of all synapses
     /// j -> i in them); absent: all.
     pub projections: Option<Vec<String>>,
-    /// First sample time [ms].
+    /// First sample time \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    /// Last sample time \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Sampling interval [ms]; a multiple of `dt`. Zero switches the observable off. A sample
+    /// Sampling interval \[ms\]; a multiple of `dt`. Zero switches the observable off. A sample
     /// passes over every synapse once per level of the tree below the root (an edge or a star:
     /// once; a path of m vertices: m - 1 times), the trees sampled together with the same
     /// projections sharing the passes of each level; a pass takes about 0.6 to 1.3 ns per
@@ -129,23 +129,23 @@ fn function_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Str
 pub struct RawPairHistogram {
     /// Projections whose synapses are counted; absent: all.
     pub projections: Option<Vec<String>>,
-    /// Lower edge of the first bin [mV]; absent: `observables.histogram.v_min`.
+    /// Lower edge of the first bin \[mV\]; absent: `observables.histogram.v_min`.
     pub v_min: Option<f64>,
-    /// Upper edge of the last bin [mV]; absent: `observables.histogram.v_max`.
+    /// Upper edge of the last bin \[mV\]; absent: `observables.histogram.v_max`.
     pub v_max: Option<f64>,
     /// Number of bins (at most 1000); absent: `observables.histogram.bins`.
     pub bins: Option<u64>,
-    /// First sample time [ms].
+    /// First sample time \[ms\].
     #[serde(default)]
     pub start: f64,
-    /// Last sample time [ms]; absent means `simulation.t_stop`.
+    /// Last sample time \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
-    /// Sampling interval [ms]; a multiple of `dt`. Zero (the default) switches it off.
+    /// Sampling interval \[ms\]; a multiple of `dt`. Zero (the default) switches it off.
     #[serde(default)]
     pub every: f64,
 }
 
-/// A test function on one vertex, evaluated at a neuron's potential `V` [mV].
+/// A test function on one vertex, evaluated at a neuron's potential `V` \[mV\].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum TestFunction {
     /// A constant.
@@ -201,7 +201,7 @@ impl TestFunction {
         }
     }
 
-    /// The value at potential `v` [mV] for a neuron that did (`spiked`) or did not spike in
+    /// The value at potential `v` \[mV\] for a neuron that did (`spiked`) or did not spike in
     /// the step just ended; `rate` is `1/dt` [1/ms].
     #[inline]
     pub fn eval(&self, v: f64, spiked: bool, rate: f64, nu: f64) -> f64 {
@@ -314,7 +314,7 @@ pub struct PairHistogramSpec {
 }
 
 impl PairHistogramSpec {
-    /// Bin edges [mV], `bins + 1` of them.
+    /// Bin edges \[mV\], `bins + 1` of them.
     pub fn edges(&self) -> Vec<f64> {
         super::bin_edges(self.v_min, self.v_max, self.bins)
     }

@@ -419,7 +419,7 @@ pub struct Group {
     pub diffusion: Box<dyn Fn(f64) -> f64 + Send + Sync>,
     /// Escape intensity `nu(v)` [1/ms], increasing.
     pub intensity: Box<dyn Fn(f64) -> f64 + Send + Sync>,
-    /// Reset potential [mV].
+    /// Reset potential \[mV\].
     pub v_reset: f64,
     /// Steps a neuron spends at `v_reset` after its spike step.
     pub ref_steps: usize,
@@ -428,7 +428,7 @@ pub struct Group {
     pub target: Option<f64>,
 }
 
-/// The uniform grid [mV].
+/// The uniform grid \[mV\].
 #[derive(Clone, Copy, Debug)]
 pub struct Grid {
     pub v_min: f64,
@@ -636,7 +636,7 @@ impl Kinetic {
         (g, lost, nu_mean)
     }
 
-    /// The mean intensity if the active density were shifted by `s` [mV].
+    /// The mean intensity if the active density were shifted by `s` \[mV\].
     fn shifted(&self, s: f64) -> Vec<f64> {
         let from: Vec<f64> = (0..=self.cells)
             .map(|k| self.v_min + k as f64 * self.h + s)
@@ -675,7 +675,7 @@ impl Kinetic {
         Ok(())
     }
 
-    /// Advances by one step of `dt` [ms] (the first one begins with the initial layer).
+    /// Advances by one step of `dt` \[ms\] (the first one begins with the initial layer).
     pub fn step(&mut self, dt: f64) -> Result<(), String> {
         if self.layer {
             self.apply_layer()?;
@@ -713,7 +713,7 @@ impl Kinetic {
         self.trial(mu, dt).2
     }
 
-    /// The continuous-time stationary state (module doc) at `t_ref` [ms]: sets the density
+    /// The continuous-time stationary state (module doc) at `t_ref` \[ms\]: sets the density
     /// and the mean input, returns the stationary spike rate [1/ms].
     pub fn stationary(&mut self, t_ref: f64) -> Result<f64, String> {
         let solve = |k: &Kinetic, mu: f64| -> Vec<f64> {
@@ -787,14 +787,14 @@ impl Kinetic {
         self.v_reset
     }
 
-    /// Cell centres [mV].
+    /// Cell centres \[mV\].
     pub fn centres(&self) -> Vec<f64> {
         (0..self.cells)
             .map(|i| self.v_min + (i as f64 + 0.5) * self.h)
             .collect()
     }
 
-    /// Cell width [mV].
+    /// Cell width \[mV\].
     pub fn cell_width(&self) -> f64 {
         self.h
     }
@@ -885,7 +885,7 @@ fn root(mut f: impl FnMut(f64) -> f64, x0: f64, step: f64, limit: f64, tol: f64)
     None
 }
 
-/// The balanced kinetic limit of a configuration, seen through [`Limit`].
+/// The balanced kinetic limit of a configuration, seen through the `Limit` trait of `run.rs`.
 pub struct BalancedLimit {
     pub balance: Balance,
     /// One solver per distinct group (groups with the same population, balanced rate and

@@ -75,11 +75,11 @@ pub struct Group {
     pub intensity: Box<dyn Fn(f64) -> f64 + Send + Sync>,
     /// Noise coefficient of dB [mV/ms^(1/2)]; the diffusion coefficient is `sigma^2 / 2`.
     pub sigma: f64,
-    /// Reset potential [mV], where the firing neurons are reinjected.
+    /// Reset potential \[mV\], where the firing neurons are reinjected.
     pub v_reset: f64,
 }
 
-/// The uniform grid of `cells` cells on `[v_min, v_max]` [mV].
+/// The uniform grid of `cells` cells on `[v_min, v_max]` \[mV\].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Grid {
     pub v_min: f64,
@@ -95,7 +95,7 @@ const COUPLING_SAFETY: f64 = 0.5;
 const PSEUDO_FACTOR: f64 = 50.0;
 /// Consecutive calm steps for [`EscapeSolver::steady_state`] to declare convergence.
 const CALM_STEPS: usize = 3;
-/// Largest pseudo-time step [ms] when no other limit applies.
+/// Largest pseudo-time step \[ms\] when no other limit applies.
 const PSEUDO_CAP: f64 = 1e3;
 
 /// What the solver keeps of a [`Group`]: its coefficients sampled on the grid.
@@ -454,7 +454,7 @@ impl EscapeSolver {
         dt
     }
 
-    /// A stable time step [ms] for the current state (CFL for advection and diffusion and the
+    /// A stable time step \[ms\] for the current state (CFL for advection and diffusion and the
     /// loss term), at most `dt_max`.
     ///
     /// The scheme is stable and positivity-preserving for any `dt` except for the explicit
@@ -464,7 +464,7 @@ impl EscapeSolver {
         dt_max.min(self.accuracy_dt()).min(self.coupling_dt())
     }
 
-    /// Advances by `dt` [ms] (the caller picks dt <= stable_dt; sub-step internally if needed).
+    /// Advances by `dt` \[ms\] (the caller picks dt <= stable_dt; sub-step internally if needed).
     ///
     /// Sub-steps only to keep the explicit coupling loop stable; non-positive `dt` does nothing.
     pub fn step(&mut self, dt: f64) {
@@ -500,7 +500,7 @@ impl EscapeSolver {
         }
     }
 
-    /// Advances to time `t` [ms] from the current time with stable sub-steps.
+    /// Advances to time `t` \[ms\] from the current time with stable sub-steps.
     pub fn advance_to(&mut self, t: f64) {
         while self.time < t {
             let remaining = t - self.time;
@@ -521,7 +521,7 @@ impl EscapeSolver {
         }
     }
 
-    /// Model time [ms].
+    /// Model time \[ms\].
     pub fn time(&self) -> f64 {
         self.time
     }
@@ -531,14 +531,14 @@ impl EscapeSolver {
         &self.density[g]
     }
 
-    /// Cell centres [mV].
+    /// Cell centres \[mV\].
     pub fn centres(&self) -> Vec<f64> {
         (0..self.cells)
             .map(|i| self.v_min + (i as f64 + 0.5) * self.h)
             .collect()
     }
 
-    /// Cell width [mV].
+    /// Cell width \[mV\].
     pub fn cell_width(&self) -> f64 {
         self.h
     }
@@ -583,7 +583,7 @@ impl EscapeSolver {
     }
 
     /// Runs until the rates change by less than `tol` (relative, per ms of model time) or `t_max`
-    /// [ms] passes; returns whether it converged.
+    /// \[ms\] passes; returns whether it converged.
     ///
     /// Marches in pseudo-time steps of `min(coupling bound, 50 stable_dt)` (the fixed point of
     /// the implicit step does not depend on `dt`); converged when

@@ -495,7 +495,7 @@ struct Pop {
     sigma2: f64,
     v_reset: f64,
     reset: (usize, usize, f64),
-    /// Refractory time [ms] (a whole number of the run's steps) and in steps of the solver.
+    /// Refractory time \[ms\] (a whole number of the run's steps) and in steps of the solver.
     t_ref: f64,
     ref_steps: usize,
     labels: Option<Labels>,
@@ -931,7 +931,7 @@ impl LabelSolver {
         self.t += dt;
     }
 
-    /// Advances to `t` [ms]; the rates then are the mean over the steps taken.
+    /// Advances to `t` \[ms\]; the rates then are the mean over the steps taken.
     pub fn advance_to(&mut self, t: f64) {
         let start = self.t;
         let mut fired = vec![0.0; self.pops.len()];
@@ -946,7 +946,7 @@ impl LabelSolver {
         }
     }
 
-    /// Changes the step to `dt` [ms] (a whole fraction of the refractory time).
+    /// Changes the step to `dt` \[ms\] (a whole fraction of the refractory time).
     pub fn set_step(&mut self, dt: f64) {
         self.dt = dt;
         for p in &mut self.pops {
@@ -1300,10 +1300,10 @@ pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
     })
 }
 
-/// The labelled network's solver seen through [`Limit`].
+/// The labelled network's solver seen through the `Limit` trait of `run.rs`.
 pub struct LabelLimit {
     pub solver: LabelSolver,
-    /// Per projection: `K w` [mV] between populations.
+    /// Per projection: `K w` \[mV\] between populations.
     couplings: Vec<Vec<Vec<f64>>>,
     shares: Vec<f64>,
 }

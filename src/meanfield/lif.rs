@@ -14,8 +14,8 @@
 //! J(v_min) = 0,   P(v_th) = 0,   r_p(t) = J(v_th) = -D d_v P(v_th),
 //! ```
 //!
-//! with the input of the diffusion approximation (delta synapses of weight `J_pq` [mV],
-//! in-degree `K_pq`, delay `d_pq` [ms]):
+//! with the input of the diffusion approximation (delta synapses of weight `J_pq` \[mV\],
+//! in-degree `K_pq`, delay `d_pq` \[ms\]):
 //!
 //! ```text
 //! mu_p(t)  = i_e + sum_q K_pq J_pq   r_q(t - d_pq) + rate_ext j_ext,
@@ -67,15 +67,15 @@ use std::collections::VecDeque;
 /// One population of threshold LIF neurons and its constant input.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Population {
-    /// Membrane time constant [ms].
+    /// Membrane time constant \[ms\].
     pub tau_m: f64,
-    /// Resting potential [mV].
+    /// Resting potential \[mV\].
     pub e_l: f64,
-    /// Threshold [mV] (absorbing).
+    /// Threshold \[mV\] (absorbing).
     pub v_th: f64,
-    /// Reset [mV].
+    /// Reset \[mV\].
     pub v_reset: f64,
-    /// Refractory time [ms].
+    /// Refractory time \[ms\].
     pub t_ref: f64,
     /// Constant drift [mV/ms].
     pub i_e: f64,
@@ -83,12 +83,12 @@ pub struct Population {
     pub sigma: f64,
     /// External Poisson rate [1/ms] (already multiplied by the external in-degree).
     pub rate_ext: f64,
-    /// External weight [mV].
+    /// External weight \[mV\].
     pub j_ext: f64,
 }
 
 /// A projection in the diffusion approximation: each neuron of `target` receives `indegree`
-/// delta synapses of weight `weight` [mV] from `source`, delayed by `delay` [ms].
+/// delta synapses of weight `weight` \[mV\] from `source`, delayed by `delay` \[ms\].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Coupling {
     pub source: usize,
@@ -604,7 +604,7 @@ impl LifSolver {
         }
     }
 
-    /// Current time [ms].
+    /// Current time \[ms\].
     pub fn time(&self) -> f64 {
         self.t
     }
@@ -624,7 +624,7 @@ impl LifSolver {
         &self.pops[p].density
     }
 
-    /// Cell edges of population `p` [mV] (`cells + 1` values from `v_min` to `v_th`).
+    /// Cell edges of population `p` \[mV\] (`cells + 1` values from `v_min` to `v_th`).
     pub fn edges(&self, p: usize) -> Vec<f64> {
         let st = &self.pops[p];
         let n = st.cells();
@@ -860,7 +860,7 @@ mod tests {
     }
 
     /// An uncoupled neuron (tau_m = 20 ms, theta = 20, v_r = 10 mV, t_ref = 2 ms) at Brunel's
-    /// mean `mu_mv` and noise `sigma_v` [mV].
+    /// mean `mu_mv` and noise `sigma_v` \[mV\].
     fn neuron(mu_mv: f64, sigma_v: f64) -> Population {
         let tau = 20.0;
         Population {
@@ -926,7 +926,7 @@ mod tests {
         LifSolver::new(vec![pop, pop], couplings, -30.0, cells).unwrap()
     }
 
-    /// Brunel's (mu, sigma_V) [mV] at rate r [1/ms] (both populations fire at r).
+    /// Brunel's (mu, sigma_V) \[mV\] at rate r [1/ms] (both populations fire at r).
     fn brunel_input(r: f64) -> (f64, f64) {
         let ext = brunel_rate_ext();
         let mu = TAU * (K_E * J * r - K_I * G * J * r + ext * J);

@@ -58,7 +58,7 @@ pub struct Term {
     pub electrical: bool,
     /// `J n_q` times the kernel's mean [1/ms].
     pub g: f64,
-    /// Chemical reversal `v_q` [mV].
+    /// Chemical reversal `v_q` \[mV\].
     pub reversal: f64,
     pub s: RawS,
 }
@@ -81,7 +81,7 @@ pub struct Pop {
     pub model: Neuron,
     pub nv: usize,
     pub nw: usize,
-    /// Lower grid ends [mV], [1] and cell widths.
+    /// Lower grid ends \[mV\], \[1\] and cell widths.
     pub v_lo: f64,
     pub hv: f64,
     pub w_lo: f64,
@@ -223,7 +223,7 @@ pub struct McKeanSolver {
     /// Source populations of electrical terms: the unknowns of each step's Newton solve.
     centres: Vec<usize>,
     pub t: f64,
-    /// Time step [ms] (the particle run's).
+    /// Time step \[ms\] (the particle run's).
     pub dt: f64,
     scratch: (Vec<f64>, Vec<f64>, Vec<f64>, Vec<f64>),
 }
@@ -411,7 +411,7 @@ impl McKeanSolver {
 
     /// Marches with at most 2000 steps of `t_max / 2000` (at least one particle step; the
     /// scheme is implicit, and backward Euler's fixed points do not depend on the step) until
-    /// the density changes by less than `tol` (L1) per ms, or `t_max` [ms]; whether it
+    /// the density changes by less than `tol` (L1) per ms, or `t_max` \[ms\]; whether it
     /// converged. The rates keep the particle step.
     pub fn steady_state(&mut self, tol: f64, t_max: f64) -> bool {
         let dt = self.dt;
@@ -737,7 +737,7 @@ pub fn limit(config: &Config) -> McKeanLimit {
     }
 }
 
-/// The McKean-Vlasov solver seen through [`Limit`].
+/// The McKean-Vlasov solver seen through the `Limit` trait of `run.rs`.
 pub struct McKeanLimit {
     pub solver: McKeanSolver,
     /// Each population's fraction of all neurons.

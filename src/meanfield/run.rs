@@ -155,7 +155,7 @@ pub(super) struct Series {
     histogram_times: Vec<f64>,
     histograms: Vec<Vec<f64>>,
     densities: Vec<Vec<f64>>,
-    /// Per tree observable: sample times [ms] and values.
+    /// Per tree observable: sample times \[ms\] and values.
     trees: Vec<(Vec<f64>, Vec<f64>)>,
     /// Per population: label densities at the histogram times (class x bin per sample).
     labels: Vec<Vec<f64>>,
@@ -187,7 +187,7 @@ pub fn rebin(density: &[f64], from: &[f64], to: &[f64]) -> Vec<f64> {
     out
 }
 
-/// Adds a point mass `mass` at `v` [mV] to a density [1/mV] on equal bins with `edges`, in
+/// Adds a point mass `mass` at `v` \[mV\] to a density [1/mV] on equal bins with `edges`, in
 /// the bin a run puts a neuron at `v` in (nothing when `v` is outside).
 pub(super) fn add_point_mass(density: &mut [f64], edges: &[f64], v: f64, mass: f64) {
     let bins = density.len();
@@ -270,7 +270,7 @@ pub(super) trait Limit {
     /// The fraction of all neurons in group `g`.
     fn share(&self, g: usize) -> f64;
     /// The expected summed weight onto a neuron of each group from each group through
-    /// projection `k` [mV].
+    /// projection `k` \[mV\].
     fn coupling(&self, k: usize) -> &[Vec<f64>];
     /// The mean of the test function `phi` over the neurons of group `g` (`dt`: the particle
     /// step, for `spike`, which is 1/dt in a step with a spike).
@@ -329,7 +329,7 @@ fn tree_value(limit: &dyn Limit, spec: &TreeSpec, dt: f64) -> f64 {
 
 struct LifLimit {
     solver: LifSolver,
-    /// Per projection: `K J` [mV] between populations.
+    /// Per projection: `K J` \[mV\] between populations.
     couplings: Vec<Vec<Vec<f64>>>,
     shares: Vec<f64>,
     v_reset: Vec<f64>,
@@ -579,7 +579,7 @@ fn bin_counts(config: &Config, p: &Population, bins: usize) -> Vec<f64> {
     c
 }
 
-/// The expected summed weight [mV] onto a neuron of coordinate bin `c` of the target
+/// The expected summed weight \[mV\] onto a neuron of coordinate bin `c` of the target
 /// population from the neurons of bin `b` of the source, through projection `k`, as a matrix
 /// over groups `population x bins + bin`: for a target at `x`, `p n_b <K(x, .)>_b` synapses for
 /// `bernoulli` (probability kernel `K`, 1 without), `indegree n_b <K(x, .)>_b / sum_b' n_b'
@@ -1145,12 +1145,7 @@ fn write(
     attr(root, "dt", config.dt)?;
     attr(root, "t_stop", config.n_steps as f64 * config.dt)?;
     let n_pop = config.populations.len();
-    let pops = file.create_group("populations")?;
-    for p in &config.populations {
-        let g = pops.create_group(&p.name)?;
-        attr(&g, "gid_start", p.gid_start)?;
-        attr(&g, "size", p.size)?;
-    }
+    crate::output::write_populations(file, config)?;
     let rates: Vec<Vec<f64>> = s
         .rate_sums
         .iter()

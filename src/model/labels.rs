@@ -39,7 +39,7 @@ const TAIL: f64 = 1e-17;
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLabels {
-    /// Efficacy u_k of each class [1] (multiplies the synaptic weight); K = its length >= 2.
+    /// Efficacy u_k of each class \[1\] (multiplies the synaptic weight); K = its length >= 2.
     pub efficacy: Vec<f64>,
     /// Initial label, a probability vector of length K; default: all mass on class 0.
     pub init: Option<Vec<f64>>,
@@ -48,16 +48,16 @@ pub struct RawLabels {
     /// What the rates depend on: "constant" (default), "potential" or "aggregate".
     #[serde(default)]
     pub dependence: Dependence,
-    /// gain_kl [1/mV] (or [1] per unit of the aggregate), K x K; absent: all 0 (constant
+    /// gain_kl [1/mV] (or \[1\] per unit of the aggregate), K x K; absent: all 0 (constant
     /// rates). The diagonal is unused. Non-zero gains need a dependence other than "constant".
     pub gain: Option<Vec<Vec<f64>>>,
-    /// [mV] (or the aggregate's unit); default 0.
+    /// \[mV\] (or the aggregate's unit); default 0.
     #[serde(default)]
     pub threshold: f64,
     /// Distribution of the random environment beta_kl (each off-diagonal entry independent).
     #[serde(default)]
     pub beta: RawBeta,
-    /// Rate at which each neuron redraws its beta [Hz]; 0 (default): never.
+    /// Rate at which each neuron redraws its beta \[Hz\]; 0 (default): never.
     #[serde(default)]
     pub refresh_rate: f64,
 }
@@ -69,7 +69,7 @@ pub enum Dependence {
     /// No dependence: `x` is ignored.
     #[default]
     Constant,
-    /// The neuron's own membrane potential [mV].
+    /// The neuron's own membrane potential \[mV\].
     Potential,
     /// A population aggregate supplied by the caller (the population mean efficacy).
     Aggregate,
@@ -82,10 +82,10 @@ pub struct RawBeta {
     /// "constant" (default), "uniform", "lognormal" or "gamma".
     #[serde(default)]
     pub dist: BetaDist,
-    /// Mean [1]; default 1, must be positive.
+    /// Mean \[1\]; default 1, must be positive.
     #[serde(default = "d_beta_mean")]
     pub mean: f64,
-    /// Standard deviation [1]; default 0; must be 0 for "constant" and at most mean/sqrt(3)
+    /// Standard deviation \[1\]; default 0; must be 0 for "constant" and at most mean/sqrt(3)
     /// for "uniform".
     #[serde(default)]
     pub sd: f64,
@@ -153,6 +153,26 @@ pub enum EnvironmentLaw {
     Gamma { shape: f64, scale: f64 },
 }
 
+impl std::fmt::Display for EnvironmentLaw {
+    /// In the configuration's terms: the law's name, mean and standard deviation.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, mean, sd) = match *self {
+            EnvironmentLaw::Constant(m) => ("constant", m, 0.0),
+            EnvironmentLaw::Uniform { lo, width } => {
+                ("uniform", lo + 0.5 * width, width / 12f64.sqrt())
+            }
+            EnvironmentLaw::Lognormal { mu, sigma } => {
+                let mean = (mu + 0.5 * sigma * sigma).exp();
+                ("lognormal", mean, mean * (sigma * sigma).exp_m1().sqrt())
+            }
+            EnvironmentLaw::Gamma { shape, scale } => {
+                ("gamma", shape * scale, shape.sqrt() * scale)
+            }
+        };
+        write!(f, "{name} (mean {mean:.6}, sd {sd:.6})")
+    }
+}
+
 impl Env {
     fn sample(&self, rng: &mut Stream) -> f64 {
         match self {
@@ -181,7 +201,7 @@ pub struct Labels {
     dependence: Dependence,
     threshold: f64,
     env: Env,
-    /// [Hz]
+    /// \[Hz\]
     refresh_rate: f64,
 }
 
@@ -377,7 +397,7 @@ impl Labels {
         }
     }
 
-    /// The rate at which each neuron redraws its environment [Hz].
+    /// The rate at which each neuron redraws its environment \[Hz\].
     pub fn refresh_rate(&self) -> f64 {
         self.refresh_rate
     }
@@ -423,7 +443,7 @@ impl Labels {
         &self.efficacy[..self.k]
     }
 
-    /// The outgoing efficacy `sum_k lambda_k u_k` [1] of a neuron with label `lambda`.
+    /// The outgoing efficacy `sum_k lambda_k u_k` \[1\] of a neuron with label `lambda`.
     pub fn efficacy(&self, lambda: &[f64]) -> f64 {
         lambda
             .iter()
@@ -432,7 +452,7 @@ impl Labels {
             .sum()
     }
 
-    /// Advances one step of dt [ms]: first, when refresh_rate > 0, one uniform from `rng` decides
+    /// Advances one step of dt \[ms\]: first, when refresh_rate > 0, one uniform from `rng` decides
     /// (probability 1 - exp(-refresh_rate dt / 1000)) whether beta is redrawn (from `rng`);
     /// then lambda <- lambda exp(Q dt), with Q built from beta and alpha(x).
     pub fn step(&self, lambda: &mut [f64], beta: &mut [f64], x: f64, dt: f64, rng: &mut Stream) {

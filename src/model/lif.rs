@@ -37,9 +37,9 @@ pub struct Lif {
     pub bridge: bool,
     pub integrator: Integrator,
     pub v_init: (f64, f64),
-    /// [Hz]
+    /// \[Hz\]
     pub poisson_rate: f64,
-    /// [mV]
+    /// \[mV\]
     pub poisson_weight: f64,
 }
 
@@ -111,7 +111,7 @@ impl Lif {
         }
     }
 
-    /// The per-step update with its coefficients precomputed for `dt` [ms].
+    /// The per-step update with its coefficients precomputed for `dt` \[ms\].
     pub fn stepper(&self, dt: f64) -> LifStep {
         let (a, b, s) = match self.integrator {
             Integrator::Exact => {
@@ -165,7 +165,7 @@ pub struct LifState<'a> {
     pub v: &'a mut [f64],
     pub refractory: &'a mut [u32],
     pub rng: &'a mut [Stream],
-    /// Delta input arriving in this step [mV]; read and cleared.
+    /// Delta input arriving in this step \[mV\]; read and cleared.
     pub input: &'a mut [f64],
 }
 

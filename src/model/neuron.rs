@@ -54,7 +54,7 @@ pub struct Neuron {
     pub kind: ModelKind,
     /// Linear model: `a` [mV/ms], `c` [1/ms].
     pub lin: (f64, f64),
-    /// Exponential IF: `delta_t`, `v_t` [mV].
+    /// Exponential IF: `delta_t`, `v_t` \[mV\].
     pub exp: (f64, f64),
     /// FitzHugh-Nagumo `a`, `b`, `eps` [1/ms].
     pub fhn: (f64, f64, f64),
@@ -70,7 +70,7 @@ pub struct Neuron {
     pub labels: Option<Labels>,
 }
 
-/// The escape intensity `nu(V)` [Hz].
+/// The escape intensity `nu(V)` \[Hz\].
 pub fn intensity(e: &RawEscape, v: f64) -> f64 {
     match *e {
         RawEscape::Exponential { rate, theta, delta } => rate * ((v - theta) / delta).exp(),
@@ -371,7 +371,7 @@ pub struct GeneralState<'a> {
     pub lambda: &'a mut [f64],
     pub beta: &'a mut [f64],
     pub label_stride: usize,
-    /// Aggregate input of this step: drift `a - c V` [mV/ms, 1/ms] and jump [mV].
+    /// Aggregate input of this step: drift `a - c V` [mV/ms, 1/ms] and jump \[mV\].
     pub agg_a: &'a [f64],
     pub agg_c: &'a [f64],
     pub agg_jump: &'a [f64],
