@@ -1,4 +1,5 @@
-//! Spike delivery: per-neuron delay ring buffers and the scatter of exchanged spikes into them.
+//! The spike exchange: the message every rank sends each window ([`Exchange`]), per-neuron
+//! delay ring buffers, and the scatter of exchanged spikes into them ([`deliver`]).
 //!
 //! Slot `n % slots` holds the summed weight arriving at each local neuron in step `n`. A spike
 //! emitted in step `n` through a synapse of delay `d >= 1` lands in slot `n + d`, never in the
@@ -8,7 +9,167 @@
 //! source gid ascending, then synapse order), which does not depend on the decomposition, so the
 //! floating-point sums are identical for every number of ranks.
 
+use crate::comm::Comm;
 use crate::connectivity::{Connectivity, ProjectionTable};
+use crate::model::lif::DIVERGED;
+
+/// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
+/// whose state diverged (0: none), the step, within the window, when it did, whether this
+/// rank was asked to stop, and the microseconds it worked since the previous exchange.
+///
+/// The last word measures waiting without another collective: every rank leaves an
+/// all-gather at about the same moment, so in the next one rank `r` waits for the slowest,
+/// `max_k work_k - work_r`.
+const HEADER: usize = 4;
+
+/// What every rank learns from one exchange, the same on all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Received {
+    /// The first neuron (lowest rank, then earliest step) whose state diverged: its gid and
+    /// the step within the window.
+    pub diverged: Option<(u64, u64)>,
+    /// Whether some rank was asked to stop.
+    pub stop: bool,
+    /// The longest any rank worked since the previous exchange \[µs\].
+    pub slowest: u32,
+}
+
+/// The spike exchange of a window of steps. Each rank sends one message: a header of four words (`HEADER`), the
+/// number of its spikes in each step, then step by step their gids (ascending), each step's
+/// gids followed by their efficacies as two words each (the bits of an `f64`) where spikes
+/// carry one. One all-gather gives every rank every message; the ranks' gids of one step,
+/// concatenated in rank order, are that step's globally ascending list, so delivering the
+/// steps in order makes the same additions in the same order as exchanging every step.
+pub struct Exchange {
+    carries_efficacy: bool,
+    send: Vec<u32>,
+    gathered: Vec<u32>,
+    /// Per rank, after [`Exchange::exchange`]: where its counts start, and its next unread
+    /// word.
+    parts: Vec<(usize, usize)>,
+    steps: usize,
+    /// Where the current step's gids start in `send`, and how many there are.
+    step_start: usize,
+    step_count: usize,
+}
+
+impl Exchange {
+    /// `carries_efficacy`: spikes carry their source's efficacy (some population has labels).
+    pub fn new(carries_efficacy: bool) -> Self {
+        Exchange {
+            carries_efficacy,
+            send: Vec::new(),
+            gathered: Vec::new(),
+            parts: Vec::new(),
+            steps: 0,
+            step_start: 0,
+            step_count: 0,
+        }
+    }
+
+    /// Starts a window of `steps` steps.
+    pub fn begin_window(&mut self, steps: usize) {
+        self.send.clear();
+        self.send.resize(HEADER + steps, 0);
+        self.steps = steps;
+    }
+
+    /// Starts a step: the neuron updates append the gids that spike to [`Exchange::outbox`],
+    /// ascending, with [`DIVERGED`] set on a neuron whose state is no longer finite.
+    pub fn begin_step(&mut self) {
+        self.step_start = self.send.len();
+        self.step_count = 0;
+    }
+
+    pub fn outbox(&mut self) -> &mut Vec<u32> {
+        &mut self.send
+    }
+
+    /// Ends step `k` of the window: the first diverged neuron goes into the header (the marks
+    /// are cleared) and the step's count is written. Returns the count.
+    pub fn end_step(&mut self, k: usize) -> usize {
+        let (header, fired) = self.send.split_at_mut(self.step_start);
+        for g in fired.iter_mut().filter(|g| **g & DIVERGED != 0) {
+            *g &= !DIVERGED;
+            if header[0] == 0 {
+                header[0] = *g + 1;
+                header[1] = k as u32;
+            }
+        }
+        self.step_count = self.send.len() - self.step_start;
+        self.send[HEADER + k] =
+            u32::try_from(self.step_count).expect("fewer than 2^32 local neurons");
+        self.step_count
+    }
+
+    /// The local gids that spiked in the step just ended.
+    pub fn fired(&self) -> &[u32] {
+        &self.send[self.step_start..self.step_start + self.step_count]
+    }
+
+    /// Appends the efficacy of the step's next spike, in the order of [`Exchange::fired`]
+    /// (only where spikes carry one).
+    pub fn push_efficacy(&mut self, e: f64) {
+        debug_assert!(self.carries_efficacy);
+        let bits = e.to_bits();
+        self.send.push(bits as u32);
+        self.send.push((bits >> 32) as u32);
+    }
+
+    /// The collective: every rank's message to every rank. `stop`: this rank was asked to
+    /// stop; `work`: microseconds it worked since the previous exchange.
+    pub fn exchange(&mut self, comm: &dyn Comm, stop: bool, work: u32) -> Received {
+        self.send[2] = u32::from(stop);
+        self.send[3] = work;
+        comm.all_gather_u32(&self.send, &mut self.gathered);
+        let words_per_spike = if self.carries_efficacy { 3 } else { 1 };
+        let g = &self.gathered;
+        let mut r = Received {
+            diverged: None,
+            stop: false,
+            slowest: 0,
+        };
+        self.parts.clear();
+        let mut pos = 0;
+        while pos < g.len() {
+            r.stop |= g[pos + 2] != 0;
+            r.slowest = r.slowest.max(g[pos + 3]);
+            if g[pos] != 0 && r.diverged.is_none() {
+                r.diverged = Some((u64::from(g[pos] - 1), u64::from(g[pos + 1])));
+            }
+            let counts = pos + HEADER;
+            let total: usize = g[counts..counts + self.steps]
+                .iter()
+                .map(|&c| c as usize)
+                .sum();
+            self.parts.push((counts, counts + self.steps));
+            pos = counts + self.steps + total * words_per_spike;
+        }
+        r
+    }
+
+    /// The global spikes of step `k` of the window, ascending, and their efficacies (left
+    /// empty where spikes carry none). Called for `k = 0, 1, ...` in turn after
+    /// [`Exchange::exchange`].
+    pub fn step(&mut self, k: usize, spikes: &mut Vec<u32>, efficacies: &mut Vec<f64>) {
+        spikes.clear();
+        efficacies.clear();
+        let g = &self.gathered;
+        for (counts, next) in self.parts.iter_mut() {
+            let c = g[*counts + k] as usize;
+            spikes.extend_from_slice(&g[*next..*next + c]);
+            *next += c;
+            if self.carries_efficacy {
+                efficacies.extend(
+                    g[*next..*next + 2 * c]
+                        .chunks_exact(2)
+                        .map(|b| f64::from_bits(u64::from(b[0]) | (u64::from(b[1]) << 32))),
+                );
+                *next += 2 * c;
+            }
+        }
+    }
+}
 
 /// What the spikes of one step delivered through one projection on this rank.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

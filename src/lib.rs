@@ -31,7 +31,8 @@
 //! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`aggregate`]
 //! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
-//! [`comm`] (collectives, serial and MPI), [`exchange`] (ring buffers and delivery), [`rng`],
+//! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
+//! ring buffers and delivery), [`rng`],
 //! [`simulation`] (the step loop), [`observables`], [`trees`] (tree-indexed observables),
 //! [`output`] (the HDF5 layout), [`inspect`], [`compare`] (distances between two outputs),
 //! [`checkpoint`] (save and resume the state), [`meanfield`] (the limit equations, solved on

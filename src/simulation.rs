@@ -24,8 +24,8 @@ use crate::checkpoint;
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
-use crate::exchange::RingBuffer;
-use crate::model::lif::{LifState, LifStep, DIVERGED};
+use crate::exchange::{Exchange, RingBuffer};
+use crate::model::lif::{LifState, LifStep};
 use crate::model::neuron::{GeneralState, GeneralStep};
 use crate::observables::Recorder;
 use crate::partition::Partition;
@@ -245,15 +245,6 @@ fn blocks(config: &Config, local: &Range<u64>) -> Vec<(usize, Range<usize>)> {
         .collect()
 }
 
-/// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
-/// whose state diverged (0: none), the step, within the window, when it did, whether this
-/// rank was asked to stop, and the microseconds it worked since the previous exchange.
-///
-/// The last word measures waiting without another collective: every rank leaves an
-/// all-gather at about the same moment, so in the next one rank `r` waits for the slowest,
-/// `max_k work_k - work_r`.
-const HEADER: usize = 4;
-
 pub fn run(
     config: &Config,
     comm: &dyn Comm,
@@ -368,24 +359,18 @@ pub fn run(
         .collect();
     let mut per_projection = vec![crate::exchange::Delivered::default(); config.projections.len()];
     let window = config.exchange_window();
-    // Per window, what this rank sends: a header (a diverged neuron, see HEADER), the number of
-    // spikes of each step, then their gids.
-    let mut send: Vec<u32> = Vec::new();
-    let mut gathered = Vec::new();
-    let mut parts: Vec<(usize, usize)> = Vec::new();
+    let mut exchange = Exchange::new(payload);
     let mut step_spikes = Vec::new();
     let mut step_scales: Vec<f64> = Vec::new();
-    let words_per_spike = if payload { 3 } else { 1 };
     let mut events = 0u64;
     let mut since_exchange = Instant::now();
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
-        send.clear();
-        send.resize(HEADER + w, 0);
+        exchange.begin_window(w);
         for k in 0..w {
             let n = n0 + k as u64;
             let t = Instant::now();
-            let before = send.len();
+            exchange.begin_step();
             if !state.aggregates.is_empty() {
                 // The efficacies at the start of the step, which aggregate sums read (spikes
                 // carry theirs from the end of the step, below).
@@ -445,7 +430,7 @@ pub fn run(
                             input: &mut input[r.clone()],
                         },
                         first,
-                        &mut send,
+                        exchange.outbox(),
                     ),
                     Stepper::General(step) => {
                         let (rw, re, rl, rb) = (
@@ -476,40 +461,30 @@ pub fn run(
                                 label_aggregate: label_x[*p],
                             },
                             first,
-                            &mut send,
+                            exchange.outbox(),
                         );
                     }
                 }
             }
-            let (header, fired) = send.split_at_mut(before);
-            for g in fired.iter_mut().filter(|g| **g & DIVERGED != 0) {
-                *g &= !DIVERGED;
-                if header[0] == 0 {
-                    header[0] = *g + 1;
-                    header[1] = k as u32;
-                }
-            }
-            let count = send.len() - before;
-            send[HEADER + k] = u32::try_from(count).expect("fewer than 2^32 local neurons");
+            let count = exchange.end_step(k);
             if !state.aggregates.is_empty() {
                 let base = local.start;
-                let fired = send[before..]
+                let fired = exchange
+                    .fired()
                     .iter()
                     .map(|&g| (u64::from(g) - base) as usize);
                 state.aggregates.set_spiked(fired);
             }
             if payload {
-                // Each spike's efficacy at the end of the step, as two words after the gids.
-                for j in before..before + count {
-                    let g = u64::from(send[j]);
+                // Each spike's efficacy at the end of the step.
+                for j in 0..count {
+                    let g = u64::from(exchange.fired()[j]);
                     let i = (g - local.start) as usize;
-                    let e = state.extra.efficacy(labels[config.population_of(g)], i);
-                    let bits = e.to_bits();
-                    send.push(bits as u32);
-                    send.push((bits >> 32) as u32);
+                    exchange
+                        .push_efficacy(state.extra.efficacy(labels[config.population_of(g)], i));
                 }
             }
-            let fired = &send[before..before + count];
+            let fired = exchange.fired();
             state.recorder.count_intervals(n, fired);
             if record_spikes {
                 let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
@@ -522,74 +497,32 @@ pub fn run(
             }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
-            observe(n + 1, &send[before..before + count], &mut state);
+            observe(n + 1, fired, &mut state);
             timers.observe += t1.elapsed().as_secs_f64();
             progress.tick(n + 1);
         }
 
-        send[2] = u32::from(control.stop.load(Ordering::Relaxed));
         let work = u32::try_from(since_exchange.elapsed().as_micros()).unwrap_or(u32::MAX);
-        send[3] = work;
         let t = Instant::now();
-        comm.all_gather_u32(&send, &mut gathered);
+        let received = exchange.exchange(comm, control.stop.load(Ordering::Relaxed), work);
         let t1 = Instant::now();
         since_exchange = t1;
-
-        // Each rank's part: the header, `w` counts, then its gids step by step. Concatenating the ranks'
-        // gids of one step in rank order gives that step's global, ascending list, and steps
-        // are delivered in order: the same additions in the same order as exchanging every
-        // step, so the window changes no result.
-        parts.clear();
-        let mut pos = 0;
-        let mut diverged = None;
-        let mut stop = false;
-        let mut slowest = 0;
-        while pos < gathered.len() {
-            stop |= gathered[pos + 2] != 0;
-            slowest = slowest.max(gathered[pos + 3]);
-            if gathered[pos] != 0 && diverged.is_none() {
-                diverged = Some((
-                    u64::from(gathered[pos] - 1),
-                    n0 + u64::from(gathered[pos + 1]),
-                ));
-            }
-            let counts = pos + HEADER;
-            let total: usize = gathered[counts..counts + w]
-                .iter()
-                .map(|&c| c as usize)
-                .sum();
-            parts.push((counts, counts + w));
-            pos = counts + w + total * words_per_spike;
-        }
         let gather = (t1 - t).as_secs_f64();
-        let wait = (f64::from(slowest - work) * 1e-6).min(gather);
+        let wait = (f64::from(received.slowest - work) * 1e-6).min(gather);
         timers.wait += wait;
         timers.exchange += gather - wait;
         // Every rank sees the same messages, so all stop together, at the same place.
-        if let Some((gid, step)) = diverged {
+        if let Some((gid, k)) = received.diverged {
             progress.finish();
             return Err(Error::Diverged {
                 gid,
                 population: config.populations[config.population_of(gid)].name.clone(),
-                time: (step + 1) as f64 * config.dt,
+                time: (n0 + k + 1) as f64 * config.dt,
             });
         }
+        let stop = received.stop;
         for k in 0..w {
-            step_spikes.clear();
-            step_scales.clear();
-            for (counts, next) in parts.iter_mut() {
-                let c = gathered[*counts + k] as usize;
-                step_spikes.extend_from_slice(&gathered[*next..*next + c]);
-                *next += c;
-                if payload {
-                    step_scales.extend(
-                        gathered[*next..*next + 2 * c]
-                            .chunks_exact(2)
-                            .map(|b| f64::from_bits(u64::from(b[0]) | (u64::from(b[1]) << 32))),
-                    );
-                    *next += 2 * c;
-                }
-            }
+            exchange.step(k, &mut step_spikes, &mut step_scales);
             per_projection.fill(Default::default());
             events += crate::exchange::deliver(
                 &mut state.ring,
