@@ -29,8 +29,8 @@
 
 use crate::comm::Comm;
 use crate::config::{ConfigError, Population};
+use crate::fixed::{fixed, unfixed};
 use crate::model::neuron::{intensity, poisson_count};
-use crate::observables::{fixed, unfixed};
 use crate::rng::Stream;
 use crate::space::{self, Kernel};
 use serde::{Deserialize, Serialize};

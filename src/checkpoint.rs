@@ -10,10 +10,11 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, RawConfig};
+use crate::h5::RawWrites;
 use crate::inspect::{num, text};
-use crate::output::{self, RawWrites};
+use crate::output;
 use crate::rng;
-use crate::simulation::Dynamic;
+use crate::state::Dynamic;
 use crate::Error;
 use hdf5::{File, Group, Location};
 use ndarray::ArrayView2;
@@ -264,7 +265,7 @@ pub fn write(
     step: u64,
     state: &Dynamic,
 ) -> Result<(), Error> {
-    output::write_file(path, comm, |file, w| {
+    crate::h5::write_file(path, comm, |file, w| {
         write_contents(file, config, comm, local, step, state, w)
     })
     .map_err(|e| match e {
@@ -282,7 +283,7 @@ fn per_neuron<T: hdf5::H5Type>(
     slab: &Range<usize>,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
-    let ds = output::dataset::<T>(g, name, &[n], "", "by gid")?;
+    let ds = crate::h5::dataset::<T>(g, name, &[n], "", "by gid")?;
     if !slab.is_empty() {
         w.keep(ds.write_slice(data, slab.clone()));
     }
@@ -298,7 +299,7 @@ fn write_contents(
     state: &Dynamic,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
-    use output::{attr, attr_str, dataset, replicated};
+    use crate::h5::{attr, attr_str, dataset, replicated};
     let root: &Location = file;
     attr_str(root, "format", FORMAT)?;
     attr(root, "format_version", FORMAT_VERSION)?;
@@ -552,7 +553,7 @@ fn read_contents(
     step: u64,
     state: &mut Dynamic,
 ) -> hdf5::Result<()> {
-    let file = output::open_file(path, comm)?;
+    let file = crate::h5::open_file(path, comm)?;
     let slab = local.start as usize..local.end as usize;
     let n_local = slab.len();
     if n_local > 0 {

@@ -57,15 +57,15 @@ fn first_message(comm: &dyn Comm, message: Option<&str>) -> Option<(usize, Vec<u
 /// Ranks that did not fail report that error's text.
 pub fn first_error<T>(
     comm: &dyn Comm,
-    local: Result<T, crate::config::ConfigError>,
-) -> Result<T, crate::config::ConfigError> {
+    local: Result<T, crate::error::ConfigError>,
+) -> Result<T, crate::error::ConfigError> {
     let message = local.as_ref().err().map(|e| e.to_string());
     let Some((first, text)) = first_message(comm, message.as_deref()) else {
         return local;
     };
     match local {
         Err(e) if comm.rank() == first => Err(e),
-        _ => Err(crate::config::ConfigError::Parse(
+        _ => Err(crate::error::ConfigError::Parse(
             String::from_utf8_lossy(&text).into_owned(),
         )),
     }

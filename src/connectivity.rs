@@ -32,7 +32,7 @@ pub struct ProjectionTable {
     pub delay_steps: u32,
     /// Where weights are per synapse: for each source, the sums of its local synapses'
     /// positive and of their negative weights, each weight cut to a multiple of 2^-32 mV
-    /// (`observables::fixed`): the exact input a spike delivers here, for the balance
+    /// (`fixed::fixed`): the exact input a spike delivers here, for the balance
     /// diagnostics. Empty where `weights` is.
     pub weight_sums: Vec<[i128; 2]>,
 }
@@ -239,7 +239,7 @@ fn tables_of(
                     .map(|r| {
                         let mut sums = [0i128; 2];
                         for &w in &weights[r[0] as usize..r[1] as usize] {
-                            sums[usize::from(w < 0.0)] += crate::observables::fixed(f64::from(w));
+                            sums[usize::from(w < 0.0)] += crate::fixed::fixed(f64::from(w));
                         }
                         sums
                     })

@@ -1,7 +1,20 @@
 //! The library's error type and the exit code each kind of error maps to.
 
-use crate::config::ConfigError;
 use thiserror::Error;
+
+/// A configuration that cannot be used: a key with its value and the reason, or text that
+/// does not parse.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{key} = {value}: {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{0}")]
+    Parse(String),
+}
 
 #[derive(Debug, Error)]
 pub enum Error {

@@ -268,7 +268,7 @@ impl RingBuffer {
             let targets = table.targets_of(s);
             events += targets.len() as u64;
             let scale = scales.get(i).copied();
-            let e = scale.map_or(ONE, crate::observables::fixed);
+            let e = scale.map_or(ONE, crate::fixed::fixed);
             if table.weights.is_empty() {
                 input[usize::from(e < 0)] += e * targets.len() as i128;
             } else {
@@ -450,7 +450,7 @@ mod tests {
                     if syn.weights.is_empty() {
                         input[k][0] += 1 << 32;
                     } else {
-                        input[k][usize::from(w < 0.0)] += crate::observables::fixed(w) << 32;
+                        input[k][usize::from(w < 0.0)] += crate::fixed::fixed(w) << 32;
                     }
                 }
             }

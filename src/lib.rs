@@ -32,9 +32,9 @@
 //! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
-//! ring buffers and delivery), [`rng`],
-//! [`simulation`] (the step loop), [`observables`], [`trees`] (tree-indexed observables),
-//! [`output`] (the HDF5 layout), [`inspect`], [`compare`] (distances between two outputs),
+//! ring buffers and delivery), [`fixed`] (exact order-free sums), [`rng`],
+//! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`], [`trees`] (tree-indexed observables),
+//! [`output`] (the HDF5 layout of a run), [`h5`] (writing HDF5 files collectively), [`inspect`], [`compare`] (distances between two outputs),
 //! [`checkpoint`] (save and resume the state), [`meanfield`] (the limit equations, solved on
 //! grids), [`app`] (the commands), [`cli`], [`progress`], and the fault handling: [`claim`]
 //! (exclusive output paths), [`memory`] (estimates against what is available), [`watchdog`]
@@ -51,6 +51,8 @@ pub mod config;
 pub mod connectivity;
 pub mod error;
 pub mod exchange;
+pub mod fixed;
+pub mod h5;
 pub mod inspect;
 pub mod meanfield;
 pub mod memory;
@@ -63,6 +65,7 @@ pub mod progress;
 pub mod rng;
 pub mod simulation;
 pub mod space;
+pub mod state;
 pub mod trees;
 pub mod watchdog;
 

@@ -32,7 +32,7 @@ fn report(result: Result<(), lapicque::Error>, speaks: bool) -> u8 {
 /// waiting forever.
 fn leave(code: u8, universe: mpi::environment::Universe) -> ExitCode {
     let _guard = lapicque::watchdog::arm(code);
-    lapicque::output::abandon_hdf5();
+    lapicque::h5::abandon_hdf5();
     drop(universe);
     ExitCode::from(code)
 }

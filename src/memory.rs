@@ -172,6 +172,16 @@ pub fn verdict(
     ))
 }
 
+/// Peak resident memory of this process so far \[bytes\] (Linux `VmHWM`; 0 where unknown).
+pub fn peak_rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kib| kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

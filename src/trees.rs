@@ -69,7 +69,7 @@ use crate::comm::Comm;
 use crate::config::trees::{PairHistogramSpec, TestFunction, TreeSpec};
 use crate::config::Config;
 use crate::connectivity::Connectivity;
-use crate::output::{replicated, RawWrites};
+use crate::h5::{replicated, RawWrites};
 use hdf5::types::VarLenUnicode;
 use hdf5::{File, Group};
 use std::collections::{HashMap, HashSet};
@@ -304,7 +304,7 @@ impl TreeRecorder {
                  projections of w_ij 1[V_i in target bin] 1[V_j in source bin]",
                 w,
             )?;
-            crate::output::attr_str(&g, "projections", &names(&spec.projections))?;
+            crate::h5::attr_str(&g, "projections", &names(&spec.projections))?;
         }
         Ok(())
     }
@@ -545,19 +545,19 @@ pub(crate) fn write_tree(
     let functions = spec
         .functions
         .iter()
-        .map(|f| crate::output::text(&f.to_string()))
+        .map(|f| crate::h5::text(&f.to_string()))
         .collect::<hdf5::Result<Vec<VarLenUnicode>>>()?;
     g.new_attr::<VarLenUnicode>()
         .shape([functions.len()])
         .create("functions")?
         .write_raw(&functions)?;
-    crate::output::attr_str(&g, "shape", shape_name(spec))?;
+    crate::h5::attr_str(&g, "shape", shape_name(spec))?;
     let names: Vec<&str> = spec
         .projections
         .iter()
         .map(|&k| config.projections[k].name.as_str())
         .collect();
-    crate::output::attr_str(&g, "projections", &names.join(","))
+    crate::h5::attr_str(&g, "projections", &names.join(","))
 }
 
 /// One pass over the local synapses of `projections`, in the order of spike delivery
@@ -762,7 +762,7 @@ fn pair_histogram(
     let width = (spec.v_max - spec.v_min) / bins as f64;
     let local: Vec<u32> = v
         .iter()
-        .map(|&x| crate::observables::bin_of(x, spec.v_min, width, bins).map_or(OUT, |b| b as u32))
+        .map(|&x| crate::fixed::bin_of(x, spec.v_min, width, bins).map_or(OUT, |b| b as u32))
         .collect();
     comm.all_gather_u32(&local, gathered);
     // The target bins, read once per synapse: u16 (bins <= 1000) halves the cache they take.
@@ -805,7 +805,7 @@ fn pair_histogram(
                         for (&t, &wk) in targets.iter().zip(weights) {
                             let bt = local[t as usize];
                             if bt != OUT16 {
-                                row[bt as usize] += crate::observables::fixed(f64::from(wk));
+                                row[bt as usize] += crate::fixed::fixed(f64::from(wk));
                             }
                         }
                     }
@@ -824,7 +824,7 @@ fn pair_histogram(
     // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` above.
     let transposed = |c: usize| (c % bins) * bins + c / bins;
     let mut h: Vec<f64> = (0..cells)
-        .map(|c| crate::observables::unfixed(weighted[transposed(c)]))
+        .map(|c| crate::fixed::unfixed(weighted[transposed(c)]))
         .collect();
     for (kk, &k) in spec.projections.iter().enumerate() {
         let Some(table) = conn.tables_of(k).next() else {

@@ -12,7 +12,8 @@ mod common;
 use lapicque::comm::SerialComm;
 use lapicque::config::Config;
 use lapicque::progress::Progress;
-use lapicque::simulation::{self, RunResult};
+use lapicque::simulation;
+use lapicque::state::RunResult;
 use std::collections::BTreeMap;
 use std::path::Path;
 

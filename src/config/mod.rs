@@ -10,19 +10,8 @@ pub mod trees;
 
 use crate::model::neuron::Neuron;
 pub use raw::*;
-use thiserror::Error;
 
-#[derive(Debug, Error)]
-pub enum ConfigError {
-    #[error("{key} = {value}: {reason}")]
-    Invalid {
-        key: String,
-        value: String,
-        reason: String,
-    },
-    #[error("{0}")]
-    Parse(String),
-}
+pub use crate::error::ConfigError;
 
 fn invalid(key: impl Into<String>, value: impl ToString, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid {

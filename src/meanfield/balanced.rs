@@ -68,12 +68,12 @@
 //! the stationary density against the closed form of a linear drift with affine noise and a
 //! constant intensity.
 
-use super::run::{add_point_mass, initial_density, rebin, Limit, Series};
+use super::common::{add_point_mass, initial_density, rebin, Limit, Series};
 use crate::aggregate::{Aggregate, AggregateKind, RawS};
 use crate::config::trees::TestFunction;
 use crate::config::{Config, ModelKind, NoiseKind, SpikeRule};
+use crate::h5::{replicated, RawWrites};
 use crate::model::neuron::{intensity, Neuron};
-use crate::output::{replicated, RawWrites};
 use crate::space;
 use crate::Error;
 
@@ -910,7 +910,7 @@ pub struct BalancedLimit {
 
 /// `(v_min, v_max, cells)` of the limit's grid.
 fn grid_of(config: &Config) -> Grid {
-    let (v_min, v_max, cells) = super::run::grid(config);
+    let (v_min, v_max, cells) = super::common::grid(config);
     Grid {
         v_min,
         v_max,

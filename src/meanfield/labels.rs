@@ -70,8 +70,8 @@
 //! is a mixture of one law per node and needs more nodes (docs/meanfield.md). Measured in
 //! `tests/labels.rs`.
 
+use super::common::{add_point_mass, phi_at, rebin, Limit};
 use super::lif::{reset_split, sg_coefficients, Tridiagonal};
-use super::run::{add_point_mass, phi_at, rebin, Limit};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
 use crate::config::{Config, ConnRule, ModelKind, NoiseKind, SpikeRule, SynapseKind};
@@ -1103,7 +1103,7 @@ pub fn check(config: &Config) -> Result<(), Error> {
 /// The limit of a configuration that passed [`check`].
 pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
     let mf = &config.raw.meanfield;
-    let (v_min, v_max, cells) = super::run::grid(config);
+    let (v_min, v_max, cells) = super::common::grid(config);
     let sub = (config.dt / mf.dt).ceil().max(1.0);
     let dt = config.dt / sub;
     let mut pops = Vec::new();
@@ -1173,7 +1173,7 @@ pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
         }
         let (nq, nc, nf) = (nodes.len(), grid.cells(), grid.faces.len());
         // Initial state: the run's law of V, every label at `init`, the environment's law.
-        let v0 = super::run::InitialLaw::of(b).histogram(
+        let v0 = super::common::InitialLaw::of(b).histogram(
             &(0..=cells)
                 .map(|i| v_min + i as f64 * h)
                 .collect::<Vec<_>>(),

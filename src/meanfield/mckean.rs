@@ -43,7 +43,7 @@
 //! `v < v_th` to `v >= v_th`, integrated against the limit density, per unit time. Like for like
 //! with the run at the same `dt`; not a rate of the continuous-time limit.
 
-use super::run::{phi_at, rebin, Limit};
+use super::common::{phi_at, rebin, Limit};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
 use crate::config::{Config, ModelKind, NoiseKind, SpikeRule};
@@ -552,7 +552,7 @@ fn linear_solve(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
 /// cells of width `h` from `x0`, as a density [1/h].
 fn uniform_cells(lo: f64, hi: f64, x0: f64, h: f64, n: usize) -> Vec<f64> {
     let edges: Vec<f64> = (0..=n).map(|i| x0 + i as f64 * h).collect();
-    super::run::InitialLaw { lo, hi }.histogram(&edges)
+    super::common::InitialLaw { lo, hi }.histogram(&edges)
 }
 
 /// The limit system of `config`, whose family check ([`check`]) has passed: one-dimensional

@@ -14,6 +14,7 @@
 //!   terms (Quiñinao-Touboul), the McKean-Vlasov density `f(t, v)` or `f(t, v, w)`.
 
 pub mod balanced;
+pub mod common;
 pub mod escape;
 pub mod labels;
 pub mod lif;
