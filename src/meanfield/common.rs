@@ -172,3 +172,48 @@ pub(super) fn initial_density(b: &crate::model::lif::Lif, centres: &[f64], width
     edges.extend(centres.last().map(|&v| v + 0.5 * width));
     InitialLaw::of(b).histogram(&edges)
 }
+
+/// The groups of a limit that does not resolve coordinates: whole populations, each one's
+/// share of all neurons and, per projection, the expected summed weight `K w` \[mV\] onto a
+/// neuron of the target population from the source (the tree observables' coupling).
+pub(super) struct PopulationGroups {
+    shares: Vec<f64>,
+    couplings: Vec<Vec<Vec<f64>>>,
+}
+
+impl PopulationGroups {
+    pub(super) fn new(config: &Config) -> Self {
+        let n = config.populations.len();
+        let total = config.n_neurons() as f64;
+        PopulationGroups {
+            shares: config
+                .populations
+                .iter()
+                .map(|p| p.size as f64 / total)
+                .collect(),
+            couplings: config
+                .projections
+                .iter()
+                .map(|proj| {
+                    let mut m = vec![vec![0.0; n]; n];
+                    m[proj.target][proj.source] = indegree(config, proj) * proj.weight;
+                    m
+                })
+                .collect(),
+        }
+    }
+    pub(super) fn groups(&self) -> usize {
+        self.shares.len()
+    }
+    pub(super) fn share(&self, g: usize) -> f64 {
+        self.shares[g]
+    }
+    pub(super) fn coupling(&self, k: usize) -> &[Vec<f64>] {
+        &self.couplings[k]
+    }
+}
+
+/// The expected in-degree of a neuron of the target population through `proj` (no kernel).
+pub(super) fn indegree(config: &Config, proj: &crate::config::Projection) -> f64 {
+    config.expected_synapses(proj) / config.populations[proj.target].size as f64
+}

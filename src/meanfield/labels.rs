@@ -70,7 +70,7 @@
 //! is a mixture of one law per node and needs more nodes (docs/meanfield.md). Measured in
 //! `tests/labels.rs`.
 
-use super::common::{add_point_mass, phi_at, rebin, Limit};
+use super::common::{add_point_mass, indegree, phi_at, rebin, Limit, PopulationGroups};
 use super::lif::{reset_split, sg_coefficients, Tridiagonal};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
@@ -1262,10 +1262,8 @@ pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
             }
         })
         .collect();
-    let n = config.populations.len();
-    let mut couplings = Vec::new();
     for proj in &config.projections {
-        let k_in = config.expected_synapses(proj) / config.populations[proj.target].size as f64;
+        let k_in = indegree(config, proj);
         inputs.push(Input {
             source: proj.source,
             target: proj.target,
@@ -1278,11 +1276,7 @@ pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
             efficacy: true,
             target_efficacy: false,
         });
-        let mut m = vec![vec![0.0; n]; n];
-        m[proj.target][proj.source] = k_in * proj.weight;
-        couplings.push(m);
     }
-    let total = config.n_neurons() as f64;
     Ok(LabelLimit {
         solver: LabelSolver {
             last_rates: vec![0.0; pops.len()],
@@ -1291,21 +1285,14 @@ pub fn limit(config: &Config) -> Result<LabelLimit, Error> {
             dt,
             t: 0.0,
         },
-        couplings,
-        shares: config
-            .populations
-            .iter()
-            .map(|p| p.size as f64 / total)
-            .collect(),
+        groups: PopulationGroups::new(config),
     })
 }
 
 /// The labelled network's solver seen through the `Limit` trait of `run.rs`.
 pub struct LabelLimit {
     pub solver: LabelSolver,
-    /// Per projection: `K w` \[mV\] between populations.
-    couplings: Vec<Vec<Vec<f64>>>,
-    shares: Vec<f64>,
+    groups: PopulationGroups,
 }
 
 impl Limit for LabelLimit {
@@ -1338,13 +1325,13 @@ impl Limit for LabelLimit {
             .collect()
     }
     fn groups(&self) -> usize {
-        self.shares.len()
+        self.groups.groups()
     }
     fn share(&self, g: usize) -> f64 {
-        self.shares[g]
+        self.groups.share(g)
     }
     fn coupling(&self, k: usize) -> &[Vec<f64>] {
-        &self.couplings[k]
+        self.groups.coupling(k)
     }
     fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64 {
         let p = &self.solver.pops[g];

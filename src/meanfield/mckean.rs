@@ -43,7 +43,7 @@
 //! `v < v_th` to `v >= v_th`, integrated against the limit density, per unit time. Like for like
 //! with the run at the same `dt`; not a rate of the continuous-time limit.
 
-use super::common::{phi_at, rebin, Limit};
+use super::common::{phi_at, rebin, Limit, PopulationGroups};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
 use crate::config::{Config, ModelKind, NoiseKind, SpikeRule};
@@ -726,22 +726,16 @@ pub fn limit(config: &Config) -> McKeanLimit {
         let (lo, hi) = ((hmin + a) / b, (hmax + a) / b);
         (lo.min(m.w_init - 0.1), hi.max(m.w_init + 0.1))
     };
-    let total = config.n_neurons() as f64;
     McKeanLimit {
         solver: build(config, v, cells, cells / 4, &w_range),
-        shares: config
-            .populations
-            .iter()
-            .map(|p| p.size as f64 / total)
-            .collect(),
+        groups: PopulationGroups::new(config),
     }
 }
 
 /// The McKean-Vlasov solver seen through the `Limit` trait of `run.rs`.
 pub struct McKeanLimit {
     pub solver: McKeanSolver,
-    /// Each population's fraction of all neurons.
-    shares: Vec<f64>,
+    groups: PopulationGroups,
 }
 
 impl Limit for McKeanLimit {
@@ -762,10 +756,10 @@ impl Limit for McKeanLimit {
             .collect()
     }
     fn groups(&self) -> usize {
-        self.solver.pops.len()
+        self.groups.groups()
     }
     fn share(&self, g: usize) -> f64 {
-        self.shares[g]
+        self.groups.share(g)
     }
     fn coupling(&self, _k: usize) -> &[Vec<f64>] {
         // No synaptic projections in this family (refused by `check`).

@@ -28,17 +28,15 @@
 
 use super::balanced;
 use super::common::{
-    add_point_mass, grid, initial_density, phi_at, rebin, with_point_mass, InitialLaw, Limit,
-    Series,
+    add_point_mass, grid, indegree, initial_density, phi_at, rebin, with_point_mass, InitialLaw,
+    Limit, PopulationGroups, Series,
 };
 use super::escape::{EscapeSolver, Grid, Group};
 use super::labels;
 use super::lif::{self, Coupling, LifSolver};
 use crate::comm::SerialComm;
 use crate::config::trees::{TestFunction, TreeSpec};
-use crate::config::{
-    Config, ConnRule, ModelKind, NoiseKind, Population, Projection, SpikeRule, SynapseKind,
-};
+use crate::config::{Config, ConnRule, ModelKind, NoiseKind, Population, SpikeRule, SynapseKind};
 use crate::h5::{attr, attr_str, replicated, RawWrites};
 use crate::model::neuron::intensity;
 use crate::space::{self, Geometry};
@@ -145,11 +143,6 @@ pub fn family(config: &Config) -> Result<Family, Error> {
     Ok(if escape { Family::Escape } else { Family::Lif })
 }
 
-/// The expected in-degree of a neuron of the target population through `proj` (no kernel).
-fn indegree(config: &Config, proj: &Projection) -> f64 {
-    config.expected_synapses(proj) / config.populations[proj.target].size as f64
-}
-
 /// The value of a tree observable under the limit: with groups independent and large, the
 /// message of vertex `a` to a neuron of group `g` is `E_g[phi_a] prod_(c child of a)
 /// sum_h W_(g h) m_c(h)` (W the expected summed weight through the tree's projections) and the
@@ -186,9 +179,7 @@ fn tree_value(limit: &dyn Limit, spec: &TreeSpec, dt: f64) -> f64 {
 
 struct LifLimit {
     solver: LifSolver,
-    /// Per projection: `K J` \[mV\] between populations.
-    couplings: Vec<Vec<Vec<f64>>>,
-    shares: Vec<f64>,
+    groups: PopulationGroups,
     v_reset: Vec<f64>,
 }
 
@@ -225,13 +216,13 @@ impl Limit for LifLimit {
             .collect()
     }
     fn groups(&self) -> usize {
-        self.shares.len()
+        self.groups.groups()
     }
     fn share(&self, g: usize) -> f64 {
-        self.shares[g]
+        self.groups.share(g)
     }
     fn coupling(&self, k: usize) -> &[Vec<f64>] {
-        &self.couplings[k]
+        self.groups.coupling(k)
     }
     fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64 {
         if phi == TestFunction::Spike {
@@ -387,25 +378,9 @@ fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
                 reason: e,
             })?;
     }
-    let n = config.populations.len();
-    let couplings = config
-        .projections
-        .iter()
-        .map(|proj| {
-            let mut m = vec![vec![0.0; n]; n];
-            m[proj.target][proj.source] = indegree(config, proj) * proj.weight;
-            m
-        })
-        .collect();
-    let total = config.n_neurons() as f64;
     Ok(LifLimit {
         solver,
-        couplings,
-        shares: config
-            .populations
-            .iter()
-            .map(|p| p.size as f64 / total)
-            .collect(),
+        groups: PopulationGroups::new(config),
         v_reset: config
             .populations
             .iter()
