@@ -135,12 +135,13 @@ fn run_os(ranks: usize, dir: &Path, prefix: &str, args: &[OsString]) -> Outcome 
 /// A job started in the background, its stderr going to `dir/name.err`.
 fn spawn(ranks: usize, dir: &Path, name: &str, args: &[&str]) -> Child {
     let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+    start(job(ranks, dir, "", &args), dir, name)
+}
+
+/// Starts `cmd` in the background, its stderr going to `dir/name.err`.
+fn start(mut cmd: Command, dir: &Path, name: &str) -> Child {
     let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
-    job(ranks, dir, "", &args)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap()
+    cmd.stdout(Stdio::null()).stderr(err).spawn().unwrap()
 }
 
 /// Waits for `child` to end (at most `limit`), or kills it and fails.
@@ -719,12 +720,7 @@ fn sigterm_to_mpirun_checkpoints_on_every_rank() {
     .iter()
     .map(OsString::from)
     .collect();
-    let err = std::fs::File::create(dir.join("job.err")).unwrap();
-    let mut child = job_script(3, &dir, script, &args)
-        .stdout(Stdio::null())
-        .stderr(err)
-        .spawn()
-        .unwrap();
+    let mut child = start(job_script(3, &dir, script, &args), &dir, "job");
     wait_for(&dir.join("job.err"), "rank(s)", &mut child);
     // The handlers are installed before the first step; leave time to reach it.
     std::thread::sleep(Duration::from_millis(1500));
