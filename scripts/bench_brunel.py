@@ -6,6 +6,11 @@ Runs both simulators alternately, `--reps` times each, at 1 core (1 MPI rank vs 
 NEST / lapicque ratios. Machines are shared and noisy: only ratios from one sitting mean much.
 
     scripts/bench_brunel.py [--reps 3] [--cores 1 2] [--json results.json]
+    scripts/bench_brunel.py --baseline OLD_BINARY [--reps 5] [--cores 1 2]
+
+With `--baseline`, NEST is left out: this tree's lapicque and another build of it (a copy of
+`target/release/lapicque` from an earlier commit) run alternately, and the table gives each
+phase's median and the ratio new / baseline, to show that a change did not slow the step loop.
 
 Besides time, it reports bytes per synapse (peak memory with the synapses minus peak memory
 of the same network without them, over the synapse count) and lapicque's delivery time per
@@ -35,10 +40,10 @@ PHASES_SIM = ("update", "exchange", "wait", "deliver", "observe")
 EMPTY = [a for p in ("EE", "EI", "IE", "II") for a in ("--set", f"projection.{p}.indegree=0")]
 
 
-def run_lapicque(cores, out, extra=()):
+def run_lapicque(cores, out, extra=(), exe=None):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-n", str(cores), "--oversubscribe",
-           os.path.join(ROOT, "target/release/lapicque"), "run",
+           exe or os.path.join(ROOT, "target/release/lapicque"), "run",
            os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force", *extra]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -56,6 +61,7 @@ def run_lapicque(cores, out, extra=()):
                          for r, e in enumerate(f["timers/events"][:]))
         events = int(f["timers/events"][:].max())
     return {"simulator": "lapicque", "cores": cores, "wall_s": wall, "build_s": col["build"],
+            **{p: col[p] for p in PHASES_SIM},
             "sim_s": sum(col[p] for p in PHASES_SIM), "rss_mib": rss / 2**20,
             "rss_build_mib": rss_build / 2**20, "rate_e_hz": rate["E"], "rate_i_hz": rate["I"], "n_synapses": syn,
             "deliver_ns_per_event": deliver_ns, "events": events}
@@ -91,14 +97,42 @@ def summary(xs):
     return f"{statistics.median(xs):.4g} ({min(xs):.4g}-{max(xs):.4g})"
 
 
+def against_baseline(baseline, reps, cores_list):
+    """This tree's lapicque against another build, alternately, per phase."""
+    keys = ("sim_s", *PHASES_SIM)
+    runs = {"new": {}, "baseline": {}}
+    with tempfile.TemporaryDirectory() as tmp:
+        for rep in range(reps):
+            for cores in cores_list:
+                for name, exe in (("new", None), ("baseline", baseline)):
+                    r = run_lapicque(cores, os.path.join(tmp, "brunel.h5"), exe=exe)
+                    runs[name].setdefault(cores, []).append(r)
+                print(f"rep {rep + 1} cores {cores}: new {runs['new'][cores][-1]['sim_s']:.3f} s, "
+                      f"baseline {runs['baseline'][cores][-1]['sim_s']:.3f} s", file=sys.stderr)
+    print("| cores | binary | " + " | ".join(f"{k} [s]" for k in keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    for cores in cores_list:
+        med = {}
+        for name in ("new", "baseline"):
+            rs = runs[name][cores]
+            med[name] = {k: statistics.median(r[k] for r in rs) for k in keys}
+            print(f"| {cores} | {name} | " + " | ".join(summary([r[k] for r in rs]) for k in keys) + " |")
+        print(f"| {cores} | new / baseline | " + " | ".join(
+            f"{med['new'][k] / med['baseline'][k]:.3f}" if med["baseline"][k] > 0 else "-" for k in keys) + " |")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--cores", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--json", help="write every measurement to this file")
+    ap.add_argument("--baseline", help="compare against this lapicque binary instead of NEST")
     a = ap.parse_args()
 
     subprocess.run(["cargo", "build", "--release", "--locked", "--bins", "--examples"], cwd=ROOT, check=True)
+    if a.baseline:
+        against_baseline(a.baseline, a.reps, a.cores)
+        return
     py = subprocess.run([os.path.join(ROOT, "scripts/install_nest.sh")], check=True,
                         capture_output=True, text=True).stdout.strip().splitlines()[-1]
     results = []

@@ -3,7 +3,7 @@
 
     scripts/convergence.py --config configs/nonexchangeable_escape.toml --dir runs/convergence \\
         [--sizes 1000,2000,4000,8000,16000] [--seeds 3] [--ranks 2] [--t-stop 1000] \\
-        [--from 200] [--sparse BETA] [--fixed-coupling] [--no-limit] [--set key=value ...] \\
+        [--from 200] [--sparse BETA] [--fixed-coupling] [--no-limit] [--set key=value ...] [--create] \\
         [--bin target/release/lapicque]
 
 Solves the limit of the configuration once (`lapicque meanfield`, with only --t-stop and --set
@@ -307,6 +307,8 @@ def main():
     ap.add_argument("--no-limit", action="store_true",
                     help="finite-size extrapolation even when the limit can be solved")
     ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--create", action="store_true",
+                    help="let --set define populations, projections, aggregate terms and trees (lapicque's --create)")
     ap.add_argument("--bin", default=os.path.join(ROOT, "target/release/lapicque"))
     a = ap.parse_args()
     if a.sparse is not None and not 0.0 < a.sparse <= 1.0:
@@ -318,6 +320,8 @@ def main():
     base = [] if a.t_stop is None else ["--set", f"simulation.t_stop={a.t_stop}"]
     for s in a.set:
         base += ["--set", s]
+    if a.create:
+        base += ["--create"]
     resolved = tomllib.loads(run([a.bin, "check", a.config, "--resolved"] + base).stdout)
     if a.fixed_coupling:
         base += fixed_coupling_sets(resolved)

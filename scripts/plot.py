@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Plot an output file of `lapicque run` (or a mean-field solution in the same layout) to PNG.
 
     scripts/plot.py OUT.h5 [--outdir DIR] [--times T1,T2,...] [--limit OTHER.h5]

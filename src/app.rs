@@ -6,6 +6,8 @@ use crate::cli::{CheckArgs, RunArgs};
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
 use crate::memory;
+use crate::observables::histograms::Histograms;
+use crate::observables::rates::Rates;
 use crate::output::{self, Provenance};
 use crate::progress::Progress;
 use crate::simulation;
@@ -129,6 +131,13 @@ fn now() -> String {
     humantime::format_rfc3339_seconds(SystemTime::now()).to_string()
 }
 
+/// Prints what validation noticed without refusing, one line each, to stderr.
+fn warn(config: &Config) {
+    for w in &config.warnings {
+        eprintln!("lapicque: warning: {w}");
+    }
+}
+
 /// `lapicque run`: every rank calls this. `stop` is set by a signal handler to ask for a
 /// checkpoint and a stop.
 pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Error> {
@@ -136,7 +145,10 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
     let mut started = now().into_bytes();
     comm.broadcast_bytes(&mut started);
     let text = read_config_everywhere(&args.config.config, comm)?;
-    let config = Config::from_toml(&text, &args.config.set)?;
+    let config = args.config.apply(&text)?;
+    if comm.rank() == 0 {
+        warn(&config);
+    }
     let path = args
         .output
         .clone()
@@ -238,12 +250,27 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
             )
         };
         for (i, p) in config.populations.iter().enumerate() {
-            let spikes: u64 = result.recorder.rate_counts[i].iter().sum();
-            let rate = result.recorder.mean_rate(i, config.dt);
+            let rates = result.observers.get::<Rates>();
+            let (spikes, rate) = (rates.spikes(i), rates.mean_rate(i));
             eprintln!(
                 "lapicque:   population {:<12} {:>9} spikes, mean rate {rate:.3} Hz{window}",
                 p.name, spikes
             );
+        }
+        if let Some(h) = &config.histogram {
+            let hist = result.observers.get::<Histograms>();
+            for (i, p) in config.populations.iter().enumerate() {
+                match hist.coverage(i) {
+                    Some(c) if c < 0.5 => eprintln!(
+                        "lapicque: warning: observables.histogram: [{}, {}) mV held {:.1}% of population {} on average; its histograms miss most of its mass (set observables.histogram.v_min and v_max)",
+                        h.v_min,
+                        h.v_max,
+                        100.0 * c,
+                        p.name
+                    ),
+                    _ => {}
+                }
+            }
         }
     }
     Ok(())
@@ -253,7 +280,8 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
 pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
     let comm = crate::comm::SerialComm;
     let text = read_config_everywhere(&args.config.config, &comm)?;
-    let config = Config::from_toml(&text, &args.config.set)?;
+    let config = args.config.apply(&text)?;
+    warn(&config);
     if args.balance {
         return crate::meanfield::run::balance_report(&config);
     }
@@ -349,7 +377,8 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
         path: path.display().to_string(),
         reason,
     })?;
-    let c = Config::from_toml(&text, &args.config.set)?;
+    let c = args.config.apply(&text)?;
+    warn(&c);
     if args.resolved {
         return Ok(c.resolved_toml());
     }

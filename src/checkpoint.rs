@@ -10,9 +10,8 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, RawConfig};
-use crate::h5::RawWrites;
-use crate::inspect::{num, text};
-use crate::output;
+use crate::h5::{num, text};
+use crate::h5::{RawWrites, PER_NEURON};
 use crate::rng;
 use crate::state::Dynamic;
 use crate::Error;
@@ -22,7 +21,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "lapicque-checkpoint";
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
 
 /// Where checkpoints of a run writing `output` go: `checkpoint.path`, or the output path with
 /// its extension replaced by `.checkpoint.h5`.
@@ -141,20 +140,37 @@ fn contents_match(file: &File, config: &Config, step: u64) -> Result<(), String>
         file.dataset(name)
             .map_err(|_| format!("has no dataset {name}"))
     };
-    for group in ["neurons", "extra", "accumulators"] {
+    let rows_ok = |name: &str| -> Result<(), String> {
+        let rows = dataset(name)?.shape().first().copied();
+        if rows != Some(n) {
+            return Err(format!(
+                "has {} rows in {name}, not one per neuron ({n})",
+                rows.unwrap_or(0)
+            ));
+        }
+        Ok(())
+    };
+    for group in ["neurons", "extra"] {
         let g = file
             .group(group)
             .map_err(|_| format!("has no group {group}"))?;
         for name in g.member_names().map_err(|e| e.to_string())? {
-            let rows = dataset(&format!("{group}/{name}"))?
-                .shape()
-                .first()
-                .copied();
-            if rows != Some(n) {
-                return Err(format!(
-                    "has {} rows in {group}/{name}, not one per neuron ({n})",
-                    rows.unwrap_or(0)
-                ));
+            rows_ok(&format!("{group}/{name}"))?;
+        }
+    }
+    // The observables' per-neuron datasets (`observables::Saved::per_neuron`).
+    let obs = file
+        .group("observables")
+        .map_err(|_| "has no group observables".to_string())?;
+    for o in obs.member_names().map_err(|e| e.to_string())? {
+        let Ok(g) = obs.group(&o) else { continue };
+        for name in g.member_names().map_err(|e| e.to_string())? {
+            let path = format!("observables/{o}/{name}");
+            if file
+                .dataset(&path)
+                .is_ok_and(|d| text(&d, "description").as_deref() == Some(PER_NEURON))
+            {
+                rows_ok(&path)?;
             }
         }
     }
@@ -187,7 +203,7 @@ fn contents_match(file: &File, config: &Config, step: u64) -> Result<(), String>
         ));
     }
     let counts = typed(
-        "spikes/count",
+        "observables/spikes/count",
         &|t| t.is::<u32>(),
         "unsigned 32-bit integers",
     )?
@@ -200,7 +216,7 @@ fn contents_match(file: &File, config: &Config, step: u64) -> Result<(), String>
         ));
     }
     let steps = typed(
-        "spikes/step",
+        "observables/spikes/step",
         &|t| t.is::<u32>(),
         "unsigned 32-bit integers",
     )?
@@ -256,7 +272,7 @@ fn failed(doing: &str, path: &Path, e: hdf5::Error) -> Error {
     ))
 }
 
-/// Writes the state after `step` steps (collective; `state.recorder` must be reduced).
+/// Writes the state after `step` steps (collective; `state.observers` must be reduced).
 pub fn write(
     path: &Path,
     config: &Config,
@@ -283,7 +299,7 @@ fn per_neuron<T: hdf5::H5Type>(
     slab: &Range<usize>,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
-    let ds = crate::h5::dataset::<T>(g, name, &[n], "", "by gid")?;
+    let ds = crate::h5::dataset::<T>(g, name, &[n], "", PER_NEURON)?;
     if !slab.is_empty() {
         w.keep(ds.write_slice(data, slab.clone()));
     }
@@ -299,7 +315,7 @@ fn write_contents(
     state: &Dynamic,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
-    use crate::h5::{attr, attr_str, dataset, replicated};
+    use crate::h5::{attr, attr_str, dataset};
     let root: &Location = file;
     attr_str(root, "format", FORMAT)?;
     attr(root, "format_version", FORMAT_VERSION)?;
@@ -352,10 +368,13 @@ fn write_contents(
 
     // The state of general models: each non-empty per-neuron vector as (gid x width).
     let extra = file.create_group("extra")?;
-    for (name, data, width) in extra_columns(state) {
-        let ds = dataset::<f64>(&extra, name, &[n, width], "", "by gid")?;
+    let x = &state.extra;
+    for c in x.columns() {
+        let width = x.width(c);
+        let ds = dataset::<f64>(&extra, c.name(), &[n, width], c.units(), PER_NEURON)?;
         if n_local > 0 {
-            let view = ArrayView2::from_shape((n_local, width), data).expect("width per neuron");
+            let view =
+                ArrayView2::from_shape((n_local, width), x.values(c)).expect("width per neuron");
             w.keep(ds.write_slice(view, (slab.clone(), ..)));
         }
     }
@@ -381,149 +400,18 @@ fn write_contents(
         .collect();
     per_neuron(&extra, "spiked_last_step", &spiked, n, &slab, w)?;
 
-    // Spikes so far, by gid then step: per-neuron counts, and the steps in that order.
-    let spikes = file.create_group("spikes")?;
-    let mut mine = state.spikes.clone();
-    mine.sort_by_key(|&(g, _)| g);
-    let mut counts = vec![0u32; n_local];
-    for &(g, _) in &mine {
-        counts[(u64::from(g) - local.start) as usize] += 1;
-    }
-    let lengths = comm.all_gather_u64(mine.len() as u64);
-    let total: u64 = lengths.iter().sum();
-    let offset = lengths[..comm.rank()].iter().sum::<u64>() as usize;
-    let c = dataset::<u32>(&spikes, "count", &[n], "1", "spikes so far, by gid")?;
-    let s = dataset::<u32>(
-        &spikes,
-        "step",
-        &[total as usize],
-        "steps",
-        "step of each spike so far (by gid, then time)",
-    )?;
-    if n_local > 0 {
-        w.keep(c.write_slice(&counts, slab.clone()));
-    }
-    if !mine.is_empty() {
-        let steps: Vec<u32> = mine.iter().map(|&(_, s)| s).collect();
-        w.keep(s.write_slice(&steps, offset..offset + steps.len()));
-    }
-
-    let rec = &state.recorder;
-    let obs = file.create_group("observables")?;
-    let n_pop = config.populations.len();
-    let table = |g: &Group, name: &str, rows: &[Vec<f64>], w: &mut RawWrites| {
-        let len = rows.first().map_or(0, Vec::len);
-        let flat: Vec<f64> = rows.concat();
-        replicated(g, name, &flat, &[n_pop, len], "", "per population", w)
-    };
-    let counts: Vec<u64> = rec.rate_counts.concat();
-    let n_bins = rec.rate_counts.first().map_or(0, Vec::len);
-    replicated(
-        &obs,
-        "rate_counts",
-        &counts,
-        &[n_pop, n_bins],
-        "1",
-        "spikes per population and rate bin",
-        w,
-    )?;
-    let nt = rec.moment_times.len();
-    replicated(&obs, "moment_time", &rec.moment_times, &[nt], "ms", "", w)?;
-    table(&obs, "mean", &rec.means, w)?;
-    table(&obs, "variance", &rec.variances, w)?;
-    let nh = rec.histogram_times.len();
-    replicated(
-        &obs,
-        "histogram_time",
-        &rec.histogram_times,
-        &[nh],
-        "ms",
-        "",
-        w,
-    )?;
-    table(&obs, "histogram", &rec.histograms, w)?;
-    table(&obs, "density", &rec.densities, w)?;
-    // Rows of different lengths (classes differ by population): concatenated.
-    let labels = rec.label_histograms.concat();
-    replicated(
-        &obs,
-        "label_histogram",
-        &labels,
-        &[labels.len()],
-        "1",
-        "label histograms so far, populations concatenated",
-        w,
-    )?;
-    let words = to_words(&rec.balance_input);
-    replicated(
-        &obs,
-        "balance_input",
-        &words,
-        &[words.len()],
-        "",
-        "synaptic input sums per projection, bin and sign (see exchange::Delivered) as low and high 64-bit words",
-        w,
-    )?;
-    attr(&obs, "v_samples", rec.v_samples)?;
-    let words = to_words(&rec.aggregate_balance);
-    replicated(
-        &obs,
-        "aggregate_balance",
-        &words,
-        &[words.len()],
-        "",
-        "aggregate input sums (fixed point, 2^-32 mV/ms) as low and high 64-bit words",
-        w,
-    )?;
-
-    // Per-neuron accumulators of the spike statistics, by gid, and the snapshots so far.
-    let acc = file.create_group("accumulators")?;
-    let nr = &rec.neurons;
-    per_neuron(&acc, "last_spike", &nr.last_spike, n, &slab, w)?;
-    per_neuron(&acc, "isi_count", &nr.isi_count, n, &slab, w)?;
-    per_neuron(&acc, "isi_sum", &nr.isi_sum, n, &slab, w)?;
-    per_neuron(&acc, "isi_sum2", &nr.isi_sum2, n, &slab, w)?;
-    per_neuron(&acc, "v_sum", &nr.v_sum, n, &slab, w)?;
-    per_neuron(&acc, "v_sum2", &nr.v_sum2, n, &slab, w)?;
-    output::snapshot_group(file, rec, n, slab, w)?;
-    state.trees.save(&file.create_group("trees")?, w)
-}
-
-/// The per-neuron state vectors of general models that are in use, with their widths (the
-/// same on every rank, which create the datasets together).
-/// `i128` sums as (low, high) 64-bit words.
-fn to_words(sums: &[i128]) -> Vec<u64> {
-    sums.iter()
-        .flat_map(|&x| [x as u64, (x >> 64) as u64])
-        .collect()
-}
-
-fn extra_columns(state: &Dynamic) -> Vec<(&'static str, &[f64], usize)> {
-    let x = &state.extra;
-    let s = x.stride;
-    [
-        ("w", &x.w[..], x.fhn, 1),
-        ("syn_e", &x.syn_e[..], x.syn, 1),
-        ("syn_i", &x.syn_i[..], x.syn, 1),
-        ("lambda", &x.lambda[..], s > 0, s),
-        ("beta", &x.beta[..], s > 0, s * s),
-    ]
-    .into_iter()
-    .filter(|c| c.2)
-    .map(|(name, d, _, width)| (name, d, width))
-    .collect()
+    state.observers.save(file, n, slab, comm, w)
 }
 
 /// Reads the local part of the state from a checkpoint that [`verify`] accepted (collective).
 pub fn read(
     path: &Path,
-    config: &Config,
     comm: &dyn Comm,
     local: &Range<u64>,
     step: u64,
     state: &mut Dynamic,
 ) -> Result<(), Error> {
-    read_contents(path, config, comm, local, step, state).map_err(|e| failed("reading", path, e))
+    read_contents(path, comm, local, step, state).map_err(|e| failed("reading", path, e))
 }
 
 /// Entries `slab` of the per-neuron dataset `name` of `g`.
@@ -535,19 +423,8 @@ fn column<T: hdf5::H5Type + Clone>(
     Ok(g.dataset(name)?.read_slice_1d(slab.clone())?.to_vec())
 }
 
-/// Columns `slab` of the (time x gid) dataset `name` of `g`, row by row.
-fn columns<T: hdf5::H5Type + Clone>(
-    g: &Group,
-    name: &str,
-    slab: &Range<usize>,
-) -> hdf5::Result<Vec<T>> {
-    let a = g.dataset(name)?.read_slice_2d::<T, _>((.., slab.clone()))?;
-    Ok(a.iter().cloned().collect())
-}
-
 fn read_contents(
     path: &Path,
-    config: &Config,
     comm: &dyn Comm,
     local: &Range<u64>,
     step: u64,
@@ -578,23 +455,16 @@ fn read_contents(
         state.ring.set_neuron_major(step, &scheduled);
         let extra = file.group("extra")?;
         let x = &mut state.extra;
-        for (name, data) in [
-            ("w", &mut x.w),
-            ("syn_e", &mut x.syn_e),
-            ("syn_i", &mut x.syn_i),
-            ("lambda", &mut x.lambda),
-            ("beta", &mut x.beta),
-        ] {
-            if !data.is_empty() {
-                let a = extra
-                    .dataset(name)?
-                    .read_slice_2d::<f64, _>((slab.clone(), ..))?;
-                if a.len() != data.len() {
-                    return Err(format!("extra/{name} has a different width").into());
-                }
-                data.clear();
-                data.extend(a.iter().copied());
+        for c in x.columns().collect::<Vec<_>>() {
+            let a = extra
+                .dataset(c.name())?
+                .read_slice_2d::<f64, _>((slab.clone(), ..))?;
+            let data = x.values_mut(c);
+            if a.len() != data.len() {
+                return Err(format!("extra/{} has a different width", c.name()).into());
             }
+            data.clear();
+            data.extend(a.iter().copied());
         }
         if let Some(ring_i) = state.ring_i.as_mut() {
             let a = extra
@@ -608,87 +478,7 @@ fn read_contents(
         state.aggregates.set_spiked_flags(&flags);
     }
 
-    let spikes = file.group("spikes")?;
-    let counts = spikes
-        .dataset("count")?
-        .read_slice_1d::<u32, _>(0..slab.end)?;
-    let offset: usize = counts.iter().take(slab.start).map(|&c| c as usize).sum();
-    let len: usize = counts.iter().skip(slab.start).map(|&c| c as usize).sum();
-    state.spikes.clear();
-    if len > 0 {
-        let steps = spikes
-            .dataset("step")?
-            .read_slice_1d::<u32, _>(offset..offset + len)?;
-        let mut it = steps.iter();
-        for (i, &c) in counts.iter().skip(slab.start).enumerate() {
-            let gid = u32::try_from(local.start + i as u64).expect("validated: gids fit u32");
-            state
-                .spikes
-                .extend(it.by_ref().take(c as usize).map(|&s| (gid, s)));
-        }
-    }
-
-    let obs = file.group("observables")?;
-    let rows = |name: &str| -> hdf5::Result<Vec<Vec<f64>>> {
-        let a = obs.dataset(name)?.read_2d::<f64>()?;
-        Ok(a.rows().into_iter().map(|r| r.to_vec()).collect())
-    };
-    let rec = &mut state.recorder;
-    let counts = obs.dataset("rate_counts")?.read_2d::<u64>()?;
-    if counts.nrows() != config.populations.len()
-        || counts.ncols() != rec.rate_counts.first().map_or(0, Vec::len)
-    {
-        return Err("the rate counts have a different shape".into());
-    }
-    rec.rate_counts = counts.rows().into_iter().map(|r| r.to_vec()).collect();
-    rec.moment_times = obs.dataset("moment_time")?.read_raw()?;
-    rec.means = rows("mean")?;
-    rec.variances = rows("variance")?;
-    rec.histogram_times = obs.dataset("histogram_time")?.read_raw()?;
-    rec.histograms = rows("histogram")?;
-    rec.densities = rows("density")?;
-    let labels: Vec<f64> = obs.dataset("label_histogram")?.read_raw()?;
-    let per_sample: Vec<usize> = rec.label_histograms_row_lengths();
-    let nt = rec.histogram_times.len();
-    let mut rest = &labels[..];
-    for (row, len) in rec.label_histograms.iter_mut().zip(per_sample) {
-        if rest.len() < len * nt {
-            return Err("the label histograms have a different shape".into());
-        }
-        let (mine, tail) = rest.split_at(len * nt);
-        *row = mine.to_vec();
-        rest = tail;
-    }
-    for (name, sums) in [
-        ("balance_input", &mut rec.balance_input),
-        ("aggregate_balance", &mut rec.aggregate_balance),
-    ] {
-        let words: Vec<u64> = obs.dataset(name)?.read_raw()?;
-        if words.len() != 2 * sums.len() {
-            return Err(format!("{name} has a different shape").as_str().into());
-        }
-        for (x, pair) in sums.iter_mut().zip(words.chunks_exact(2)) {
-            *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
-        }
-    }
-    rec.v_samples = obs.attr("v_samples")?.read_scalar()?;
-    let acc = file.group("accumulators")?;
-    let snapshots = file.group("snapshots")?;
-    rec.snapshot_times = snapshots.dataset("time")?.read_raw()?;
-    if n_local > 0 {
-        let nr = &mut rec.neurons;
-        nr.last_spike = column(&acc, "last_spike", &slab)?;
-        nr.isi_count = column(&acc, "isi_count", &slab)?;
-        nr.isi_sum = column(&acc, "isi_sum", &slab)?;
-        nr.isi_sum2 = column(&acc, "isi_sum2", &slab)?;
-        nr.v_sum = column(&acc, "v_sum", &slab)?;
-        nr.v_sum2 = column(&acc, "v_sum2", &slab)?;
-        if !rec.snapshot_times.is_empty() {
-            nr.snapshot_v = columns(&snapshots, "v", &slab)?;
-            nr.snapshot_refractory = columns(&snapshots, "refractory_steps", &slab)?;
-        }
-    }
-    state.trees.restore(&file.group("trees")?)?;
+    state.observers.restore(&file, slab, comm)?;
     file.close()
 }
 

@@ -51,6 +51,22 @@ pub struct ConfigArgs {
     /// Override a key, e.g. `--set simulation.t_stop=200` or `--set population.E.size=800`.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Let `--set` define populations, projections, aggregate terms and tree observables the
+    /// configuration does not have (without it, such a `--set` is an error, so that a misspelt
+    /// name does not become a new population).
+    #[arg(long)]
+    pub create: bool,
+}
+
+impl ConfigArgs {
+    /// The configuration `text` with this command line's overrides, validated.
+    pub fn apply(&self, text: &str) -> Result<crate::config::Config, crate::error::ConfigError> {
+        if self.create {
+            crate::config::Config::from_toml_creating(text, &self.set)
+        } else {
+            crate::config::Config::from_toml(text, &self.set)
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -80,7 +96,7 @@ pub struct RunArgs {
 
 #[derive(Args, Debug)]
 pub struct InspectArgs {
-    /// Output file of `lapicque run`.
+    /// Output file of `lapicque run` or `lapicque meanfield`.
     pub file: PathBuf,
 }
 

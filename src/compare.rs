@@ -27,7 +27,9 @@
 //! Times and edges agree when they differ by at most `1e-9 max(|x|, |y|, 1)` (a mean-field
 //! solver may compute its sample times differently).
 
-use crate::inspect::{num, text};
+use crate::h5::{num, text};
+use crate::observables::{histograms, moments, rates, trees};
+use crate::output::POPULATIONS;
 use crate::Error;
 use hdf5::File;
 use std::fmt::Write as _;
@@ -363,7 +365,7 @@ impl Run {
         };
         let pops = run
             .file
-            .group("populations")
+            .group(POPULATIONS)
             .map_err(|_| run.missing("/populations"))?;
         let mut populations = Vec::new();
         for p in pops.member_names()? {
@@ -374,26 +376,38 @@ impl Run {
         }
         populations.sort();
         run.populations = populations.into_iter().map(|(_, p, s)| (p, s)).collect();
-        run.rate_time = run.read("rates/time")?;
+        run.rate_time = run.read(&format!("{}/time", rates::GROUP))?;
         run.rate_bin = run
             .file
-            .group("rates")
+            .group(rates::GROUP)
             .ok()
             .and_then(|g| num(&g, "bin_width"))
             .ok_or_else(|| run.missing("/rates bin_width"))?;
-        if run.file.link_exists("histograms/edges") {
-            run.histograms = Some((run.read("histograms/time")?, run.read("histograms/edges")?));
+        if run
+            .file
+            .link_exists(&format!("{}/edges", histograms::GROUP))
+        {
+            run.histograms = Some((
+                run.read(&format!("{}/time", histograms::GROUP))?,
+                run.read(&format!("{}/edges", histograms::GROUP))?,
+            ));
         }
-        if run.file.link_exists("moments/time") {
-            run.moment_time = Some(run.read("moments/time")?);
+        if run.file.link_exists(&format!("{}/time", moments::GROUP)) {
+            run.moment_time = Some(run.read(&format!("{}/time", moments::GROUP))?);
         }
-        if run.file.link_exists("densities/xi_edges") {
-            run.xi_edges = Some(run.read("densities/xi_edges")?);
+        if run
+            .file
+            .link_exists(&format!("{}/xi_edges", histograms::DENSITIES))
+        {
+            run.xi_edges = Some(run.read(&format!("{}/xi_edges", histograms::DENSITIES))?);
         }
-        if run.file.link_exists("labels/edges") {
-            run.label_edges = Some(run.read("labels/edges")?);
+        if run
+            .file
+            .link_exists(&format!("{}/edges", histograms::LABELS))
+        {
+            run.label_edges = Some(run.read(&format!("{}/edges", histograms::LABELS))?);
         }
-        if let Ok(g) = run.file.group("trees") {
+        if let Ok(g) = run.file.group(trees::GROUP) {
             run.trees = g.member_names()?;
         }
         Ok(run)
@@ -668,8 +682,8 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
     let mut populations = Vec::new();
     for ((p, size_a), (_, size_b)) in ra.populations.iter().zip(&rb.populations) {
         let (rate_a, rate_b) = (
-            ra.rows(&format!("rates/{p}"), ra.rate_time.len(), 1)?,
-            rb.rows(&format!("rates/{p}"), rb.rate_time.len(), 1)?,
+            ra.rows(&format!("{}/{p}", rates::GROUP), ra.rate_time.len(), 1)?,
+            rb.rows(&format!("{}/{p}", rates::GROUP), rb.rate_time.len(), 1)?,
         );
         let rates = series(
             "rate_abs_diff",
@@ -702,7 +716,7 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
         };
         if let Some((time, nb_samples, edges, pairs)) = &histograms {
             let bins = edges.len() - 1;
-            let name = format!("histograms/{p}");
+            let name = format!("{}/{p}", histograms::GROUP);
             let (ha, hb) = (
                 ra.rows(&name, time.len(), bins)?,
                 rb.rows(&name, *nb_samples, bins)?,
@@ -730,7 +744,7 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
             out.averaged = Some((l1(&ma, &mb, edges), wasserstein1(&ma, &mb, edges)));
             if let Some(xe) = &xi_edges {
                 let xb = xe.len() - 1;
-                let name = format!("densities/{p}");
+                let name = format!("{}/{p}", histograms::DENSITIES);
                 let (da, db) = (
                     ra.rows(&name, time.len(), xb * bins)?,
                     rb.rows(&name, *nb_samples, xb * bins)?,
@@ -754,7 +768,7 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
                     |x, y| mean_over_rows(x, y, bins, |u, v| wasserstein1(u, v, edges)),
                 ));
             }
-            let label_name = format!("labels/{p}");
+            let label_name = format!("{}/{p}", histograms::LABELS);
             if let Some(le) = label_edges
                 .as_ref()
                 .filter(|_| ra.file.link_exists(&label_name) && rb.file.link_exists(&label_name))
@@ -786,7 +800,8 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
             }
         }
         if let Some((time, nb_samples, pairs)) = &moments {
-            let read = |r: &Run, q: &str, n: usize| r.rows(&format!("moments/{p}/{q}"), n, 1);
+            let read =
+                |r: &Run, q: &str, n: usize| r.rows(&format!("{}/{p}/{q}", moments::GROUP), n, 1);
             let (ma, mb) = (
                 read(&ra, "mean", time.len())?,
                 read(&rb, "mean", *nb_samples)?,
@@ -813,7 +828,7 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
 
     let mut trees = Vec::new();
     for name in ra.trees.iter().filter(|t| rb.trees.contains(t)) {
-        let group = format!("trees/{name}");
+        let group = format!("{}/{name}", trees::GROUP);
         if ra.definition(&group) != rb.definition(&group) {
             notes.push(format!(
                 "tree {name}: defined differently in the two files, not compared"

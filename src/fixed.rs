@@ -69,3 +69,58 @@ pub(crate) fn fixed_moments(xs: &[f64]) -> (i128, i128) {
 pub(crate) fn unfixed(x: i128) -> f64 {
     x as f64 / FIXED
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The chunked sums equal term-by-term sums of the terms rounded to the nearest multiple of
+    /// 2^-32 (ties to even, computed here through `i128` directly), for chunks inside the fast
+    /// range, chunks with a value outside it (large, infinite, NaN), values exactly halfway
+    /// between two multiples, and a partial last chunk.
+    #[test]
+    fn fixed_moments_equal_term_by_term_sums() {
+        let mut xs: Vec<f64> = (0..5000)
+            .map(|i| ((i * 7919) % 2001) as f64 * 0.5 - 500.3 + 1e-7 * i as f64)
+            .collect();
+        xs[1500] = 3.0e4;
+        xs[2100] = -511.999;
+        xs[2101] = 2.5 / FIXED;
+        xs[2102] = -3.5 / FIXED;
+        xs[3100] = f64::NAN;
+        xs[4200] = 5.0e12;
+        xs[4300] = f64::INFINITY;
+        let term = |y: f64| {
+            if y.is_finite() {
+                y.round_ties_even() as i128
+            } else {
+                0
+            }
+        };
+        let naive = |s: &[f64]| {
+            s.iter().fold((0i128, 0i128), |(a, b), &x| {
+                (a + term(x * FIXED), b + term(x * x * FIXED))
+            })
+        };
+        assert_eq!(fixed_moments(&xs), naive(&xs));
+        assert_eq!(fixed_moments(&xs[2048..2900]), naive(&xs[2048..2900]));
+        assert_eq!(fixed_moments(&xs[..700]), naive(&xs[..700]));
+        // The fast path itself, on a chunk it takes: halfway terms round to even.
+        assert_eq!(
+            fixed_moments(&[2.5 / FIXED, 3.5 / FIXED, -2.5 / FIXED]).0,
+            2 + 4 - 2
+        );
+    }
+
+    #[test]
+    fn fixed_point_sums_are_order_independent() {
+        let xs: Vec<f64> = (0..1000)
+            .map(|i| ((i * 7919) % 1000) as f64 * 0.0137 - 5.3)
+            .collect();
+        let fwd: i128 = xs.iter().map(|&x| fixed(x)).sum();
+        let rev: i128 = xs.iter().rev().map(|&x| fixed(x)).sum();
+        assert_eq!(fwd, rev);
+        let naive: f64 = xs.iter().sum();
+        assert!((unfixed(fwd) - naive).abs() < 1e-6);
+    }
+}

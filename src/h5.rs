@@ -17,7 +17,7 @@ pub fn partial_path(path: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-pub(crate) fn text(s: &str) -> hdf5::Result<VarLenUnicode> {
+pub(crate) fn unicode(s: &str) -> hdf5::Result<VarLenUnicode> {
     s.parse::<VarLenUnicode>()
         .map_err(|e| hdf5::Error::from(e.to_string().as_str()))
 }
@@ -25,12 +25,29 @@ pub(crate) fn text(s: &str) -> hdf5::Result<VarLenUnicode> {
 pub(crate) fn attr_str(loc: &Location, name: &str, value: &str) -> hdf5::Result<()> {
     loc.new_attr::<VarLenUnicode>()
         .create(name)?
-        .write_scalar(&text(value)?)
+        .write_scalar(&unicode(value)?)
 }
 
 pub(crate) fn attr<T: H5Type>(loc: &Location, name: &str, value: T) -> hdf5::Result<()> {
     loc.new_attr::<T>().create(name)?.write_scalar(&value)
 }
+
+/// A string attribute, if present.
+pub fn text(loc: &Location, name: &str) -> Option<String> {
+    loc.attr(name)
+        .ok()?
+        .read_scalar::<VarLenUnicode>()
+        .ok()
+        .map(|s| s.as_str().to_string())
+}
+
+/// A scalar attribute, if present.
+pub fn num<T: H5Type>(loc: &Location, name: &str) -> Option<T> {
+    loc.attr(name).ok()?.read_scalar::<T>().ok()
+}
+
+/// The description of a per-neuron dataset of a checkpoint (one row per gid).
+pub(crate) const PER_NEURON: &str = "by gid";
 
 /// Creates a dataset (collectively) with its `units` and `description`.
 pub(crate) fn dataset<T: H5Type>(

@@ -33,7 +33,9 @@
 //! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
 //! ring buffers and delivery), [`fixed`] (exact order-free sums), [`rng`],
-//! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`], [`trees`] (tree-indexed observables),
+//! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`] (one
+//! file per observable behind one interface: rates, moments, histograms, trees, pair histogram,
+//! balance, statistics, snapshots, spikes),
 //! [`output`] (the HDF5 layout of a run), [`h5`] (writing HDF5 files collectively), [`inspect`], [`compare`] (distances between two outputs),
 //! [`checkpoint`] (save and resume the state), [`meanfield`] (the limit equations, solved on
 //! grids), [`app`] (the commands), [`cli`], [`progress`], and the fault handling: [`claim`]
@@ -66,7 +68,6 @@ pub mod rng;
 pub mod simulation;
 pub mod space;
 pub mod state;
-pub mod trees;
 pub mod watchdog;
 
 pub use error::Error;

@@ -5,8 +5,9 @@
 //! 1. **update**: every local neuron advances one step, consuming ring-buffer slot `n` (the
 //!    synaptic input arriving in this step); the gids that spike are collected in ascending
 //!    order.
-//! 2. **observe**: at sample boundaries `b = n + 1`, local partial sums for moments and
-//!    histograms of V; they are reduced across ranks in batches after an exchange.
+//! 2. **observe**: at every boundary `b = n + 1`, each observable
+//!    ([`crate::observables`]) takes its local part; they are reduced across ranks in batches
+//!    after an exchange.
 //! 3. **exchange**: one all-gather-v of the spiking gids. Blocks are contiguous and gathered in
 //!    rank order, so every rank holds the same globally ascending list.
 //! 4. **deliver**: each spike adds its weight into slot `n + delay` of its local targets; the
@@ -28,21 +29,16 @@ use crate::exchange::{Exchange, RingBuffer};
 use crate::memory::peak_rss_bytes;
 use crate::model::lif::{LifState, LifStep};
 use crate::model::neuron::{GeneralState, GeneralStep};
-use crate::observables::Recorder;
+use crate::observables::{Boundary, Observers, REDUCE_BATCH};
 use crate::partition::Partition;
 use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
 use crate::state::{Dynamic, Extra, RunResult, Timers};
-use crate::trees::TreeRecorder;
 use crate::Error;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
-
-/// Sampled observables are reduced across ranks once this many local partial values wait
-/// (and at the end), not at every sample.
-const REDUCE_BATCH: usize = 1 << 16;
 
 /// The update of one population.
 // One per population: the size difference does not matter.
@@ -119,16 +115,14 @@ pub fn run(
         ring_i: config
             .split_inhibitory()
             .then(|| RingBuffer::new(conn.max_delay(), n_local)),
-        recorder: Recorder::new(config, local.clone(), blocks.clone()),
-        trees: TreeRecorder::new(config, local.clone()),
-        spikes: Vec::new(),
+        observers: Observers::new(config, local.clone(), &blocks),
         extra: Extra::new(config, &local),
         aggregates: Aggregates::new(config, &local),
     };
     let mut n0 = 0;
     if let Some((path, step)) = control.restart {
         // A damaged file may fail on one rank only: all learn of it before the first exchange.
-        let read = checkpoint::read(path, config, comm, &local, step, &mut state);
+        let read = checkpoint::read(path, comm, &local, step, &mut state);
         crate::comm::agree(comm, read)?;
         n0 = step;
     }
@@ -168,37 +162,24 @@ pub fn run(
     timers.build = t.elapsed().as_secs_f64();
     let build_memory = peak_rss_bytes();
 
-    // Everything sampled at step boundary `b`; `fired`: the local gids that spiked in the step
-    // ending there. Tree observables are collectives: every rank samples the same boundaries.
+    // Every observable at step boundary `b`; `fired`: the local gids that spiked in the step
+    // ending there. Some samples are collectives: every rank samples the same boundaries.
     let observe = |b: u64, fired: &[u32], state: &mut Dynamic| {
-        if state.trees.fires(b) {
-            state.trees.sample(b, &state.v, fired, &conn, comm);
-        }
-        let (v, recorder) = (&state.v, &mut state.recorder);
-        let time = b as f64 * config.dt;
-        recorder.snapshot(b, time, v, &state.refractory);
-        if config.moments.is_some_and(|s| s.fires(b)) {
-            recorder.sample_moments(b, time, v);
-        }
-        if let Some(h) = config.histogram.as_ref().filter(|h| h.schedule.fires(b)) {
-            let x = &state.extra;
-            recorder.sample_histogram(time, v, &x.lambda, x.stride, h);
-        }
+        state.observers.at_boundary(&Boundary {
+            b,
+            time: config.time(b),
+            v: &state.v,
+            refractory: &state.refractory,
+            extra: &state.extra,
+            fired,
+            conn: &conn,
+            comm,
+        });
     };
     if n0 == 0 {
         observe(0, &[], &mut state);
     }
 
-    let record_spikes = config.raw.output.spikes;
-    // The gids whose spikes are written (`record_spikes` of each population).
-    let recorded: Vec<Range<u32>> = config
-        .populations
-        .iter()
-        .map(|p| {
-            let start = u32::try_from(p.gid_start).expect("validated: gids fit u32");
-            start..start + u32::try_from(p.record_spikes).expect("validated: gids fit u32")
-        })
-        .collect();
     let mut per_projection = vec![crate::exchange::Delivered::default(); config.projections.len()];
     let window = config.exchange_window();
     let mut exchange = Exchange::new(payload);
@@ -243,8 +224,8 @@ pub fn run(
                     &mut label_x,
                 );
                 state
-                    .recorder
-                    .count_aggregate(n, state.aggregates.balance());
+                    .observers
+                    .aggregate_input(n, state.aggregates.balance());
             }
             let input = state.ring.slot_mut(n);
             let input_i = match state.ring_i.as_mut() {
@@ -327,16 +308,6 @@ pub fn run(
                 }
             }
             let fired = exchange.fired();
-            state.recorder.count_intervals(n, fired);
-            if record_spikes {
-                let step = u32::try_from(n).expect("validated: fewer than 2^32 steps");
-                state.spikes.extend(
-                    fired
-                        .iter()
-                        .filter(|&&g| recorded.iter().any(|r| r.contains(&g)))
-                        .map(|&g| (g, step)),
-                );
-            }
             let t1 = Instant::now();
             timers.update += (t1 - t).as_secs_f64();
             observe(n + 1, fired, &mut state);
@@ -376,8 +347,9 @@ pub fn run(
                 &step_scales,
                 &mut per_projection,
             );
-            state.recorder.count_input(n0 + k as u64, &per_projection);
-            state.recorder.count_spikes(n0 + k as u64, &step_spikes);
+            state
+                .observers
+                .delivered(n0 + k as u64, &step_spikes, &per_projection);
         }
         timers.deliver += t1.elapsed().as_secs_f64();
         n0 += w as u64;
@@ -386,9 +358,9 @@ pub fn run(
             .is_some_and(|e| n0 / e != (n0 - w as u64) / e);
         let stop = stop && n0 < config.n_steps;
         let save = (periodic || stop) && n0 < config.n_steps;
-        if save || state.recorder.pending() >= REDUCE_BATCH || n0 == config.n_steps {
+        if save || state.observers.pending() >= REDUCE_BATCH || n0 == config.n_steps {
             let t = Instant::now();
-            state.recorder.reduce(comm);
+            state.observers.reduce(comm);
             timers.observe += t.elapsed().as_secs_f64();
         }
         if save {
@@ -409,9 +381,7 @@ pub fn run(
     let Dynamic {
         v,
         refractory,
-        recorder,
-        trees,
-        spikes,
+        observers,
         extra,
         ..
     } = state;
@@ -419,9 +389,7 @@ pub fn run(
         events,
         build_memory,
         local,
-        recorder,
-        trees,
-        spikes,
+        observers,
         v,
         refractory,
         extra,

@@ -292,24 +292,9 @@ fn rows() -> Vec<Row> {
             "projection.EE.indegree = 5: neuron ",
         ),
         row(
-            "rates start after t_stop",
-            Set(&["observables.rates.start=1e6"]),
-            "observables.rates.start = 1000000",
-        ),
-        row(
             "moments every negative",
             Set(&["observables.moments.every=-1"]),
             "observables.moments.every = -1",
-        ),
-        row(
-            "moments stop after t_stop",
-            Set(&["observables.moments.stop=20"]),
-            "observables.moments.stop = 20",
-        ),
-        row(
-            "histogram start after t_stop",
-            Set(&["observables.histogram.start=50"]),
-            "observables.histogram.start = 50",
         ),
         row(
             "histogram range empty",
@@ -556,6 +541,47 @@ fn rows() -> Vec<Row> {
             "snapshot interval not a multiple of dt",
             Set(&["observables.snapshots.every=0.05"]),
             "observables.snapshots.every = 0.05",
+        ),
+        row(
+            "misspelt population in --set (would define a new one)",
+            Set(&["population.e.size=10"]),
+            "population.e.size = 10: the configuration has no population \"e\" (it has: E, I)",
+        ),
+        row(
+            "misspelt projection in --set",
+            Set(&["projection.EI.weight=0.2"]),
+            "projection.EI.weight = 0.2: the configuration has no projection \"EI\" (it has: EE, IE)",
+        ),
+        row(
+            "new aggregate term through --set without --create",
+            Set(&["aggregate.A.source=\"E\""]),
+            "the configuration has no aggregate term \"A\" (it has: none); define it there, or pass --create",
+        ),
+        row(
+            "recorded neuron beyond its population",
+            Set(&["observables.record.neurons.E=[0,30]"]),
+            "observables.record.neurons.E = 30: node ids must be below",
+        ),
+        row(
+            "recorded population that does not exist",
+            Set(&["observables.record.neurons.Q=[0]"]),
+            "observables.record.neurons.Q = [0]: names no population",
+        ),
+        row(
+            "recorded variable a LIF population does not have",
+            Set(&[
+                "observables.record.neurons.E=[0]",
+                "observables.record.variables=[\"v\",\"w\"]",
+            ]),
+            "observables.record.variables = \"w\": population E has no such variable",
+        ),
+        row(
+            "recording at interval zero",
+            Set(&[
+                "observables.record.neurons.E=[0]",
+                "observables.record.every=0",
+            ]),
+            "observables.record.every = 0: must be positive",
         ),
         row(
             "checkpoint interval negative",

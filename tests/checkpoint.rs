@@ -27,7 +27,8 @@ const SMOKE: Setup = (
 
 /// The multi-agent network (sparse variant) with every kind of state a general model carries: labels with a
 /// refreshed random environment, conductance synapses (two ring buffers) on E, current
-/// synapses on I, aggregate input from the last step's spikes, escape noise on I.
+/// synapses on I, aggregate input from the last step's spikes, escape noise on I; four
+/// neurons' state variables recorded.
 const GENERAL: Setup = (
     concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -45,11 +46,15 @@ const GENERAL: Setup = (
         "aggregate.S.kind=\"jump\"",
         "aggregate.S.s={kind=\"spikes\"}",
         "aggregate.S.j0=5.0",
+        "observables.record.neurons={E=[0,5,800,1599]}",
+        "observables.record.every=10",
+        "observables.record.variables=[\"v\",\"refractory_steps\",\"syn_e\",\"syn_i\",\"lambda\",\"beta\"]",
     ],
 );
 
+/// The command line of a setup (`--create`: GENERAL's overrides define an aggregate term).
 fn args<'a>(setup: Setup, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec!["run", setup.0, "-o", out];
+    let mut a = vec!["run", setup.0, "-o", out, "--create"];
     for s in setup.1 {
         a.extend(["--set", s]);
     }

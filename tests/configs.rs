@@ -91,7 +91,11 @@ fn reference_config_documents_every_key() {
             "observables.histogram.stop=1000".into(),
             "observables.balance.stop=1000".into(),
             "observables.statistics.stop=1000".into(),
+            "observables.statistics.start=0".into(),
+            "observables.statistics.fano_window=10".into(),
             "observables.snapshots.stop=1000".into(),
+            "observables.record.stop=1000".into(),
+            "observables.record.neurons.E=[0,1,2]".into(),
             "population.E.record_spikes=100".into(),
             "population.E.diffusion=0.5".into(),
             "meanfield.v_min=-40".into(),
@@ -186,4 +190,84 @@ fn check_describes_each_model_and_the_aggregate_terms() {
         "{brunel}"
     );
     assert!(brunel.contains("expected synapses: 15625000\n"), "{brunel}");
+}
+
+/// A run shortened with `--set simulation.t_stop=50` (the README's workflow) is accepted for
+/// every shipped configuration: windows reaching past the end are cut there and windows
+/// starting after it sample nothing, each with one warning line naming the key; defaults
+/// (the statistics window, the Fano window) adapt to the run; a window that ends before it
+/// starts is still refused.
+#[test]
+fn shortened_runs_cut_windows_with_a_warning() {
+    let check = |config: &std::path::Path, sets: &[&str]| {
+        let mut cmd = std::process::Command::new(common::binary());
+        cmd.arg("check").arg(config);
+        for s in sets {
+            cmd.args(["--set", s]);
+        }
+        cmd.output().unwrap()
+    };
+    for entry in std::fs::read_dir(common::repo().join("configs")).unwrap() {
+        let path = entry.unwrap().path();
+        let o = check(&path, &["simulation.t_stop=50"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{}: {err}", path.display());
+        assert!(
+            err.lines()
+                .all(|l| l.starts_with("lapicque: warning: observables.")),
+            "{}: {err}",
+            path.display()
+        );
+    }
+    let escape = common::repo().join("configs/nonexchangeable_escape.toml");
+    let o = check(&escape, &["simulation.t_stop=50"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains(
+            "observables.statistics.start = 200 ms lies after simulation.t_stop = 50 ms: nothing is sampled"
+        ),
+        "{err}"
+    );
+    let reference = common::repo().join("configs/reference.toml");
+    let err =
+        String::from_utf8_lossy(&check(&reference, &["simulation.t_stop=50"]).stderr).into_owned();
+    assert!(
+        err.contains("observables.tree.example.stop = 1000 ms lies after simulation.t_stop = 50 ms: cut there"),
+        "{err}"
+    );
+    // Defaults adapt: no warning, and the Fano window follows a long rate bin.
+    let smoke = common::repo().join("configs/smoke.toml");
+    let text = std::fs::read_to_string(&smoke).unwrap();
+    for (sets, start, fano) in [
+        (vec!["simulation.t_stop=50"], 25.0, 10.0),
+        (
+            vec!["observables.rates.every=1000", "simulation.t_stop=3000"],
+            200.0,
+            1000.0,
+        ),
+        (vec!["observables.rates.every=3"], 100.0, 12.0),
+    ] {
+        let o: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        let c = Config::from_toml(&text, &o).unwrap();
+        assert!(c.warnings.is_empty(), "{sets:?}: {:?}", c.warnings);
+        assert_eq!(c.statistics.start as f64 * c.dt, start, "{sets:?}");
+        assert_eq!(
+            (c.statistics.fano_bins * c.rates.every) as f64 * c.dt,
+            fano,
+            "{sets:?}"
+        );
+    }
+    let o = check(
+        &smoke,
+        &[
+            "observables.moments.start=30",
+            "observables.moments.stop=20",
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("observables.moments.stop = 20: must not lie before start"),
+        "{err}"
+    );
 }

@@ -145,6 +145,7 @@ fn sparse_two_block_tree_observables_approach_the_limit() {
             "observables.tree.edge_nu.functions=[1.0, \"nu\"]",
             "--set",
             "observables.tree.edge_nu.every=10",
+            "--create",
         ],
     );
     let trees: Vec<_> = csv(&dir.join("trees.csv"))

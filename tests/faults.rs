@@ -25,7 +25,11 @@ fn runaway_network_keeps_working() {
     common::run_ok(2, &config, &out, &[]);
     let rate = common::mean_rate(&out, "A");
     let n0 = (-(20.0f64 / 0.1) * (1.0 - 20.0 / 1000.0f64).ln()).ceil();
-    let expected = (1000.0 - n0 + 1.0) / 0.1; // spikes in steps n0 - 1 .. 999, per 100 ms
+    // Spikes in steps n0 - 1 .. 999, one per step; 1 ms bins of their timestamps (n + 1) dt:
+    // the first bin holds steps 0 .. 8 (n0 - 1 .. 8 spiking), the last one steps 989 .. 999,
+    // every bin the rate of one spike per step but the first. The mean over the 100 bins:
+    let first = (8.0 - (n0 - 1.0) + 1.0) / 9.0 * 10_000.0;
+    let expected = (first + 99.0 * 10_000.0) / 100.0;
     assert!(
         (rate - expected).abs() < 1e-6,
         "rate {rate} Hz, expected {expected} Hz"

@@ -7,6 +7,7 @@ mod common;
 
 use lapicque::comm::SerialComm;
 use lapicque::config::Config;
+use lapicque::observables::moments::Moments;
 use lapicque::progress::Progress;
 use lapicque::simulation;
 use std::path::Path;
@@ -19,8 +20,8 @@ fn shipped(name: &str) -> String {
 fn particle_moments(config: &Config) -> (Vec<f64>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let control = simulation::Control::uninterrupted(Path::new("mckean.checkpoint.h5"));
     let r = simulation::run(config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-    let rec = r.recorder;
-    (rec.moment_times, rec.means, rec.variances)
+    let rec = r.observers.get::<Moments>();
+    (rec.times.clone(), rec.means.clone(), rec.variances.clone())
 }
 
 /// The FitzHugh-Nagumo E/I network of `strong_coupling_symmetric.toml` (electrical and chemical

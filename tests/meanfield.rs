@@ -307,6 +307,7 @@ fn configs_without_a_limit_name_the_feature() {
 fn chemical_coupling_approaches_the_balance_voltages() {
     use lapicque::comm::SerialComm;
     use lapicque::config::Config;
+    use lapicque::observables::moments::Moments;
     use lapicque::progress::Progress;
     use lapicque::simulation;
     let text = |j0: f64| {
@@ -331,11 +332,11 @@ fn chemical_coupling_approaches_the_balance_voltages() {
         let balance = lapicque::meanfield::run::balance_voltages(&config).unwrap();
         let control = simulation::Control::uninterrupted(Path::new("balance.checkpoint.h5"));
         let r = simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-        let rec = &r.recorder;
+        let rec = r.observers.get::<Moments>();
         let mut worst: f64 = 0.0;
         for (p, x) in balance.iter().enumerate() {
             let keep: Vec<f64> = rec
-                .moment_times
+                .times
                 .iter()
                 .zip(&rec.means[p])
                 .filter(|(t, _)| **t >= 100.0)

@@ -11,6 +11,9 @@ mod common;
 
 use lapicque::comm::SerialComm;
 use lapicque::config::Config;
+use lapicque::observables::moments::Moments;
+use lapicque::observables::rates::Rates;
+use lapicque::observables::spikes::Spikes;
 use lapicque::progress::Progress;
 use lapicque::simulation;
 use lapicque::state::RunResult;
@@ -139,7 +142,7 @@ fn perfect_isi(bridge: bool) -> (f64, f64, usize) {
     let r = run(&text);
     // Intervals starting before 1900 ms: P(ISI > 100 ms) < exp(-lambda (t - T)^2 / (2 T^2 t))
     // = e^-40 (inverse Gaussian tail, lambda = a^2 / sigma^2 = 100).
-    let isi = intervals(&r.spikes, 0..1000, 19_000);
+    let isi = intervals(&r.observers.get::<Spikes>().spikes, 0..1000, 19_000);
     let (m, v) = mean_var(isi.iter().map(|&s| s as f64 * 0.1));
     (m, v, isi.len())
 }
@@ -296,7 +299,7 @@ fn constant_escape_intensity_gives_a_geometric_age() {
     let (m, v) = mean_var(r.v.iter().copied());
     let nf = n as f64;
     let (se_m, se_v) = ((want_v / nf).sqrt(), ((m4 - want_v * want_v) / nf).sqrt());
-    let spikes: u64 = r.recorder.rate_counts[0].iter().sum();
+    let spikes: u64 = r.observers.get::<Rates>().spikes(0);
     let trials = nf * steps as f64;
     let want_spikes = trials * p;
     let se_s = (trials * p * (1.0 - p)).sqrt();
@@ -383,7 +386,7 @@ fn exponential_escape_rate_matches_the_renewal_solution() {
     let r = run(&text);
     // Intervals starting before 8 s: beyond 50 ms of age V > 11 mV and nu > 13 Hz, so an
     // interval outlasts 2 s with probability below exp(-1.95 s x 13 Hz) < 1e-11.
-    let isi = intervals(&r.spikes, 0..1000, 80_000);
+    let isi = intervals(&r.observers.get::<Spikes>().spikes, 0..1000, 80_000);
     let (m, v) = mean_var(isi.iter().map(|&s| s as f64 * dt));
     let se = (v / isi.len() as f64).sqrt();
     let rate = 1000.0 / m;
@@ -407,9 +410,9 @@ fn exponential_escape_rate_matches_the_renewal_solution() {
 /// Time averages (over the moment samples from `from` ms on) of the population mean and
 /// variance of V, and the number of samples.
 fn averaged_moments(r: &RunResult, pop: usize, from: f64) -> (f64, f64, usize) {
-    let rec = &r.recorder;
-    let idx: Vec<usize> = (0..rec.moment_times.len())
-        .filter(|&i| rec.moment_times[i] >= from - 1e-9)
+    let rec = r.observers.get::<Moments>();
+    let idx: Vec<usize> = (0..rec.times.len())
+        .filter(|&i| rec.times[i] >= from - 1e-9)
         .collect();
     let k = idx.len() as f64;
     let m = idx.iter().map(|&i| rec.means[pop][i]).sum::<f64>() / k;
@@ -541,12 +544,8 @@ fn chemical_coupling_with_a_sigmoid_reaches_the_self_consistent_state() {
          s = {{ kind = \"sigmoid\", theta = {theta}, delta = {delta}, max = 1.0 }}\n"
     );
     let r = run(&text);
-    let rec = &r.recorder;
-    let from = rec
-        .moment_times
-        .iter()
-        .position(|&t| t >= 20.0 - 1e-9)
-        .unwrap();
+    let rec = r.observers.get::<Moments>();
+    let from = rec.times.iter().position(|&t| t >= 20.0 - 1e-9).unwrap();
     let means = &rec.means[0][from..];
     let batches: Vec<f64> = means
         .chunks_exact(10)
@@ -628,10 +627,10 @@ fn electrical_coupling_leaves_the_population_mean_unchanged() {
     let (a, c, sigma, n, dt) = (1.0f64, 0.1f64, 1.0f64, 1000.0f64, 0.1f64);
     for jn in [0.0, 1000.0] {
         let r = electrical(jn, 50.0, 29);
-        let rec = &r.recorder;
+        let rec = r.observers.get::<Moments>();
         for t in [5.0f64, 10.0, 20.0, 50.0] {
             let i = rec
-                .moment_times
+                .times
                 .iter()
                 .position(|&s| (s - t).abs() < 1e-9)
                 .expect("sample");
@@ -805,6 +804,8 @@ fn label_efficacy_scales_the_synaptic_jump() {
     for (k, e) in [(0u32, 1.0f64), (1, 0.5), (2, -0.25)] {
         let sources = 3 * k..3 * k + 3;
         let count = r
+            .observers
+            .get::<Spikes>()
             .spikes
             .iter()
             .filter(|(g, s)| sources.contains(g) && *s + d < n_steps)
@@ -898,7 +899,9 @@ fn synapse_errors(dt: f64, inhibition: Inhibition) -> [(f64, f64); 2] {
     let r = run(&text);
     // Arrival times: a spike of step s is emitted at (s + 1) dt and acts from one delay later.
     let arrivals = |gid: u32| -> Vec<f64> {
-        r.spikes
+        r.observers
+            .get::<Spikes>()
+            .spikes
             .iter()
             .filter(|(g, _)| *g == gid)
             .map(|&(_, s)| f64::from(s + 1) * dt + delay)
@@ -930,10 +933,10 @@ fn synapse_errors(dt: f64, inhibition: Inhibition) -> [(f64, f64); 2] {
     let f = |t: f64, v: f64| g(t, &ae, w_e, tau_e) * (e_e - v) + g(t, &ai, w_i, tau_i) * (e_i - v);
     let h = 1e-3;
     let per_sample = (dt / h).round() as usize;
-    let rec = &r.recorder;
+    let rec = r.observers.get::<Moments>();
     let (mut v, mut t) = (0.0f64, 0.0f64);
     let (mut err_c, mut err_g, mut dist) = (0.0f64, 0.0f64, 0.0f64);
-    for (i, &ts) in rec.moment_times.iter().enumerate() {
+    for (i, &ts) in rec.times.iter().enumerate() {
         if i > 0 {
             for _ in 0..per_sample {
                 // Right after a jump of g at the start of the substep.
@@ -1537,7 +1540,9 @@ fn jump_aggregate_of_spikes_adds_j_per_spike_of_the_previous_step() {
     let n_steps = (t_stop / dt).round() as u32;
     let j = j0 * f64::from(n_s).powf(alpha - 1.0);
     let from_sources = |last: u32| {
-        r.spikes
+        r.observers
+            .get::<Spikes>()
+            .spikes
             .iter()
             .filter(|&&(g, s)| g < n_s && s <= last)
             .count() as f64
@@ -1620,7 +1625,13 @@ fn exponential_if_period_matches_the_quadrature() {
              v_reset = {v_reset}\nt_ref = {t_ref}\nv_init_min = {v_reset}\nv_init_max = {v_reset}\n"
         );
         let r = run(&text);
-        let steps: Vec<u32> = r.spikes.iter().map(|&(_, s)| s).collect();
+        let steps: Vec<u32> = r
+            .observers
+            .get::<Spikes>()
+            .spikes
+            .iter()
+            .map(|&(_, s)| s)
+            .collect();
         assert!(steps.len() >= 4, "{steps:?}");
         let gaps: Vec<u32> = steps.windows(2).map(|w| w[1] - w[0]).collect();
         assert!(
@@ -1738,7 +1749,9 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     assert_eq!(r.n_synapses, edges.len() as u64);
     let n_steps = (t_stop / dt).round() as u32;
     let spikes_of = |src: u64| -> Vec<u32> {
-        r.spikes
+        r.observers
+            .get::<Spikes>()
+            .spikes
             .iter()
             .filter(|&&(g, _)| u64::from(g) == src)
             .map(|&(_, s)| s)
@@ -1765,9 +1778,9 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     }
     assert!(cut > 0, "no spike was cut by its delay");
     // The population mean of the targets after every step: the arrivals of steps < k.
-    let rec = &r.recorder;
-    assert!(rec.moment_times.len() >= n_steps as usize);
-    for (i, &ts) in rec.moment_times.iter().enumerate() {
+    let rec = r.observers.get::<Moments>();
+    assert!(rec.times.len() >= n_steps as usize);
+    for (i, &ts) in rec.times.iter().enumerate() {
         let k = (ts / dt).round() as u32;
         let mut sum = 0.0;
         for &(src, _, w, d) in &edges {
@@ -1793,6 +1806,6 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     println!(
         "SONATA edges: {cut} (spike, edge) pairs arrive after t_stop; {} samples of the mean \
          match the arrivals",
-        rec.moment_times.len()
+        rec.times.len()
     );
 }

@@ -458,12 +458,12 @@ fn damaged_checkpoints_are_refused_on_every_rank() {
         ),
         (
             "spike steps cut",
-            "s = f['spikes/step'][:-5]; del f['spikes/step']; f['spikes/step'] = s",
+            "s = f['observables/spikes/step'][:-5]; del f['observables/spikes/step']; f['observables/spikes/step'] = s",
             "spikes",
         ),
         (
             "spike counts inflated",
-            "c = f['spikes/count'][:]; c[3] += 1000; f['spikes/count'][:] = c",
+            "c = f['observables/spikes/count'][:]; c[3] += 1000; f['observables/spikes/count'][:] = c",
             "spikes",
         ),
         (
@@ -575,6 +575,7 @@ fn runaway_and_unrepresentable_inputs_are_refused_up_front() {
             "an aggregate kernel beyond memory",
             vec![
                 &smoke,
+                "--create",
                 "--set",
                 "aggregate.S.source=\"E\"",
                 "--set",
@@ -597,12 +598,12 @@ fn runaway_and_unrepresentable_inputs_are_refused_up_front() {
         ),
         (
             "a population named time",
-            vec![&smoke, "--set", "population.time.size=3"],
+            vec![&smoke, "--create", "--set", "population.time.size=3"],
             "population.time",
         ),
         (
             "a population named edges",
-            vec![&smoke, "--set", "population.edges.size=3"],
+            vec![&smoke, "--create", "--set", "population.edges.size=3"],
             "population.edges",
         ),
         (

@@ -1,7 +1,8 @@
 //! The observables of a run checked against independent computations from the same file:
 //! spike statistics from the recorded spikes and from snapshots of every neuron, moments from
 //! snapshots, the input balance against the mean-field identity `rate x in-degree x weight`,
-//! and a recorded subset of spikes against the full record.
+//! a recorded subset of spikes against the full record, and recorded neurons against the closed
+//! form of a noise-free LIF and against the snapshots.
 
 mod common;
 
@@ -158,11 +159,16 @@ fn observables_agree_with_independent_computations() {
             stat(&f, pop, "cv_isi")
         );
 
-        // Fano factor of the population count in 10 ms windows, from the rate series.
+        // Fano factor of the population count in 10 ms windows, from the rate series: 1 ms
+        // bins, the last one closed at t_stop (11 steps' spikes).
         let rates = read(&f, &format!("rates/{pop}"));
-        let counts: Vec<f64> = rates[START as usize..]
+        let last = rates.len() - 1;
+        let spikes: Vec<f64> = (0..rates.len())
+            .map(|b| rates[b] * size as f64 * if b == last { 1.1 } else { 1.0 } / 1000.0)
+            .collect();
+        let counts: Vec<f64> = spikes[START as usize..]
             .chunks_exact(10)
-            .map(|w| w.iter().map(|r| r * size as f64 / 1000.0).sum())
+            .map(|w| w.iter().sum())
             .collect();
         assert_fano(&f, pop, &counts);
 
@@ -312,6 +318,8 @@ fn extended_density_and_label_histograms_match_the_final_state() {
 fn balance_includes_aggregate_input() {
     use lapicque::comm::SerialComm;
     use lapicque::config::Config;
+    use lapicque::observables::balance::Balance;
+    use lapicque::observables::moments::Moments;
     use lapicque::progress::Progress;
     use lapicque::simulation;
     let text = "[simulation]\nt_stop = 50.0\n[observables.moments]\nevery = 0.1\n\
@@ -323,11 +331,12 @@ fn balance_includes_aggregate_input() {
     let config = Config::from_toml(text, &[]).unwrap();
     let control = simulation::Control::uninterrupted(Path::new("agg_balance.checkpoint.h5"));
     let r = simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-    let rec = &r.recorder;
+    let rec = r.observers.get::<Moments>();
     // J = j0 n^(alpha - 1) with alpha = 0: J n_B = j0.
     let (j1n, j2n) = (0.02, -0.05);
-    let exc = rec.aggregate_input(0, false);
-    let inh = rec.aggregate_input(0, true);
+    let balance = r.observers.get::<Balance>();
+    let exc = balance.aggregate_input(0, false);
+    let inh = balance.aggregate_input(0, true);
     assert_eq!(exc.len(), 5);
     for bin in 0..5 {
         // Boundaries 100 bin .. 100 bin + 99 (the step starts), moments every step.
@@ -344,12 +353,13 @@ fn balance_includes_aggregate_input() {
             inh[bin]
         );
     }
-    assert!(rec.aggregate_input(1, false).iter().all(|&x| x == 0.0));
+    assert!(balance.aggregate_input(1, false).iter().all(|&x| x == 0.0));
 }
 
 /// Rates on their own schedule: bins of 2 ms from 100 to 955 ms (the last one 1 ms long). Each
-/// bin's rate equals the count of recorded spikes in its steps (a spike of step n has timestamp
-/// (n + 1) dt) divided by size x bin length, nothing is counted outside the window, and the Fano
+/// bin's rate equals the count of recorded spike timestamps in it, binned as numpy.histogram bins
+/// them with the bin edges (the last bin closed), divided by size x the time its steps' ends
+/// cover, nothing is counted outside the window, and the Fano
 /// factor counts the whole 10 ms windows inside both the rates' and the statistics' windows.
 #[test]
 fn rates_follow_their_own_schedule() {
@@ -374,7 +384,7 @@ fn rates_follow_their_own_schedule() {
     let expect: Vec<f64> = (0..428).map(|b| 100.0 + 2.0 * b as f64).collect();
     assert_eq!(time.len(), expect.len());
     for (t, e) in time.iter().zip(&expect) {
-        assert!((t - e).abs() < 1e-9, "bin start {t} vs {e}");
+        assert_eq!(*t, *e, "bin start");
     }
     let bin_width = f
         .group("rates")
@@ -384,18 +394,27 @@ fn rates_follow_their_own_schedule() {
         .read_scalar::<f64>()
         .unwrap();
     assert_eq!(bin_width, 2.0);
+    // The bins numpy.histogram makes of the timestamps: [e_k, e_k+1), the last one closed.
+    let mut edges = time.clone();
+    edges.push(955.0);
     for (pop, size) in [("E", 1600.0), ("I", 400.0)] {
         let ts = read(&f, &format!("spikes/{pop}/timestamps"));
         let mut counts = vec![0.0; time.len()];
         for t in ts {
-            let step = (t / dt).round() as i64 - 1;
-            if (1000..9550).contains(&step) {
-                counts[((step - 1000) / 20) as usize] += 1.0;
+            // Timestamps are the doubles nearest to the step boundaries, free of float noise.
+            assert_eq!(t, (t / dt).round() / 10.0, "timestamp {t}");
+            let last = edges.len() - 2;
+            let bin = (0..=last)
+                .find(|&k| edges[k] <= t && (t < edges[k + 1] || k == last && t == edges[k + 1]));
+            if let Some(k) = bin {
+                counts[k] += 1.0;
             }
         }
         let rates = read(&f, &format!("rates/{pop}"));
         for (b, (r, c)) in rates.iter().zip(&counts).enumerate() {
-            let len = if b + 1 == time.len() { 1.0 } else { 2.0 };
+            // A bin holds the spikes of its steps' ends: 20 steps, and the closed last bin
+            // [954, 955] the 11 of 954.0, 954.1, ..., 955.0.
+            let len = if b + 1 == time.len() { 1.1 } else { 2.0 };
             let want = c / (size * len) * 1000.0;
             assert!(
                 (r - want).abs() < 1e-9 * want.max(1.0),
@@ -567,4 +586,129 @@ delay = 1.0
         }
         assert!(exc.iter().sum::<f64>() > 0.0 && inh.iter().sum::<f64>() < 0.0);
     }
+}
+
+/// Recorded neurons (NEST's multimeter) on 3 ranks, the recorded ones spread over all three:
+/// noise-free LIF neurons driven above threshold by a constant current relax along the closed
+/// form `V(t) = v_inf + (V(0) - v_inf) exp(-t / tau_m)` until the first step whose end lies
+/// above threshold, where they are reset; every recorded value equals the same neuron's
+/// snapshot at the same time, and the node ids and units are as documented.
+#[test]
+fn recorded_neurons_follow_the_closed_form_and_equal_the_snapshots() {
+    let dir = common::scratch("record");
+    let config = dir.join("lif.toml");
+    std::fs::write(
+        &config,
+        "[simulation]\ndt = 0.1\nt_stop = 30.0\nseed = 7\n\
+         [population.A]\nsize = 30\ntau_m = 10.0\ne_l = 0.0\ni_e = 2.5\nv_th = 20.0\n\
+         v_reset = 5.0\nt_ref = 2.0\nsigma = 0.0\nv_init_min = 0.0\nv_init_max = 19.0\n\
+         [observables.snapshots]\nevery = 0.1\n\
+         [observables.record]\nevery = 0.1\nvariables = [\"v\", \"refractory_steps\"]\n\
+         [observables.record.neurons]\nA = [29, 0, 10, 9, 20, 19]\n",
+    )
+    .unwrap();
+    let out = dir.join("out.h5");
+    common::run_ok(3, &config, &out, &[]);
+    let f = File::open(&out).unwrap();
+    let ids: Vec<u64> = f.dataset("record/A/node_ids").unwrap().read_raw().unwrap();
+    assert_eq!(ids, [0, 9, 10, 19, 20, 29]);
+    let t = read(&f, "record/time");
+    assert_eq!(t.len(), 301);
+    let v = f.dataset("record/A/v").unwrap();
+    assert_eq!(v.shape(), [301, 6]);
+    let units: hdf5::types::VarLenUnicode = v.attr("units").unwrap().read_scalar().unwrap();
+    assert_eq!(units.as_str(), "mV");
+    let v = v.read_2d::<f64>().unwrap();
+    let r = f
+        .dataset("record/A/refractory_steps")
+        .unwrap()
+        .read_2d::<u32>()
+        .unwrap();
+    let snap_v = f.dataset("snapshots/v").unwrap().read_2d::<f64>().unwrap();
+    let snap_r = f
+        .dataset("snapshots/refractory_steps")
+        .unwrap()
+        .read_2d::<u32>()
+        .unwrap();
+    assert_eq!(read(&f, "snapshots/time"), t);
+    let (tau, v_inf, v_th) = (10.0f64, 25.0f64, 20.0);
+    for (j, &id) in ids.iter().enumerate() {
+        for k in 0..t.len() {
+            assert_eq!(v[[k, j]].to_bits(), snap_v[[k, id as usize]].to_bits());
+            assert_eq!(r[[k, j]], snap_r[[k, id as usize]]);
+        }
+        let v0 = v[[0, j]];
+        let closed = |k: usize| v_inf + (v0 - v_inf) * (-(k as f64) * 0.1 / tau).exp();
+        let cross = (1..t.len()).find(|&k| closed(k) >= v_th).unwrap();
+        for k in 0..cross {
+            assert!(
+                (v[[k, j]] - closed(k)).abs() < 1e-9,
+                "neuron {id} at {} ms: {} vs closed form {}",
+                t[k],
+                v[[k, j]],
+                closed(k)
+            );
+        }
+        assert_eq!(v[[cross, j]], 5.0, "neuron {id} resets at step {cross}");
+        assert_eq!(
+            r[[cross, j]],
+            20,
+            "neuron {id} is refractory for t_ref / dt steps"
+        );
+    }
+}
+
+/// A NEST-style population (E_L = V_reset = -70 mV, V_th = -55 mV) gets a histogram range from
+/// its own potentials, [-85, -55] mV, that holds its neurons, without a warning; a range that
+/// misses them (the old default [-20, 20] mV, set by hand) is run but warned about, naming the
+/// population and the fraction held.
+#[test]
+fn histogram_range_follows_the_potentials_and_warns_when_it_misses() {
+    let dir = common::scratch("histogram_range");
+    let config = dir.join("nest.toml");
+    std::fs::write(
+        &config,
+        "[simulation]\nt_stop = 100.0\n\
+         [population.E]\nsize = 200\ne_l = -70.0\nv_reset = -70.0\nv_th = -55.0\ntau_m = 10.0\n\
+         i_e = 1.2\nsigma = 3.0\nv_init_min = -70.0\nv_init_max = -60.0\n",
+    )
+    .unwrap();
+    let run = |out: &Path, sets: &[&str]| {
+        let mut args = vec!["run", config.to_str().unwrap(), "-o", out.to_str().unwrap()];
+        for s in sets {
+            args.extend(["--set", s]);
+        }
+        let o = common::mpirun(2, &args).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let out = dir.join("default.h5");
+    let err = run(&out, &[]);
+    assert!(!err.contains("warning"), "{err}");
+    let f = File::open(&out).unwrap();
+    let edges = read(&f, "histograms/edges");
+    assert_eq!((edges[0], *edges.last().unwrap()), (-85.0, -55.0));
+    let h = read(&f, "histograms/E");
+    let bins = edges.len() - 1;
+    let width = 30.0 / bins as f64;
+    let held: Vec<f64> = h
+        .chunks(bins)
+        .map(|r| r.iter().sum::<f64>() * width)
+        .collect();
+    assert!(held.iter().all(|&m| m > 0.9), "{held:?}");
+
+    let off = dir.join("off.h5");
+    let err = run(
+        &off,
+        &[
+            "observables.histogram.v_min=-20",
+            "observables.histogram.v_max=20",
+        ],
+    );
+    assert!(
+        err.contains(
+            "lapicque: warning: observables.histogram: [-20, 20) mV held 0.0% of population E on average"
+        ),
+        "{err}"
+    );
 }

@@ -98,13 +98,24 @@ fn smoke_run_output_follows_the_documented_layout() {
         }
         assert!(ts.iter().all(|&t| t > 0.0 && t <= t_stop + 1e-9));
         assert!(ids.iter().all(|&i| (i as f64) < size));
-        // The rate series accounts for exactly the recorded spikes.
+        // The rate series accounts for exactly the recorded spikes: bins of the timestamps
+        // from 0 to t_stop, the first one holding a step less (no spike is stamped at 0), the
+        // last one, closed at t_stop, a step more.
         let rates = f
             .dataset(&format!("rates/{pop}"))
             .unwrap()
             .read_raw::<f64>()
             .unwrap();
-        let from_rates: f64 = rates.iter().map(|r| r * size * bin / 1000.0).sum();
+        let dt = f.attr("dt").unwrap().read_scalar::<f64>().unwrap();
+        let last = rates.len() - 1;
+        let from_rates: f64 = rates
+            .iter()
+            .enumerate()
+            .map(|(k, r)| {
+                let len = bin - if k == 0 { dt } else { 0.0 } + if k == last { dt } else { 0.0 };
+                r * size * len / 1000.0
+            })
+            .sum();
         assert!(
             (from_rates - ids.len() as f64).abs() < 1e-6 * ids.len() as f64,
             "{pop}: {from_rates} vs {}",
@@ -168,4 +179,71 @@ fn smoke_run_output_follows_the_documented_layout() {
         o.status.success() && s.contains("complete") && s.contains("where the time went"),
         "{s}"
     );
+}
+
+/// `inspect` names what a file is: a mean-field file is summarised as the limit (no ranks, wall
+/// time or synapses), and a checkpoint or a foreign HDF5 file is refused with one line naming
+/// the file and exit code 2 (bad input), not a raw HDF5 error.
+#[test]
+fn inspect_names_the_file_kind_and_refuses_other_files() {
+    let dir = common::scratch("inspect_kinds");
+    let inspect = |file: &std::path::Path| {
+        std::process::Command::new(common::binary())
+            .arg("inspect")
+            .arg(file)
+            .output()
+            .unwrap()
+    };
+    let mf = dir.join("limit.h5");
+    let o = std::process::Command::new(common::binary())
+        .args(["meanfield", "--force", "-o"])
+        .arg(&mf)
+        .arg(common::repo().join("configs/uncoupled_lif.toml"))
+        .args(["--set", "simulation.t_stop=20"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let f = File::open(&mf).unwrap();
+    assert_eq!(text(&f, "kind"), "meanfield");
+    assert_eq!(text(&f, "format"), "lapicque");
+    for attr in ["git_commit", "hdf5_version", "config"] {
+        assert!(!text(&f, attr).is_empty(), "{attr}");
+    }
+    let o = inspect(&mf);
+    let s = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        s.contains("mean-field limit") && s.contains("solver lif_fokker_planck"),
+        "{s}"
+    );
+    assert!(!s.contains("rank(s)") && !s.contains("synapses"), "{s}");
+
+    let foreign = dir.join("foreign.h5");
+    common::create_h5(&foreign).create_group("data").unwrap();
+    let checkpoint = dir.join("state.checkpoint.h5");
+    {
+        let c = common::create_h5(&checkpoint);
+        let v: hdf5::types::VarLenUnicode = "lapicque-checkpoint".parse().unwrap();
+        c.new_attr::<hdf5::types::VarLenUnicode>()
+            .create("format")
+            .unwrap()
+            .write_scalar(&v)
+            .unwrap();
+    }
+    let not_hdf5 = dir.join("notes.h5");
+    std::fs::write(&not_hdf5, "not HDF5").unwrap();
+    for (file, says) in [
+        (&foreign, "is not a lapicque output"),
+        (&checkpoint, "is a lapicque checkpoint"),
+        (&not_hdf5, "cannot be opened as HDF5"),
+    ] {
+        let o = inspect(file);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(says) && err.contains(file.to_str().unwrap()),
+            "{err}"
+        );
+    }
 }

@@ -34,6 +34,14 @@ fano_window = 5.0
 [observables.snapshots]
 start = 100.0
 every = 100.0
+[observables.record]
+start = 10.0
+every = 0.5
+variables = ["v", "refractory_steps"]
+[observables.record.neurons]
+E = [800, 0, 250, 400, 401]
+I = [7, 202]
+X = [50]
 [observables.histogram]
 every = 5.0
 v_min = -10.0
@@ -150,6 +158,8 @@ fn outputs_are_identical_on_one_to_four_ranks() {
                     "/rates/X",
                     "/balance/E/inhibitory",
                     "/snapshots/v",
+                    "/record/E/v",
+                    "/record/I/refractory_steps",
                     "/statistics/E@chi",
                     "/statistics/I@cv_isi",
                 ] {

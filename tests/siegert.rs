@@ -9,6 +9,7 @@ mod common;
 
 use lapicque::comm::SerialComm;
 use lapicque::config::Config;
+use lapicque::observables::rates::Rates;
 use lapicque::progress::Progress;
 use lapicque::simulation;
 
@@ -29,7 +30,7 @@ fn simulated_rate(mu: f64, sigma_v: f64, n: u64, t: f64, extra: &str) -> f64 {
     let control = simulation::Control::uninterrupted(std::path::Path::new("siegert.checkpoint.h5"));
     let result =
         simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).expect("run");
-    let spikes: u64 = result.recorder.rate_counts[0].iter().sum();
+    let spikes: u64 = result.observers.get::<Rates>().spikes(0);
     spikes as f64 / (n as f64 * t / 1000.0)
 }
 

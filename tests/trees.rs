@@ -7,6 +7,8 @@ mod common;
 use hdf5::File;
 use lapicque::config::Config;
 use lapicque::connectivity::Connectivity;
+use lapicque::observables::pair_histogram::PairHistogram;
+use lapicque::observables::trees::TreeRecorder;
 
 /// Two small populations (N = 11) with noise and strong drive, so that V varies and neurons
 /// spike often; fixed in-degree with multapses and autapses, and Bernoulli.
@@ -530,8 +532,16 @@ fn a_resumed_run_continues_the_series() {
         },
     )
     .unwrap();
-    let a: Vec<_> = whole.trees.tree_series().collect();
-    let b: Vec<_> = resumed.trees.tree_series().collect();
+    let a: Vec<_> = whole
+        .observers
+        .get::<TreeRecorder>()
+        .tree_series()
+        .collect();
+    let b: Vec<_> = resumed
+        .observers
+        .get::<TreeRecorder>()
+        .tree_series()
+        .collect();
     assert_eq!(a.len(), 5);
     for ((name, ta, va), (_, tb, vb)) in a.iter().zip(&b) {
         assert!(ta.iter().any(|&t| t < 50.0) && ta.iter().any(|&t| t > 50.0));
@@ -539,7 +549,11 @@ fn a_resumed_run_continues_the_series() {
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(va), bits(vb), "tree {name}: values");
     }
-    assert_eq!(whole.trees.pair_series(), resumed.trees.pair_series());
+    let pair = |r: &lapicque::state::RunResult| {
+        let p = r.observers.get::<PairHistogram>();
+        (p.times.clone(), p.values.clone())
+    };
+    assert_eq!(pair(&whole), pair(&resumed));
 }
 
 /// Two blocks A (N_A = 1600) and B (N_B = 400), fixed in-degrees K_pq from q onto p and

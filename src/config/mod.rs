@@ -150,6 +150,26 @@ impl Schedule {
             .contains(&step)
             .then(|| ((step - self.start) / self.every) as usize)
     }
+    /// Read as bins of spike times: the bin holding the timestamp `(step + 1) dt` of a spike
+    /// emitted in step `step` (the end of the step, as written to `/spikes`), bins being
+    /// `[start, start + every)`, ..., the last one closed at `stop`: the bins
+    /// `numpy.histogram` makes of the timestamps with these edges.
+    pub fn bin_of_spike(&self, step: u64) -> Option<usize> {
+        let t = step + 1;
+        if t == self.stop && self.stop > self.start {
+            return Some(self.bins() - 1);
+        }
+        self.bin_of_step(t)
+    }
+    /// The number of steps whose spikes [`Schedule::bin_of_spike`] puts in bin `b`: the bin's
+    /// length, one more for the last bin (closed at `stop`), one less for a first bin starting
+    /// at 0 (no spike is stamped at 0). A bin's rate is its spikes over this many steps.
+    pub fn spike_steps(&self, b: usize) -> u64 {
+        let first = self.start + b as u64 * self.every;
+        let end = (first + self.every).min(self.stop);
+        let last = u64::from(b + 1 == self.bins());
+        end - first.max(1) + last
+    }
     /// The length in steps of bin `b` (the last bin may be shorter).
     pub fn bin_steps(&self, b: usize) -> u64 {
         let first = self.start + b as u64 * self.every;
@@ -164,6 +184,139 @@ pub struct StatisticsSpec {
     pub start: u64,
     pub stop: u64,
     pub fano_bins: u64,
+}
+
+/// A recorded state variable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    V,
+    Refractory,
+    /// A state variable of the general models.
+    Column(crate::model::extra::Column),
+}
+
+impl Recorded {
+    pub fn name(self) -> &'static str {
+        match self {
+            Recorded::V => "v",
+            Recorded::Refractory => "refractory_steps",
+            Recorded::Column(c) => c.name(),
+        }
+    }
+}
+
+/// What `observables.record` records: per population its sorted node ids, and the variables.
+#[derive(Clone, Debug)]
+pub struct RecordSpec {
+    pub schedule: Schedule,
+    /// (population, node ids ascending), in the order of the configuration.
+    pub neurons: Vec<(usize, Vec<u64>)>,
+    pub variables: Vec<Recorded>,
+}
+
+/// Validates `observables.record`: known populations, node ids below their size and distinct,
+/// variables the recorded populations have.
+fn record(
+    raw: &raw::RawRecord,
+    populations: &[Population],
+    dt: f64,
+    n_steps: u64,
+) -> Result<Option<RecordSpec>> {
+    use crate::model::extra::Column;
+    if raw.neurons.is_empty() {
+        return Ok(None);
+    }
+    let key = |k: &str| format!("observables.record.{k}");
+    let Some(schedule) = schedule(
+        "observables.record",
+        raw.start,
+        raw.stop,
+        raw.every,
+        dt,
+        n_steps,
+    )?
+    else {
+        return Err(invalid(
+            key("every"),
+            raw.every,
+            "must be positive when neurons are recorded [ms]",
+        ));
+    };
+    let mut neurons = Vec::new();
+    for (name, ids) in &raw.neurons {
+        let k = key(&format!("neurons.{name}"));
+        let p = populations
+            .iter()
+            .position(|p| &p.name == name)
+            .ok_or_else(|| invalid(&k, format!("{ids:?}"), "names no population"))?;
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        if let Some(&id) = sorted.iter().find(|&&id| id >= populations[p].size) {
+            return Err(invalid(
+                &k,
+                id,
+                format!(
+                    "node ids must be below the population's size {}",
+                    populations[p].size
+                ),
+            ));
+        }
+        if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
+            return Err(invalid(&k, w[0], "is listed twice"));
+        }
+        if sorted.is_empty() {
+            return Err(invalid(&k, "[]", "lists no node id"));
+        }
+        neurons.push((p, sorted));
+    }
+    let mut variables = Vec::new();
+    for v in &raw.variables {
+        let var = match v.as_str() {
+            "v" => Recorded::V,
+            "refractory_steps" => Recorded::Refractory,
+            other => Recorded::Column(
+                Column::ALL
+                    .into_iter()
+                    .find(|c| c.name() == other)
+                    .ok_or_else(|| {
+                        invalid(
+                            key("variables"),
+                            format!("{other:?}"),
+                            "must be one of v, refractory_steps, w, syn_e, syn_i, lambda, beta",
+                        )
+                    })?,
+            ),
+        };
+        if variables.contains(&var) {
+            return Err(invalid(
+                key("variables"),
+                format!("{v:?}"),
+                "is listed twice",
+            ));
+        }
+        for (p, _) in &neurons {
+            let m = &populations[*p].model;
+            let has = match var {
+                Recorded::V | Recorded::Refractory => true,
+                Recorded::Column(Column::W) => m.kind == ModelKind::Fhn,
+                Recorded::Column(Column::SynE | Column::SynI) => m.synapse != SynapseKind::Delta,
+                Recorded::Column(Column::Lambda | Column::Beta) => m.labels.is_some(),
+            };
+            if !has {
+                return Err(invalid(
+                    key("variables"),
+                    format!("{v:?}"),
+                    format!("population {} has no such variable", populations[*p].name),
+                ));
+            }
+        }
+        variables.push(var);
+    }
+    Ok(Some(RecordSpec {
+        schedule,
+        neurons,
+        variables,
+    }))
 }
 
 #[derive(Clone, Debug)]
@@ -210,6 +363,11 @@ pub struct Config {
     pub balance: Option<Schedule>,
     pub statistics: StatisticsSpec,
     pub snapshots: Option<Schedule>,
+    /// State variables of chosen neurons (`observables.record`).
+    pub record: Option<RecordSpec>,
+    /// What validation noticed without refusing (windows cut at the end of the run, ...),
+    /// one line each.
+    pub warnings: Vec<String>,
     /// Steps between periodic checkpoints (`None`: only on a signal).
     pub checkpoint_every: Option<u64>,
     pub trees: trees::TreeObservables,
@@ -218,8 +376,21 @@ pub struct Config {
 }
 
 impl Config {
-    /// Parses TOML text, applies `key=value` overrides, fills defaults and validates.
+    /// Parses TOML text, applies `key=value` overrides, fills defaults and validates. An
+    /// override that would define a population, projection, aggregate term or tree observable
+    /// the text does not have is an error (a misspelt name must not become a new population);
+    /// [`Config::from_toml_creating`] allows it.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<Config> {
+        Self::parse(text, overrides, false)
+    }
+
+    /// As [`Config::from_toml`], with overrides that may define new populations, projections,
+    /// aggregate terms and tree observables (`--create`).
+    pub fn from_toml_creating(text: &str, overrides: &[String]) -> Result<Config> {
+        Self::parse(text, overrides, true)
+    }
+
+    fn parse(text: &str, overrides: &[String], create: bool) -> Result<Config> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -231,7 +402,7 @@ impl Config {
             ))
         })?;
         for o in overrides {
-            apply_override(&mut table, o)?;
+            apply_override(&mut table, o, create)?;
         }
         let raw: RawConfig =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
@@ -243,7 +414,22 @@ impl Config {
                     format!("{path}: {msg}")
                 })
             })?;
-        validate(raw)
+        WARNINGS.with(|w| w.borrow_mut().clear());
+        let mut config = validate(raw)?;
+        config.warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));
+        Ok(config)
+    }
+
+    /// The time of step boundary `b` \[ms\]: `b dt`, computed as `b / (1 / dt)` where `1 / dt`
+    /// is a whole number, so that times on a decimal grid are the doubles nearest to them
+    /// (30.7, not 30.700000000000003). Every time written to an output comes from here.
+    pub fn time(&self, b: u64) -> f64 {
+        let per_ms = (1.0 / self.dt).round();
+        if per_ms >= 1.0 && (per_ms * self.dt - 1.0).abs() < 1e-12 {
+            b as f64 / per_ms
+        } else {
+            b as f64 * self.dt
+        }
     }
 
     /// Steps between spike exchanges: 1, or the smallest delay with `exchange = "window"`
@@ -335,9 +521,19 @@ fn expected_synapses(populations: &[Population], proj: &Projection) -> f64 {
     }
 }
 
-/// `section.key=value`: sets one key, creating tables on the way. The value is read as TOML
-/// (`0.2`, `true`, `"E"`, `[1, 2]`); anything that does not parse is taken as a string.
-fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
+/// The tables whose entries are named by the user: `population.<name>`, ... (the depth of the
+/// name in the key).
+const NAMED: [(&[&str], &str); 4] = [
+    (&["population"], "population"),
+    (&["projection"], "projection"),
+    (&["aggregate"], "aggregate term"),
+    (&["observables", "tree"], "tree observable"),
+];
+
+/// `section.key=value`: sets one key, creating tables on the way (named entries, such as a
+/// population, only with `create`). The value is read as TOML (`0.2`, `true`, `"E"`,
+/// `[1, 2]`); anything that does not parse is taken as a string.
+fn apply_override(table: &mut toml::Table, assignment: &str, create: bool) -> Result<()> {
     let (path, value) = assignment
         .split_once('=')
         .ok_or_else(|| invalid("--set", assignment, "expected key=value"))?;
@@ -355,8 +551,32 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
     let (last, parents) = keys
         .split_last()
         .expect("split of a non-empty path is non-empty");
+    // A named entry (a population, ...) the configuration does not have.
+    let undefined = |node: &toml::Table, i: usize, k: &str| -> Result<()> {
+        let named = NAMED
+            .iter()
+            .find(|(prefix, _)| prefix.len() == i && keys[..i] == **prefix);
+        let Some((_, what)) = named.filter(|_| !create && !node.contains_key(k)) else {
+            return Ok(());
+        };
+        let mut have: Vec<&str> = node.keys().map(String::as_str).collect();
+        have.sort_unstable();
+        let have = if have.is_empty() {
+            "none".to_string()
+        } else {
+            have.join(", ")
+        };
+        Err(invalid(
+            path,
+            value,
+            format!(
+                "the configuration has no {what} {k:?} (it has: {have}); define it there, or pass --create to let --set define it"
+            ),
+        ))
+    };
     let mut node = table;
     for (i, k) in parents.iter().enumerate() {
+        undefined(node, i, k)?;
         let entry = node
             .entry(k.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -364,6 +584,7 @@ fn apply_override(table: &mut toml::Table, assignment: &str) -> Result<()> {
             .as_table_mut()
             .ok_or_else(|| invalid(keys[..=i].join("."), value, "is not a table"))?;
     }
+    undefined(node, parents.len(), last)?;
     node.insert(last.to_string(), parsed);
     Ok(())
 }
@@ -457,6 +678,40 @@ fn schedule(
     Ok(Some(Schedule { start, stop, every }))
 }
 
+thread_local! {
+    /// What validation noticed without refusing: drained into [`Config::warnings`].
+    static WARNINGS: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes something the user should know about the configuration (printed by rank 0).
+fn warn(message: String) {
+    WARNINGS.with(|w| w.borrow_mut().push(message));
+}
+
+/// The default range of V histograms \[mV\]: from the lowest resting or reset potential of
+/// any population (`lo`) down by its distance to the highest threshold of a threshold
+/// population (`hi`), up to that threshold: `[lo - (hi - lo), hi]`, which is [-20, 20] for
+/// the default LIF (e_l 0, v_reset 10, v_th 20) and [-85, -55] for NEST's (e_l = v_reset =
+/// -70, v_th = -55). Without a threshold population, `[lo - 20, lo + 20]`.
+fn default_v_range(populations: &[Population]) -> (f64, f64) {
+    let lo = populations
+        .iter()
+        .map(|p| p.model.base.e_l.min(p.model.base.v_reset))
+        .fold(f64::INFINITY, f64::min);
+    let hi = populations
+        .iter()
+        .filter(|p| p.model.spike == SpikeRule::Threshold)
+        .map(|p| p.model.base.v_th)
+        .fold(f64::NEG_INFINITY, f64::max);
+    if !lo.is_finite() {
+        (-20.0, 20.0)
+    } else if hi.is_finite() && hi > lo {
+        (lo - (hi - lo), hi)
+    } else {
+        (lo - 20.0, lo + 20.0)
+    }
+}
+
 /// `start` and `stop` \[ms\] of a section as step boundaries within the run.
 fn window(
     section: &str,
@@ -470,20 +725,28 @@ fn window(
         Some(s) => steps(&format!("{section}.stop"), s, dt)?,
         None => n_steps,
     };
-    if start_b > n_steps {
-        return Err(invalid(
-            format!("{section}.start"),
-            start,
-            "is after simulation.t_stop [ms]",
-        ));
-    }
-    if stop_b < start_b || stop_b > n_steps {
-        let v = stop.unwrap_or(n_steps as f64 * dt);
+    if let (Some(s), true) = (stop, stop_b < start_b) {
         return Err(invalid(
             format!("{section}.stop"),
-            v,
-            "must lie between start and simulation.t_stop [ms]",
+            s,
+            "must not lie before start [ms]",
         ));
+    }
+    // A window reaching past the end of the run (a run shortened with --set) is cut at its
+    // end, and said so.
+    let t_stop = n_steps as f64 * dt;
+    if start_b > n_steps {
+        warn(format!(
+            "{section}.start = {start} ms lies after simulation.t_stop = {t_stop} ms: nothing is sampled"
+        ));
+        return Ok((n_steps, n_steps));
+    }
+    if stop_b > n_steps {
+        warn(format!(
+            "{section}.stop = {} ms lies after simulation.t_stop = {t_stop} ms: cut there",
+            stop.unwrap_or(t_stop)
+        ));
+        return Ok((start_b, n_steps));
     }
     Ok((start_b, stop_b))
 }
@@ -590,6 +853,12 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         )?);
     }
 
+    // The histograms' range, where not set, from the populations' potentials; written into
+    // the resolved configuration (the pair histogram inherits it).
+    let (lo, hi) = default_v_range(&populations);
+    let h = &mut raw.observables.histogram;
+    h.v_min.get_or_insert(lo);
+    h.v_max.get_or_insert(hi);
     let obs = &raw.observables;
     let r = &obs.rates;
     let rates =
@@ -613,21 +882,22 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     )? {
         None => None,
         Some(schedule) => {
-            finite("observables.histogram.v_min", h.v_min, "[mV]")?;
-            finite("observables.histogram.v_max", h.v_max, "[mV]")?;
-            if h.v_max <= h.v_min {
+            let (v_min, v_max) = (h.v_min.unwrap_or(lo), h.v_max.unwrap_or(hi));
+            finite("observables.histogram.v_min", v_min, "[mV]")?;
+            finite("observables.histogram.v_max", v_max, "[mV]")?;
+            if v_max <= v_min {
                 return Err(invalid(
                     "observables.histogram.v_max",
-                    h.v_max,
+                    v_max,
                     "must exceed v_min [mV]",
                 ));
             }
             // Bin edges are v_min + b (v_max - v_min) / bins: the width must be finite.
-            if !(h.v_max - h.v_min).is_finite() {
+            if !(v_max - v_min).is_finite() {
                 return Err(invalid(
                     "observables.histogram.v_max",
-                    format!("{:e}", h.v_max),
-                    format!("v_max - v_min overflows (v_min = {:e}) [mV]", h.v_min),
+                    format!("{:e}", v_max),
+                    format!("v_max - v_min overflows (v_min = {:e}) [mV]", v_min),
                 ));
             }
             if h.bins == 0 || h.bins > 1_000_000 {
@@ -655,8 +925,8 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             }
             Some(HistogramSpec {
                 schedule,
-                v_min: h.v_min,
-                v_max: h.v_max,
+                v_min,
+                v_max,
                 bins: h.bins as usize,
                 xi_bins: h.xi_bins as usize,
                 label_bins: h.label_bins as usize,
@@ -667,15 +937,31 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
     let b = &obs.balance;
     let balance = schedule("observables.balance", b.start, b.stop, b.every, dt, n_steps)?;
     let st = &obs.statistics;
-    let (start, stop) = window("observables.statistics", st.start, st.stop, dt, n_steps)?;
-    let fano = steps("observables.statistics.fano_window", st.fano_window, dt)?;
-    if fano == 0 || fano % rates.every != 0 {
-        return Err(invalid(
-            "observables.statistics.fano_window",
-            st.fano_window,
-            "must be a positive multiple of observables.rates.every [ms]",
-        ));
-    }
+    // Default window: from 200 ms (the transient), or from half of a shorter run.
+    let start = st.start.unwrap_or_else(|| {
+        let half = (n_steps / 2) as f64 * dt;
+        if half < 200.0 {
+            half
+        } else {
+            200.0
+        }
+    });
+    let (start, stop) = window("observables.statistics", start, st.stop, dt, n_steps)?;
+    let fano = match st.fano_window {
+        Some(w) => {
+            let fano = steps("observables.statistics.fano_window", w, dt)?;
+            if fano == 0 || fano % rates.every != 0 {
+                return Err(invalid(
+                    "observables.statistics.fano_window",
+                    w,
+                    "must be a positive multiple of observables.rates.every [ms]",
+                ));
+            }
+            fano
+        }
+        // The smallest multiple of the rate bin of at least 10 ms.
+        None => rates.every * (10.0 / (rates.every as f64 * dt) - 1e-9).ceil().max(1.0) as u64,
+    };
     let statistics = StatisticsSpec {
         start,
         stop,
@@ -690,6 +976,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         dt,
         n_steps,
     )?;
+    let record = record(&obs.record, &populations, dt, n_steps)?;
     let trees = trees::validate(&raw.observables, &populations, &projections, dt, n_steps)?;
     // After validating, so that errors name where an inherited value came from.
     trees::resolve_defaults(&mut raw.observables);
@@ -755,6 +1042,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         .collect::<Result<Vec<_>>>()?;
 
     let config = Config {
+        warnings: Vec::new(),
         dt,
         n_steps,
         seed,
@@ -766,6 +1054,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         balance,
         statistics,
         snapshots,
+        record,
         checkpoint_every,
         trees,
         aggregates,
@@ -806,6 +1095,32 @@ mod tests {
         Config::from_toml(text, &o)
             .expect_err("configuration should be rejected")
             .to_string()
+    }
+
+    /// `--set` changes what the configuration defines; a new named entry (a misspelt one
+    /// above all) needs `--create`, and with it the overrides define it.
+    #[test]
+    fn overrides_define_new_entries_only_when_asked() {
+        let e = err(MINIMAL, &["population.e.size=10"]);
+        assert!(
+            e.contains("population.e.size = 10") && e.contains("no population \"e\" (it has: E)"),
+            "{e}"
+        );
+        let e = err(MINIMAL, &["population.X={size=3}"]);
+        assert!(e.contains("no population \"X\""), "{e}");
+        let e = err(MINIMAL, &["observables.tree.t.shape=\"edge\""]);
+        assert!(e.contains("no tree observable \"t\" (it has: none)"), "{e}");
+        let c = Config::from_toml(MINIMAL, &["population.E.size=12".into()]).unwrap();
+        assert_eq!(c.populations[0].size, 12);
+        let new = ["population.X.size=3".to_string()];
+        let c = Config::from_toml_creating(MINIMAL, &new).unwrap();
+        assert_eq!(
+            c.populations
+                .iter()
+                .map(|p| (p.name.as_str(), p.size))
+                .collect::<Vec<_>>(),
+            [("E", 10), ("X", 3)]
+        );
     }
 
     #[test]

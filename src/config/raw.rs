@@ -163,6 +163,9 @@ pub struct RawObservables {
     pub statistics: RawStatistics,
     #[serde(default)]
     pub snapshots: RawSnapshots,
+    /// State variables of chosen neurons.
+    #[serde(default)]
+    pub record: RawRecord,
     /// Tree-indexed observables by name.
     #[serde(default)]
     pub tree: IndexMap<String, super::trees::RawTree>,
@@ -212,18 +215,18 @@ pub struct RawSchedule {
 /// Spike statistics per population over `[start, stop]`: the CV of inter-spike intervals,
 /// the Fano factor of population spike counts and Golomb's synchrony measure chi (from V at
 /// the moment samples).
-#[derive(Clone, Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStatistics {
-    /// Start of the analysis window \[ms\] (skip the transient).
-    #[serde(default)]
-    pub start: f64,
+    /// Start of the analysis window \[ms\] (skip the transient); absent means 200 ms, or half
+    /// of `simulation.t_stop` for runs shorter than 400 ms.
+    pub start: Option<f64>,
     /// End of the analysis window \[ms\]; absent means `simulation.t_stop`.
     pub stop: Option<f64>,
     /// Counting window of the Fano factor \[ms\], a multiple of `observables.rates.every`; the
     /// factor counts the whole windows inside both `[start, stop]` and the rates' window.
-    #[serde(default = "d_fano_window")]
-    pub fano_window: f64,
+    /// Absent means the smallest multiple of `rates.every` of at least 10 ms.
+    pub fano_window: Option<f64>,
 }
 
 /// Per-neuron state (V, refractory counter) at `start, start + every, ...` up to `stop`.
@@ -240,6 +243,49 @@ pub struct RawSnapshots {
     pub every: f64,
 }
 
+/// State variables of chosen neurons at `start, start + every, ...` up to `stop` (NEST's
+/// multimeter, Brian2's `StateMonitor`); on when `neurons` names some.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRecord {
+    /// First sample \[ms\].
+    #[serde(default)]
+    pub start: f64,
+    /// Last sample \[ms\]; absent means `simulation.t_stop`.
+    pub stop: Option<f64>,
+    /// Interval \[ms\], a positive multiple of `dt`.
+    #[serde(default = "d_record_every")]
+    pub every: f64,
+    /// Per population, the node ids (gid - gid_start) to record.
+    #[serde(default)]
+    pub neurons: IndexMap<String, Vec<u64>>,
+    /// The variables: `v`, `refractory_steps`, and where the population has them `w`
+    /// (FitzHugh-Nagumo), `syn_e`, `syn_i` (current or conductance synapses), `lambda`, `beta`
+    /// (labels).
+    #[serde(default = "d_record_variables")]
+    pub variables: Vec<String>,
+}
+
+fn d_record_every() -> f64 {
+    1.0
+}
+
+fn d_record_variables() -> Vec<String> {
+    vec!["v".into()]
+}
+
+impl Default for RawRecord {
+    fn default() -> Self {
+        RawRecord {
+            start: 0.0,
+            stop: None,
+            every: d_record_every(),
+            neurons: IndexMap::new(),
+            variables: d_record_variables(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawHistogram {
@@ -251,12 +297,11 @@ pub struct RawHistogram {
     /// Sampling interval \[ms\]; a multiple of `dt`. Zero switches the histograms off.
     #[serde(default = "d_hist_every")]
     pub every: f64,
-    /// Lower edge of the first bin \[mV\].
-    #[serde(default = "d_v_min")]
-    pub v_min: f64,
-    /// Upper edge of the last bin \[mV\].
-    #[serde(default = "d_v_max")]
-    pub v_max: f64,
+    /// Lower edge of the first bin \[mV\]; absent: from the populations' potentials (see
+    /// `configs/reference.toml`).
+    pub v_min: Option<f64>,
+    /// Upper edge of the last bin \[mV\]; absent: from the populations' potentials.
+    pub v_max: Option<f64>,
     /// Number of bins.
     #[serde(default = "d_bins")]
     pub bins: u64,
@@ -568,20 +613,11 @@ fn d_true() -> bool {
 fn d_progress() -> f64 {
     10.0
 }
-fn d_fano_window() -> f64 {
-    10.0
-}
 fn d_every() -> f64 {
     1.0
 }
 fn d_hist_every() -> f64 {
     10.0
-}
-fn d_v_min() -> f64 {
-    -20.0
-}
-fn d_v_max() -> f64 {
-    20.0
 }
 fn d_bins() -> u64 {
     80
@@ -670,16 +706,6 @@ impl Default for RawSchedule {
     }
 }
 
-impl Default for RawStatistics {
-    fn default() -> Self {
-        RawStatistics {
-            start: 0.0,
-            stop: None,
-            fano_window: d_fano_window(),
-        }
-    }
-}
-
 impl Default for RawSnapshots {
     fn default() -> Self {
         RawSnapshots {
@@ -696,8 +722,8 @@ impl Default for RawHistogram {
             start: 0.0,
             stop: None,
             every: d_hist_every(),
-            v_min: d_v_min(),
-            v_max: d_v_max(),
+            v_min: None,
+            v_max: None,
             bins: d_bins(),
             xi_bins: 1,
             label_bins: d_label_bins(),
@@ -714,6 +740,7 @@ impl Default for RawObservables {
             balance: RawSchedule::default(),
             statistics: RawStatistics::default(),
             snapshots: RawSnapshots::default(),
+            record: RawRecord::default(),
             tree: IndexMap::new(),
             pair_histogram: super::trees::RawPairHistogram::default(),
         }

@@ -3,7 +3,7 @@
 //!
 //! A tree observable names a rooted tree on `m` vertices (vertex 0 is the root, every parent
 //! precedes its children), one test function per vertex and the projections whose weights form
-//! the matrix `w` (see [`crate::trees`] for what is computed).
+//! the matrix `w` (see [`crate::observables::trees`] for what is computed).
 
 use super::{
     finite, invalid, schedule, valid_name, Population, Projection, RawObservables, Result, Schedule,
@@ -498,8 +498,9 @@ pub fn resolve_defaults(obs: &mut RawObservables) {
     let h = &obs.histogram;
     let p = &mut obs.pair_histogram;
     if p.every != 0.0 {
-        p.v_min.get_or_insert(h.v_min);
-        p.v_max.get_or_insert(h.v_max);
+        // Filled in from the populations before the trees are validated.
+        p.v_min = p.v_min.or(h.v_min);
+        p.v_max = p.v_max.or(h.v_max);
         p.bins.get_or_insert(h.bins);
     }
 }
@@ -546,8 +547,14 @@ pub fn validate(
                     " (from observables.histogram)"
                 }
             };
-            let v_min = p.v_min.unwrap_or(h.v_min);
-            let v_max = p.v_max.unwrap_or(h.v_max);
+            let v_min = p
+                .v_min
+                .or(h.v_min)
+                .expect("the histogram range is resolved first");
+            let v_max = p
+                .v_max
+                .or(h.v_max)
+                .expect("the histogram range is resolved first");
             let bins = p.bins.unwrap_or(h.bins);
             finite(&key("v_min"), v_min, "[mV]")?;
             finite(&key("v_max"), v_max, "[mV]")?;
@@ -626,9 +633,10 @@ mod tests {
         functions = ["v", 1, "bin(0, 5)"]
     "#;
 
+    /// `BASE` with overrides that may define trees (as `--create` allows).
     fn load(overrides: &[&str]) -> std::result::Result<Config, String> {
         let o: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
-        Config::from_toml(BASE, &o).map_err(|e| e.to_string())
+        Config::from_toml_creating(BASE, &o).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -756,8 +764,8 @@ mod tests {
                 "observables.tree.x.every = 0.05: must be a multiple",
             ),
             (
-                &["observables.tree.x.stop=2000"],
-                "observables.tree.x.stop = 2000: must lie between",
+                &["observables.tree.x.start=500", "observables.tree.x.stop=100"],
+                "observables.tree.x.stop = 100: must not lie before start",
             ),
             (
                 &["observables.tree.x.colour=1"],

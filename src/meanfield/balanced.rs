@@ -1096,7 +1096,7 @@ pub(super) fn write(file: &hdf5::File, config: &Config, w: &mut RawWrites) -> hd
     let Ok((_, inputs)) = stationary(config) else {
         return Ok(());
     };
-    let mf = file.group("meanfield")?;
+    let mf = file.group(super::run::GROUP)?;
     let shape = [config.populations.len(), b.bins];
     let hz: Vec<f64> = b.rates.iter().map(|r| 1000.0 * r).collect();
     replicated(&mf, "balance_rate_by_bin", &hz, &shape, "Hz", "balanced rates r* per population and coordinate bin: the solution of the leading-order balance equations M r + d = 0", w)?;

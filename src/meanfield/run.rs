@@ -44,6 +44,9 @@ use crate::Error;
 use hdf5::File;
 use std::path::Path;
 
+/// The group of a mean-field file with what only the limit has (solver, stationary state).
+pub const GROUP: &str = "meanfield";
+
 fn no_limit(key: String, reason: &str) -> Error {
     Error::NoLimit {
         key,
@@ -597,7 +600,7 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
         .map(|p| InitialLaw::of(&p.model.base))
         .collect();
     let sample = |b: u64, limit: &dyn Limit, s: &mut Series| {
-        let t = b as f64 * config.dt;
+        let t = config.time(b);
         for (spec, (times, values)) in config.trees.trees.iter().zip(&mut s.trees) {
             if spec.schedule.fires(b) {
                 times.push(t);
@@ -680,7 +683,7 @@ pub(super) fn follow(config: &Config, limit: &mut dyn Limit) -> Series {
     );
     for n in 0..config.n_steps {
         limit.advance_to((n + 1) as f64 * config.dt);
-        if let Some(bin) = config.rates.bin_of_step(n) {
+        if let Some(bin) = config.rates.bin_of_spike(n) {
             for (p, r) in limit.rates().into_iter().enumerate() {
                 s.rate_sums[p][bin] += r * config.dt;
             }
@@ -944,41 +947,33 @@ fn write(
     balance: Option<&[f64]>,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
-    let root: &hdf5::Location = file;
-    attr_str(root, "format", "lapicque")?;
-    attr(root, "format_version", crate::output::FORMAT_VERSION)?;
-    attr_str(root, "kind", "meanfield")?;
-    attr_str(root, "lapicque_version", env!("CARGO_PKG_VERSION"))?;
-    attr_str(root, "git_commit", crate::GIT_COMMIT)?;
-    attr_str(root, "config", &config.resolved_toml())?;
-    attr(root, "seed", config.seed)?;
-    attr(root, "n_neurons", config.n_neurons())?;
-    attr(root, "dt", config.dt)?;
-    attr(root, "t_stop", config.n_steps as f64 * config.dt)?;
+    crate::output::write_common(file, config, crate::output::Kind::Meanfield)?;
     let n_pop = config.populations.len();
-    crate::output::write_populations(file, config)?;
     let rates: Vec<Vec<f64>> = s
         .rate_sums
         .iter()
         .map(|sums| {
             sums.iter()
                 .enumerate()
-                .map(|(b, &x)| 1000.0 * x / (config.rates.bin_steps(b) as f64 * config.dt))
+                .map(|(b, &x)| 1000.0 * x / (config.rates.spike_steps(b) as f64 * config.dt))
                 .collect()
         })
         .collect();
-    crate::output::write_sampled(
+    crate::observables::rates::write_series(file, config, &rates, w)?;
+    crate::observables::moments::write_series(
         file,
         config,
-        &crate::output::Sampled {
-            rates: &rates,
-            moment_times: &s.moment_times,
-            means: &s.means,
-            variances: &s.variances,
-            histogram_times: &s.histogram_times,
-            histograms: &s.histograms,
-            densities: &s.densities,
-        },
+        &s.moment_times,
+        &s.means,
+        &s.variances,
+        w,
+    )?;
+    crate::observables::histograms::write_series(
+        file,
+        config,
+        &s.histogram_times,
+        &s.histograms,
+        &s.densities,
         w,
     )?;
     let classes: Vec<usize> = s
@@ -996,7 +991,7 @@ fn write(
             }
         })
         .collect();
-    crate::output::write_labels(
+    crate::observables::histograms::write_labels(
         file,
         config,
         s.histogram_times.len(),
@@ -1005,12 +1000,12 @@ fn write(
         w,
     )?;
     if !config.trees.trees.is_empty() {
-        let group = file.create_group("trees")?;
+        let group = file.create_group(crate::observables::trees::GROUP)?;
         for (spec, (times, values)) in config.trees.trees.iter().zip(&s.trees) {
-            crate::trees::write_tree(&group, config, spec, times, values, w)?;
+            crate::observables::trees::write_tree(&group, config, spec, times, values, w)?;
         }
     }
-    let mf = file.create_group("meanfield")?;
+    let mf = file.create_group(GROUP)?;
     attr_str(
         &mf,
         "solver",

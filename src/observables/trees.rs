@@ -1,5 +1,5 @@
-//! Tree-indexed observables (Jabin and Zhou) and the weighted pair histogram, computed exactly
-//! and distributed across ranks.
+//! Tree-indexed observables (Jabin and Zhou) (`/trees`), computed exactly and distributed
+//! across ranks.
 //!
 //! ## Tree-indexed observables
 //!
@@ -54,26 +54,19 @@
 //! term at N = 2^31), far below the rounding of one `f64`. The result is therefore the exact
 //! sum of the `f64` terms, rounded once, divided by N. A non-finite term makes the sample NaN.
 //!
-//! ## Pair histogram
-//!
-//! `H(a, b) = (1/N) sum_{synapses j -> i} w_ij 1[V_i in bin a] 1[V_j in bin b]` (`a` the target's
-//! bin, `b` the source's), one `bins x bins` matrix per sample. Each rank all-gathers the bin of
-//! every neuron (`u32`), counts its local synapses per projection and pair of bins, and the
-//! integer counts are summed across ranks; `H = (1/N) sum_k w_k count_k`, in projection order,
-//! is then the same on every rank. Cost per sample: one all-gather of N `u32`, one pass over the
-//! local synapses of its own (riding along the first tree pass saved no measurable time: the
-//! two loops cost about the same fused or apart), one reduction of `projections x bins^2`
-//! integers.
-
+use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
-use crate::config::trees::{PairHistogramSpec, TestFunction, TreeSpec};
+use crate::config::trees::{TestFunction, TreeSpec};
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::h5::{replicated, RawWrites};
 use hdf5::types::VarLenUnicode;
-use hdf5::{File, Group};
+use std::any::Any;
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
+
+/// Its group in output files (and in checkpoints, under `/observables`).
+pub const GROUP: &str = "trees";
 
 /// One tree observable and its series so far.
 struct Tree {
@@ -91,24 +84,14 @@ struct Tree {
     values: Vec<f64>,
 }
 
-/// The pair histogram and its series so far.
-struct Pair {
-    spec: PairHistogramSpec,
-    times: Vec<f64>,
-    /// `bins x bins` values per sample (target bin major).
-    values: Vec<f64>,
-}
-
-/// Samples and holds the series of every configured tree observable and pair histogram.
+/// Samples and holds the series of every configured tree observable.
 pub struct TreeRecorder {
     local: Range<u64>,
     n_total: u64,
     dt: f64,
     trees: Vec<Tree>,
-    pair: Option<Pair>,
-    /// Reused buffers: a gathered vector of N values, and gathered bins.
+    /// Reused buffer: a gathered vector of N values.
     gathered: Vec<f64>,
-    gathered_bins: Vec<u32>,
     /// The local neurons of each population with an escape intensity, and the intensity.
     escape: Vec<(Range<usize>, crate::config::RawEscape)>,
 }
@@ -159,20 +142,13 @@ impl TreeRecorder {
             n_total: config.n_neurons(),
             dt: config.dt,
             trees,
-            pair: config.trees.pair_histogram.clone().map(|spec| Pair {
-                spec,
-                times: Vec::new(),
-                values: Vec::new(),
-            }),
             gathered: Vec::new(),
-            gathered_bins: Vec::new(),
         }
     }
 
     /// Whether anything is sampled at step boundary `b` (the same answer on every rank).
     pub fn fires(&self, b: u64) -> bool {
         self.trees.iter().any(|t| t.spec.schedule.fires(b))
-            || self.pair.as_ref().is_some_and(|p| p.spec.schedule.fires(b))
     }
 
     /// Samples at boundary `b` (a collective: every rank calls it at the same boundaries).
@@ -233,18 +209,6 @@ impl TreeRecorder {
                 tree.values.push(s / self.n_total as f64);
             }
         }
-        if let Some(pair) = self.pair.as_mut().filter(|p| p.spec.schedule.fires(b)) {
-            let h = pair_histogram(
-                &pair.spec,
-                v,
-                self.n_total,
-                conn,
-                comm,
-                &mut self.gathered_bins,
-            );
-            pair.times.push(time);
-            pair.values.extend_from_slice(&h);
-        }
     }
 
     /// The series of each tree observable: (name, sample times \[ms\], values).
@@ -253,87 +217,50 @@ impl TreeRecorder {
             .iter()
             .map(|t| (t.spec.name.as_str(), &t.times[..], &t.values[..]))
     }
+}
 
-    /// The pair-histogram series: sample times \[ms\] and `bins x bins` values per sample.
-    pub fn pair_series(&self) -> Option<(&[f64], &[f64])> {
-        self.pair.as_ref().map(|p| (&p.times[..], &p.values[..]))
+impl Observer for TreeRecorder {
+    fn name(&self) -> &'static str {
+        GROUP
     }
 
-    /// Writes the series into the output file (collective).
-    pub(crate) fn write(
-        &self,
-        file: &File,
-        config: &Config,
-        _comm: &dyn Comm,
-        w: &mut RawWrites,
-    ) -> hdf5::Result<()> {
-        let names = |indices: &[usize]| -> String {
-            let names: Vec<&str> = indices
-                .iter()
-                .map(|&k| config.projections[k].name.as_str())
-                .collect();
-            names.join(",")
-        };
-        if !self.trees.is_empty() {
-            let group = file.create_group("trees")?;
-            for tree in &self.trees {
-                write_tree(&group, config, &tree.spec, &tree.times, &tree.values, w)?;
-            }
+    fn at_boundary(&mut self, at: &Boundary) {
+        if self.fires(at.b) {
+            self.sample(at.b, at.v, at.fired, at.conn, at.comm);
         }
-        if let Some(pair) = &self.pair {
-            let spec = &pair.spec;
-            let g = file.create_group("pair_histogram")?;
-            let n = pair.times.len();
-            replicated(&g, "time", &pair.times, &[n], "ms", "sample times", w)?;
-            replicated(
-                &g,
-                "edges",
-                &spec.edges(),
-                &[spec.bins + 1],
-                "mV",
-                "bin edges of V",
-                w,
-            )?;
-            replicated(
-                &g,
-                "value",
-                &pair.values,
-                &[n, spec.bins, spec.bins],
-                "mV",
-                "time x target bin x source bin: (1/N) sum over synapses j -> i in the chosen \
-                 projections of w_ij 1[V_i in target bin] 1[V_j in source bin]",
-                w,
-            )?;
-            crate::h5::attr_str(&g, "projections", &names(&spec.projections))?;
+    }
+
+    fn write(&self, out: &mut Output, _all: &Observers) -> hdf5::Result<()> {
+        if !self.trees.is_empty() {
+            let group = out.file.create_group(GROUP)?;
+            for tree in &self.trees {
+                write_tree(
+                    &group,
+                    out.config,
+                    &tree.spec,
+                    &tree.times,
+                    &tree.values,
+                    out.w,
+                )?;
+            }
         }
         Ok(())
     }
 
-    /// Saves the series so far into a checkpoint group (collective).
-    pub(crate) fn save(&self, group: &Group, w: &mut RawWrites) -> hdf5::Result<()> {
-        if !self.trees.is_empty() {
-            let trees = group.create_group("tree")?;
-            for tree in &self.trees {
-                let g = trees.create_group(&tree.spec.name)?;
-                let n = tree.times.len();
-                replicated(&g, "time", &tree.times, &[n], "ms", "", w)?;
-                replicated(&g, "value", &tree.values, &[n], "", "", w)?;
-            }
-        }
-        if let Some(pair) = &self.pair {
-            let g = group.create_group("pair_histogram")?;
-            let n = pair.times.len();
-            replicated(&g, "time", &pair.times, &[n], "ms", "", w)?;
-            let len = pair.values.len();
-            replicated(&g, "value", &pair.values, &[len], "", "flattened", w)?;
+    /// Per tree, a group with its sample times and values.
+    fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
+        for tree in &self.trees {
+            let g = to.group.create_group(&tree.spec.name)?;
+            let n = tree.times.len();
+            replicated(&g, "time", &tree.times, &[n], "ms", "", to.w)?;
+            replicated(&g, "value", &tree.values, &[n], "", "", to.w)?;
         }
         Ok(())
     }
 
-    /// Restores the series from `TreeRecorder::save`.
-    pub fn restore(&mut self, group: &Group) -> hdf5::Result<()> {
+    fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
         for tree in &mut self.trees {
-            let g = group.group(&format!("tree/{}", tree.spec.name))?;
+            let g = from.group.group(&tree.spec.name)?;
             tree.times = g.dataset("time")?.read_raw()?;
             tree.values = g.dataset("value")?.read_raw()?;
             if tree.times.len() != tree.values.len() {
@@ -344,15 +271,11 @@ impl TreeRecorder {
                 );
             }
         }
-        if let Some(pair) = &mut self.pair {
-            let g = group.group("pair_histogram")?;
-            pair.times = g.dataset("time")?.read_raw()?;
-            pair.values = g.dataset("value")?.read_raw()?;
-            if pair.values.len() != pair.times.len() * pair.spec.bins * pair.spec.bins {
-                return Err("the pair histogram has a different shape".into());
-            }
-        }
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
     }
 }
 
@@ -545,7 +468,7 @@ pub(crate) fn write_tree(
     let functions = spec
         .functions
         .iter()
-        .map(|f| crate::h5::text(&f.to_string()))
+        .map(|f| crate::h5::unicode(&f.to_string()))
         .collect::<hdf5::Result<Vec<VarLenUnicode>>>()?;
     g.new_attr::<VarLenUnicode>()
         .shape([functions.len()])
@@ -746,104 +669,6 @@ fn exact_sums(parts: &[Vec<f64>], n_total: u64, comm: &dyn Comm) -> Vec<f64> {
             None => f64::NAN,
         })
         .collect()
-}
-
-/// One sample of the pair histogram (collective), `bins x bins` values, target bin major.
-fn pair_histogram(
-    spec: &PairHistogramSpec,
-    v: &[f64],
-    n_total: u64,
-    conn: &Connectivity,
-    comm: &dyn Comm,
-    gathered: &mut Vec<u32>,
-) -> Vec<f64> {
-    const OUT: u32 = u32::MAX;
-    let bins = spec.bins;
-    let width = (spec.v_max - spec.v_min) / bins as f64;
-    let local: Vec<u32> = v
-        .iter()
-        .map(|&x| crate::fixed::bin_of(x, spec.v_min, width, bins).map_or(OUT, |b| b as u32))
-        .collect();
-    comm.all_gather_u32(&local, gathered);
-    // The target bins, read once per synapse: u16 (bins <= 1000) halves the cache they take.
-    const OUT16: u16 = u16::MAX;
-    let local: Vec<u16> = local
-        .iter()
-        .map(|&b| u16::try_from(b).unwrap_or(OUT16))
-        .collect();
-    let cells = bins * bins;
-    // Constant weights: integer counts per projection and cell, times the weight after the
-    // reduction. Per-synapse weights: exact fixed-point sums of the weights per cell. Cells are
-    // source bin major here, so that the synapses of one source update one row of `bins`.
-    let mut counts = vec![0u64; spec.projections.len() * cells];
-    let mut weighted = vec![0i128; cells];
-    let mut any_weighted = false;
-    for (kk, &k) in spec.projections.iter().enumerate() {
-        let counts = &mut counts[kk * cells..(kk + 1) * cells];
-        for table in conn.tables_of(k) {
-            let start = table.source_start as usize;
-            let sources = &gathered[start..start + table.n_sources() as usize];
-            any_weighted |= !table.weights.is_empty();
-            for (s, &bs) in sources.iter().enumerate() {
-                if bs == OUT {
-                    continue;
-                }
-                let row = bs as usize * bins..(bs as usize + 1) * bins;
-                let targets = table.targets_of(s as u64);
-                match table.weights_of(s as u64) {
-                    None => {
-                        let row = &mut counts[row];
-                        for &t in targets {
-                            let bt = local[t as usize];
-                            if bt != OUT16 {
-                                row[bt as usize] += 1;
-                            }
-                        }
-                    }
-                    Some(weights) => {
-                        let row = &mut weighted[row];
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            let bt = local[t as usize];
-                            if bt != OUT16 {
-                                row[bt as usize] += crate::fixed::fixed(f64::from(wk));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-    comm.sum_u64(&mut counts);
-    // A rank without local synapses stores no weights even for a per-synapse projection: the
-    // ranks agree on whether to reduce the weighted sums through one more reduction.
-    let mut flag = [u64::from(any_weighted)];
-    comm.sum_u64(&mut flag);
-    if flag[0] > 0 {
-        comm.sum_i128(&mut weighted);
-    }
-    // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` above.
-    let transposed = |c: usize| (c % bins) * bins + c / bins;
-    let mut h: Vec<f64> = (0..cells)
-        .map(|c| crate::fixed::unfixed(weighted[transposed(c)]))
-        .collect();
-    for (kk, &k) in spec.projections.iter().enumerate() {
-        let Some(table) = conn.tables_of(k).next() else {
-            continue;
-        };
-        if !table.weights.is_empty() {
-            continue;
-        }
-        let w = table.weight;
-        let counts = &counts[kk * cells..(kk + 1) * cells];
-        for (c, x) in h.iter_mut().enumerate() {
-            *x += w * counts[transposed(c)] as f64;
-        }
-    }
-    let n = n_total as f64;
-    for x in &mut h {
-        *x /= n;
-    }
-    h
 }
 
 #[cfg(test)]

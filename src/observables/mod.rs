@@ -1,0 +1,345 @@
+//! What a run observes, one file per observable, all behind one interface ([`Observer`]).
+//!
+//! Every observable accumulates locally (at step boundaries, on the aggregate input of a step,
+//! on the spikes delivered after an exchange), reduces its local parts across ranks in a fixed
+//! order into global values that do not depend on the decomposition (integer counts, exact
+//! fixed-point sums), writes its series into the output file, and saves and restores its
+//! state in checkpoints. The step loop, the checkpoint writer and the output writer loop over
+//! the same list ([`Observers`]); hooks run once per step (or per exchange), never per neuron.
+//!
+//! A new observable is a new file here that implements [`Observer`], its configuration keys,
+//! and one line in [`Observers::new`].
+
+pub mod balance;
+pub mod histograms;
+pub mod moments;
+pub mod pair_histogram;
+pub mod rates;
+pub mod record;
+pub mod snapshots;
+pub mod spikes;
+pub mod statistics;
+pub mod trees;
+
+use crate::comm::Comm;
+use crate::config::Config;
+use crate::connectivity::Connectivity;
+use crate::exchange::Delivered;
+use crate::h5::{RawWrites, PER_NEURON};
+use crate::model::extra::Extra;
+use hdf5::{File, Group, H5Type};
+use std::any::Any;
+use std::ops::Range;
+
+/// The local state at step boundary `b` (time `b dt`), after the step that ends there.
+pub struct Boundary<'a> {
+    pub b: u64,
+    /// `b dt` \[ms\].
+    pub time: f64,
+    /// Potential and refractory steps left of each local neuron.
+    pub v: &'a [f64],
+    pub refractory: &'a [u32],
+    /// The state beyond V of the general models.
+    pub extra: &'a Extra,
+    /// The local gids that spiked in the step ending at `b`, ascending (empty at `b = 0`).
+    pub fired: &'a [u32],
+    pub conn: &'a Connectivity,
+    pub comm: &'a dyn Comm,
+}
+
+/// Where an observable writes its output: the file, and who writes which part.
+pub struct Output<'a> {
+    pub file: &'a File,
+    pub config: &'a Config,
+    pub comm: &'a dyn Comm,
+    /// The gids of this rank.
+    pub local: Range<u64>,
+    pub(crate) w: &'a mut RawWrites,
+}
+
+/// An observable's part of a checkpoint: its own group, `/observables/<name>`. Per-neuron
+/// datasets ([`Saved::per_neuron`]) have one row per gid, which the checkpoint's check of a
+/// file verifies before any rank reads its slab.
+pub struct Saved<'a> {
+    pub group: Group,
+    /// Number of neurons, and the gids of this rank as indices.
+    pub n: usize,
+    pub slab: Range<usize>,
+    pub comm: &'a dyn Comm,
+    pub(crate) w: &'a mut RawWrites,
+}
+
+impl Saved<'_> {
+    /// A dataset of values every rank holds (rank 0 writes it).
+    pub fn replicated<T: H5Type>(&mut self, name: &str, data: &[T]) -> hdf5::Result<()> {
+        crate::h5::replicated(&self.group, name, data, &[data.len()], "", "", self.w)
+    }
+
+    /// A dataset of one value per neuron, by gid (each rank writes its slab).
+    pub fn per_neuron<T: H5Type>(&mut self, name: &str, data: &[T]) -> hdf5::Result<()> {
+        let ds = crate::h5::dataset::<T>(&self.group, name, &[self.n], "", PER_NEURON)?;
+        if !self.slab.is_empty() {
+            self.w.keep(ds.write_slice(data, self.slab.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// An observable's part of a checkpoint being read back (on any number of ranks).
+pub struct Restored<'a> {
+    pub group: Group,
+    pub slab: Range<usize>,
+    pub comm: &'a dyn Comm,
+}
+
+impl Restored<'_> {
+    /// A dataset written by [`Saved::replicated`].
+    pub fn replicated<T: H5Type>(&self, name: &str) -> hdf5::Result<Vec<T>> {
+        self.group.dataset(name)?.read_raw()
+    }
+
+    /// This rank's slab of a dataset written by [`Saved::per_neuron`].
+    pub fn per_neuron<T: H5Type + Clone>(&self, name: &str) -> hdf5::Result<Vec<T>> {
+        Ok(self
+            .group
+            .dataset(name)?
+            .read_slice_1d(self.slab.clone())?
+            .to_vec())
+    }
+}
+
+/// One observable of a run.
+pub trait Observer: Any {
+    /// Its name: the checkpoint group `/observables/<name>`.
+    fn name(&self) -> &'static str;
+
+    /// Takes what it needs at step boundary `b` (every boundary, `b = 0` included for a run
+    /// from the start). A collective when the observable's samples are (the same boundaries
+    /// on every rank).
+    fn at_boundary(&mut self, _at: &Boundary) {}
+
+    /// The aggregate input of step `step`, per population, positive and negative parts summed
+    /// over the local neurons ([`crate::aggregate::Aggregates::balance`]).
+    fn aggregate_input(&mut self, _step: u64, _parts: &[i128]) {}
+
+    /// The global spikes of step `step` (gids ascending, the same list on every rank) and the
+    /// input they delivered to local neurons, per projection.
+    fn delivered(&mut self, _step: u64, _spikes: &[u32], _input: &[Delivered]) {}
+
+    /// Local values waiting for [`Observer::reduce`] (the same number on every rank).
+    fn pending(&self) -> usize {
+        0
+    }
+
+    /// Reduces the local parts across ranks into global values (a collective).
+    fn reduce(&mut self, _comm: &dyn Comm) {}
+
+    /// Writes its series into the output (collective; `all` holds every observable, reduced).
+    fn write(&self, out: &mut Output, all: &Observers) -> hdf5::Result<()>;
+
+    /// Saves its state into a checkpoint (collective; reduced).
+    fn save(&self, to: &mut Saved) -> hdf5::Result<()>;
+
+    /// Restores the state [`Observer::save`] wrote.
+    fn restore(&mut self, from: &Restored) -> hdf5::Result<()>;
+
+    fn as_any(&self) -> &dyn Any;
+}
+
+/// Every observable of a run, in the order they are reduced, written and saved.
+pub struct Observers {
+    list: Vec<Box<dyn Observer>>,
+}
+
+/// Local values waiting for reduction beyond which the observables are reduced at the next
+/// exchange (and at the end, and before a checkpoint): batching samples keeps reductions out
+/// of most steps, so ranks need not wait for each other between spike exchanges.
+pub const REDUCE_BATCH: usize = 1 << 16;
+
+impl Observers {
+    /// The observables of `config` on the rank that owns the gids `local`, whose population
+    /// blocks are `blocks` (population, local index range).
+    pub fn new(config: &Config, local: Range<u64>, blocks: &[(usize, Range<usize>)]) -> Self {
+        let list: Vec<Box<dyn Observer>> = vec![
+            Box::new(spikes::Spikes::new(config, &local)),
+            Box::new(rates::Rates::new(config)),
+            Box::new(moments::Moments::new(config, blocks)),
+            Box::new(histograms::Histograms::new(config, &local, blocks)),
+            Box::new(trees::TreeRecorder::new(config, local.clone())),
+            Box::new(pair_histogram::PairHistogram::new(config)),
+            Box::new(balance::Balance::new(config)),
+            Box::new(statistics::Statistics::new(config, &local, blocks)),
+            Box::new(snapshots::Snapshots::new(config)),
+            Box::new(record::Record::new(config, &local)),
+        ];
+        Observers { list }
+    }
+
+    /// The observable of type `T`.
+    pub fn get<T: Observer>(&self) -> &T {
+        self.list
+            .iter()
+            .find_map(|o| o.as_any().downcast_ref::<T>())
+            .expect("every observable is registered")
+    }
+
+    pub fn at_boundary(&mut self, at: &Boundary) {
+        for o in &mut self.list {
+            o.at_boundary(at);
+        }
+    }
+
+    pub fn aggregate_input(&mut self, step: u64, parts: &[i128]) {
+        for o in &mut self.list {
+            o.aggregate_input(step, parts);
+        }
+    }
+
+    pub fn delivered(&mut self, step: u64, spikes: &[u32], input: &[Delivered]) {
+        for o in &mut self.list {
+            o.delivered(step, spikes, input);
+        }
+    }
+
+    pub fn pending(&self) -> usize {
+        self.list.iter().map(|o| o.pending()).sum()
+    }
+
+    /// Reduces every observable's local parts (a collective, in list order).
+    pub fn reduce(&mut self, comm: &dyn Comm) {
+        for o in &mut self.list {
+            o.reduce(comm);
+        }
+    }
+
+    pub fn write(&self, out: &mut Output) -> hdf5::Result<()> {
+        for o in &self.list {
+            o.write(out, self)?;
+        }
+        Ok(())
+    }
+
+    /// Saves every observable into `/observables/<name>` of a checkpoint.
+    pub(crate) fn save(
+        &self,
+        file: &File,
+        n: usize,
+        slab: Range<usize>,
+        comm: &dyn Comm,
+        w: &mut RawWrites,
+    ) -> hdf5::Result<()> {
+        let group = file.create_group("observables")?;
+        for o in &self.list {
+            let mut to = Saved {
+                group: group.create_group(o.name())?,
+                n,
+                slab: slab.clone(),
+                comm,
+                w,
+            };
+            o.save(&mut to)?;
+        }
+        Ok(())
+    }
+
+    pub fn restore(
+        &mut self,
+        file: &File,
+        slab: Range<usize>,
+        comm: &dyn Comm,
+    ) -> hdf5::Result<()> {
+        for o in &mut self.list {
+            let from = Restored {
+                group: file.group(&format!("observables/{}", o.name()))?,
+                slab: slab.clone(),
+                comm,
+            };
+            o.restore(&from).map_err(|e| {
+                hdf5::Error::from(format!("observables/{}: {e}", o.name()).as_str())
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// Population variance of a series (NaN when empty).
+pub(crate) fn variance(xs: &[f64]) -> f64 {
+    let n = xs.len() as f64;
+    let mean = xs.iter().sum::<f64>() / n;
+    xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n
+}
+
+/// `i128` sums as (low, high) 64-bit words, for HDF5.
+pub(crate) fn to_words(sums: &[i128]) -> Vec<u64> {
+    sums.iter()
+        .flat_map(|&x| [x as u64, (x >> 64) as u64])
+        .collect()
+}
+
+/// The `i128` sums [`to_words`] wrote, into `sums` (whose length they must have).
+pub(crate) fn from_words(words: &[u64], sums: &mut [i128]) -> hdf5::Result<()> {
+    if words.len() != 2 * sums.len() {
+        return Err("sums of a different shape".into());
+    }
+    for (x, pair) in sums.iter_mut().zip(words.chunks_exact(2)) {
+        *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
+    }
+    Ok(())
+}
+
+/// Per-population series (one row per population) flattened, with the row length.
+pub(crate) fn rows_to_table(rows: &[Vec<f64>]) -> (Vec<f64>, usize) {
+    (rows.concat(), rows.first().map_or(0, Vec::len))
+}
+
+/// The rows of a table [`rows_to_table`] flattened, `n_pop` rows.
+pub(crate) fn table_to_rows(flat: &[f64], n_pop: usize) -> Vec<Vec<f64>> {
+    let len = flat.len().checked_div(n_pop).unwrap_or(0);
+    (0..n_pop)
+        .map(|p| flat[p * len..(p + 1) * len].to_vec())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::histograms::Histograms;
+    use super::moments::Moments;
+    use super::*;
+    use crate::comm::SerialComm;
+
+    /// Reducing after every sample or once for all samples gives the same series, and the
+    /// moments are those of the values.
+    #[test]
+    fn batched_reduction_equals_immediate_reduction() {
+        let text = "[population.A]\nsize = 3\n[population.B]\nsize = 2\n\
+                    [observables.histogram]\nv_min = 0.0\nv_max = 4.0\nbins = 4\n";
+        let config = Config::from_toml(text, &[]).unwrap();
+        let blocks = vec![(0, 0..3), (1, 3..5)];
+        let new = || {
+            (
+                Moments::new(&config, &blocks),
+                Histograms::new(&config, &(0..5), &blocks),
+            )
+        };
+        let (mut now, mut later) = (new(), new());
+        for k in 0..7 {
+            let v: Vec<f64> = (0..5).map(|i| 0.37 * (i * k) as f64 % 4.5).collect();
+            for (m, h) in [&mut now, &mut later] {
+                m.sample(k as f64, &v);
+                h.sample(k as f64, &v, &[], 0);
+            }
+            now.0.reduce(&SerialComm);
+            now.1.reduce(&SerialComm);
+            assert_eq!(now.0.pending() + now.1.pending(), 0);
+            let a = &v[0..3];
+            let mean = a.iter().sum::<f64>() / 3.0;
+            assert!((now.0.means[0][k] - mean).abs() < 1e-8);
+        }
+        later.0.reduce(&SerialComm);
+        later.1.reduce(&SerialComm);
+        assert_eq!(now.0.means, later.0.means);
+        assert_eq!(now.0.variances, later.0.variances);
+        assert_eq!(now.1.histograms, later.1.histograms);
+        assert_eq!(now.1.histograms[0].len(), 7 * 4);
+    }
+}
