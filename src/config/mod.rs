@@ -3,6 +3,13 @@
 //!
 //! Every error is one line that names the key and its value, e.g.
 //! `population.E.tau_m = -20: must be positive [ms]`.
+//!
+//! The one import circle left in the crate runs through here, and is deliberate: the validated
+//! configuration holds the model's own types ([`crate::model::neuron::Neuron`],
+//! [`crate::aggregate::Aggregate`], [`crate::space`]'s kernels and layouts), and each of those
+//! types validates its own raw section, with the raw types and the error helpers of this
+//! module. Breaking it would mean a second, parallel set of "validated parameter" types or
+//! validation far from the code that uses the values; neither is worth an acyclic graph.
 
 pub mod projection;
 pub mod raw;
