@@ -59,13 +59,11 @@ pub struct ConfigArgs {
 }
 
 impl ConfigArgs {
-    /// The configuration `text` with this command line's overrides, validated.
+    /// The configuration `text` (of the file `config`) with this command line's overrides,
+    /// validated; relative paths in it are relative to the file's directory.
     pub fn apply(&self, text: &str) -> Result<crate::config::Config, crate::error::ConfigError> {
-        if self.create {
-            crate::config::Config::from_toml_creating(text, &self.set)
-        } else {
-            crate::config::Config::from_toml(text, &self.set)
-        }
+        let dir = self.config.parent().unwrap_or(std::path::Path::new(""));
+        crate::config::Config::from_file_text(text, &self.set, self.create, dir)
     }
 }
 

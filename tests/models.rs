@@ -1809,3 +1809,60 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
         rec.times.len()
     );
 }
+
+/// An edge file named relative to its configuration is found next to it whatever the working
+/// directory, and the resolved configuration holds the joined path; SONATA's `node_population`
+/// attributes must name the projection's populations (edges of I -> I are refused for E -> E).
+#[test]
+fn sonata_edges_are_found_next_to_the_config_and_checked_for_their_populations() {
+    let dir = common::scratch("models_sonata_paths");
+    let write = |name: &str, source_pop: &str, target_pop: &str| {
+        let f = common::create_h5(&dir.join(name));
+        let g = f.create_group("edges").unwrap().create_group("EE").unwrap();
+        for (ds, ids, pop) in [
+            ("source_node_id", [0u64, 1, 2], source_pop),
+            ("target_node_id", [1u64, 2, 0], target_pop),
+        ] {
+            let d = g.new_dataset_builder().with_data(&ids).create(ds).unwrap();
+            let v: hdf5::types::VarLenUnicode = pop.parse().unwrap();
+            d.new_attr::<hdf5::types::VarLenUnicode>()
+                .create("node_population")
+                .unwrap()
+                .write_scalar(&v)
+                .unwrap();
+        }
+    };
+    write("good.h5", "E", "E");
+    write("other.h5", "I", "I");
+    let text = |file: &str| {
+        format!(
+            "[population.E]\nsize = 3\n[population.I]\nsize = 3\n\
+             [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"file\"\nfile = \"{file}\"\nweight = 0.5\ndelay = 1.0\n"
+        )
+    };
+    let c = Config::from_file_text(&text("good.h5"), &[], false, &dir).unwrap();
+    let resolved = c.resolved_toml();
+    assert!(
+        resolved.contains(&dir.join("good.h5").display().to_string()),
+        "{resolved}"
+    );
+    let again = Config::from_toml(&resolved, &[]).unwrap();
+    assert_eq!(again.projections[0].name, "EE");
+    // From the working directory the relative name finds nothing.
+    let e = Config::from_toml(&text("good.h5"), &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("projection.EE.file = \"good.h5\": cannot be opened"),
+        "{e}"
+    );
+    let e = Config::from_file_text(&text("other.h5"), &[], false, &dir)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(
+            "source_node_id has node_population \"I\", but the projection's source is population E"
+        ),
+        "{e}"
+    );
+}

@@ -48,8 +48,17 @@ fn expected(file: &Path) -> Vec<&'static str> {
         "timers.png",
     ];
     let f = hdf5::File::open(file).unwrap();
-    if f.link_exists("balance/time") {
-        names.push("balance.png");
+    for (group, png) in [
+        ("balance/time", "balance.png"),
+        ("labels/edges", "labels.png"),
+        ("densities/xi_edges", "densities.png"),
+        ("snapshots/time", "snapshots.png"),
+        ("pair_histogram/time", "pair_histogram.png"),
+        ("record/time", "record.png"),
+    ] {
+        if f.link_exists(group) {
+            names.push(png);
+        }
     }
     // Trees whose value is one number per sample time.
     if let Ok(trees) = f.group("trees") {
@@ -77,7 +86,23 @@ fn plots_of_a_smoke_run_with_and_without_a_limit() {
     let dir = common::scratch("plots");
     let (a, b) = (dir.join("a.h5"), dir.join("b.h5"));
     let config = common::repo().join("configs/smoke.toml");
-    common::run_ok(2, &config, &a, &["--set", "simulation.t_stop=100"]);
+    common::run_ok(
+        2,
+        &config,
+        &a,
+        &[
+            "--set",
+            "simulation.t_stop=100",
+            "--set",
+            "observables.snapshots.every=50",
+            "--set",
+            "observables.pair_histogram.every=50",
+            "--set",
+            "observables.record.neurons.E=[0,5]",
+            "--set",
+            "observables.histogram.xi_bins=4",
+        ],
+    );
     common::run_ok(
         2,
         &config,
@@ -116,8 +141,37 @@ fn plots_of_a_smoke_run_with_and_without_a_limit() {
         "0,50,100",
     ]);
     assert!(o.status.success(), "plot.py --limit failed: {}", stderr(&o));
+    assert!(stderr(&o).is_empty(), "{}", stderr(&o));
     assert_png(&lim.join("histograms.png"));
     assert!(written(&o).contains(&lim.join("histograms.png")));
+
+    // A second file of another model is drawn, with one warning naming the difference.
+    let c = dir.join("c.h5");
+    common::run_ok(
+        1,
+        &config,
+        &c,
+        &[
+            "--set",
+            "simulation.t_stop=100",
+            "--set",
+            "population.E.tau_m=10",
+        ],
+    );
+    let o = plot(&[
+        a.to_str().unwrap(),
+        "--outdir",
+        lim.to_str().unwrap(),
+        "--limit",
+        c.to_str().unwrap(),
+    ]);
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("was made from a different configuration (first difference: population.E.tau_m = 20.0 here, 10.0 there)"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -388,16 +388,33 @@ impl Config {
     /// the text does not have is an error (a misspelt name must not become a new population);
     /// [`Config::from_toml_creating`] allows it.
     pub fn from_toml(text: &str, overrides: &[String]) -> Result<Config> {
-        Self::parse(text, overrides, false)
+        Self::parse(text, overrides, false, None)
     }
 
     /// As [`Config::from_toml`], with overrides that may define new populations, projections,
     /// aggregate terms and tree observables (`--create`).
     pub fn from_toml_creating(text: &str, overrides: &[String]) -> Result<Config> {
-        Self::parse(text, overrides, true)
+        Self::parse(text, overrides, true, None)
     }
 
-    fn parse(text: &str, overrides: &[String], create: bool) -> Result<Config> {
+    /// The configuration of a file in directory `dir` (its text, with overrides; `create` as
+    /// [`Config::from_toml_creating`]): relative paths in it (edge files) are relative to
+    /// `dir`, and the resolved configuration holds them joined to it.
+    pub fn from_file_text(
+        text: &str,
+        overrides: &[String],
+        create: bool,
+        dir: &std::path::Path,
+    ) -> Result<Config> {
+        Self::parse(text, overrides, create, Some(dir))
+    }
+
+    fn parse(
+        text: &str,
+        overrides: &[String],
+        create: bool,
+        dir: Option<&std::path::Path>,
+    ) -> Result<Config> {
         let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
             let line = e
                 .span()
@@ -421,6 +438,18 @@ impl Config {
                     format!("{path}: {msg}")
                 })
             })?;
+        let mut raw = raw;
+        if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
+            for p in raw.projection.values_mut() {
+                if let Some(f) = p
+                    .file
+                    .as_mut()
+                    .filter(|f| std::path::Path::new(f).is_relative())
+                {
+                    *f = dir.join(&*f).display().to_string();
+                }
+            }
+        }
         WARNINGS.with(|w| w.borrow_mut().clear());
         let mut config = validate(raw)?;
         config.warnings = WARNINGS.with(|w| std::mem::take(&mut *w.borrow_mut()));

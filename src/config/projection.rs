@@ -916,6 +916,17 @@ fn examine(
     })?;
     let sets = Datasets::open(&file, population).map_err(bad)?;
     let (src, tgt) = (&populations[source], &populations[target]);
+    // SONATA names the node population of each end; edges of another population are refused.
+    for (ids, end, pop) in [(&sets.source, "source", src), (&sets.target, "target", tgt)] {
+        if let Some(np) = crate::h5::text(ids, "node_population") {
+            if np != pop.name {
+                return Err(bad(format!(
+                    "/edges/{population}/{end}_node_id has node_population {np:?}, but the projection's {end} is population {}",
+                    pop.name
+                )));
+            }
+        }
+    }
     let mut sum_w = 0.0;
     let mut seen = std::collections::BTreeSet::new();
     let mut lo = u32::MAX;

@@ -577,10 +577,11 @@ pub struct RawProjection {
     /// drawn with probability proportional to w), `"weight"` (each weight times w) or
     /// `"both"`. Default `"probability"` when a kernel is given.
     pub kernel_use: Option<super::projection::KernelUse>,
-    /// HDF5 file of the edges (`rule = "file"`), relative to the current directory; SONATA
-    /// layout: `/edges/<edges>/source_node_id` and `target_node_id` (offsets within the source
-    /// and target populations), optional `/edges/<edges>/0/syn_weight` \[mV\] and
-    /// `/edges/<edges>/0/delay` \[ms\].
+    /// HDF5 file of the edges (`rule = "file"`), relative to the configuration file's
+    /// directory; SONATA layout: `/edges/<edges>/source_node_id` and `target_node_id` (offsets
+    /// within the source and target populations; their `node_population` attributes, where
+    /// present, must name the projection's source and target), optional
+    /// `/edges/<edges>/0/syn_weight` \[mV\] and `/edges/<edges>/0/delay` \[ms\].
     pub file: Option<String>,
     /// The edge population in `file` (`rule = "file"`); default: the projection's name.
     pub edges: Option<String>,
