@@ -456,6 +456,16 @@ impl Config {
         Ok(config)
     }
 
+    /// The names of the projections with indices `indices`, comma-separated (as the output's
+    /// `projections` attributes list them).
+    pub fn projection_names(&self, indices: &[usize]) -> String {
+        let names: Vec<&str> = indices
+            .iter()
+            .map(|&k| self.projections[k].name.as_str())
+            .collect();
+        names.join(",")
+    }
+
     /// The time of step boundary `b` \[ms\]: `b dt`, computed as `b / (1 / dt)` where `1 / dt`
     /// is a whole number, so that times on a decimal grid are the doubles nearest to them
     /// (30.7, not 30.700000000000003). Every time written to an output comes from here.

@@ -92,12 +92,11 @@ impl Observer for PairHistogram {
              projections of w_ij 1[V_i in target bin] 1[V_j in source bin]",
             w,
         )?;
-        let names: Vec<&str> = spec
-            .projections
-            .iter()
-            .map(|&k| config.projections[k].name.as_str())
-            .collect();
-        crate::h5::attr_str(&g, "projections", &names.join(","))
+        crate::h5::attr_str(
+            &g,
+            "projections",
+            &config.projection_names(&spec.projections),
+        )
     }
 
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {

@@ -475,12 +475,11 @@ pub(crate) fn write_tree(
         .create("functions")?
         .write_raw(&functions)?;
     crate::h5::attr_str(&g, "shape", shape_name(spec))?;
-    let names: Vec<&str> = spec
-        .projections
-        .iter()
-        .map(|&k| config.projections[k].name.as_str())
-        .collect();
-    crate::h5::attr_str(&g, "projections", &names.join(","))
+    crate::h5::attr_str(
+        &g,
+        "projections",
+        &config.projection_names(&spec.projections),
+    )
 }
 
 /// One pass over the local synapses of `projections`, in the order of spike delivery
