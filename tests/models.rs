@@ -1866,3 +1866,101 @@ fn sonata_edges_are_found_next_to_the_config_and_checked_for_their_populations()
         "{e}"
     );
 }
+
+/// bmtk's edge types: an edge file without per-edge weights and delays takes them from the
+/// `edge_types` table by each edge's `edge_type_id` (other columns ignored); an edge's own
+/// `0/syn_weight` takes precedence over its type's; a type the table lacks, or a type without
+/// the delay an edge needs, is refused naming the edge.
+#[test]
+fn bmtk_edge_types_give_weights_and_delays_by_type() {
+    use lapicque::config::ConnRule;
+    let dir = common::scratch("models_edge_types");
+    let write = |name: &str, types: &[u64], own_weights: Option<&[f64]>| {
+        let f = common::create_h5(&dir.join(name));
+        let g = f.create_group("edges").unwrap().create_group("EE").unwrap();
+        let n = types.len() as u64;
+        let src: Vec<u64> = (0..n).collect();
+        let tgt: Vec<u64> = (0..n).map(|i| (i + 1) % n).collect();
+        for (ds, data) in [
+            ("source_node_id", &src),
+            ("target_node_id", &tgt),
+            ("edge_type_id", &types.to_vec()),
+        ] {
+            g.new_dataset_builder().with_data(data).create(ds).unwrap();
+        }
+        if let Some(w) = own_weights {
+            let g0 = g.create_group("0").unwrap();
+            g0.new_dataset_builder()
+                .with_data(w)
+                .create("syn_weight")
+                .unwrap();
+        }
+    };
+    std::fs::write(
+        dir.join("edge_types.csv"),
+        "edge_type_id target_query source_query syn_weight delay dynamics_params model_template\n\
+         100 * * 0.5 2.0 exc.json exp2syn\n\
+         101 * * -1.25 1.0 inh.json exp2syn\n\
+         102 * * 0.75 NULL exc.json exp2syn\n",
+    )
+    .unwrap();
+    write("typed.h5", &[100, 101, 100, 101], None);
+    write(
+        "own.h5",
+        &[100, 101, 100, 101],
+        Some(&[0.125, 0.25, 0.375, 0.5]),
+    );
+    write("unknown.h5", &[100, 103, 100, 101], None);
+    write("no_delay.h5", &[100, 102, 100, 101], None);
+    let text = |file: &str| {
+        format!(
+            "[simulation]\ndt = 0.1\n[population.E]\nsize = 4\n\
+             [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"file\"\nfile = \"{file}\"\n\
+             edge_types = \"edge_types.csv\"\n"
+        )
+    };
+    let edges = |file: &str| {
+        let c = Config::from_file_text(&text(file), &[], false, &dir).unwrap();
+        let p = &c.projections[0];
+        assert!(p.per_synapse_weights());
+        assert_eq!(p.delay_set(), [10, 20]);
+        let ConnRule::File(f) = &p.rule else {
+            panic!("not a file rule")
+        };
+        f.read(0..4, p.weight, p.delay_steps, c.dt)
+            .unwrap()
+            .iter()
+            .map(|e| (e.source, e.target, e.weight, e.delay))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        edges("typed.h5"),
+        [
+            (0, 1, 0.5, 20),
+            (1, 2, -1.25, 10),
+            (2, 3, 0.5, 20),
+            (3, 0, -1.25, 10)
+        ]
+    );
+    assert_eq!(
+        edges("own.h5"),
+        [
+            (0, 1, 0.125, 20),
+            (1, 2, 0.25, 10),
+            (2, 3, 0.375, 20),
+            (3, 0, 0.5, 10)
+        ]
+    );
+    let err = |file: &str| {
+        Config::from_file_text(&text(file), &[], false, &dir)
+            .unwrap_err()
+            .to_string()
+    };
+    let e = err("unknown.h5");
+    assert!(
+        e.contains("edge 1: edge_type_id 103 is not in edge_types"),
+        "{e}"
+    );
+    let e = err("no_delay.h5");
+    assert!(e.contains("edge 1: edge type 102 has no delay"), "{e}");
+}

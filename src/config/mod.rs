@@ -441,12 +441,10 @@ impl Config {
         let mut raw = raw;
         if let Some(dir) = dir.filter(|d| !d.as_os_str().is_empty()) {
             for p in raw.projection.values_mut() {
-                if let Some(f) = p
-                    .file
-                    .as_mut()
-                    .filter(|f| std::path::Path::new(f).is_relative())
-                {
-                    *f = dir.join(&*f).display().to_string();
+                for f in [&mut p.file, &mut p.edge_types].into_iter().flatten() {
+                    if std::path::Path::new(f).is_relative() {
+                        *f = dir.join(&*f).display().to_string();
+                    }
                 }
             }
         }

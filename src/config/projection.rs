@@ -161,6 +161,8 @@ pub struct EdgeFile {
     pub weights: Option<String>,
     /// Path of the per-edge delay dataset \[ms\] in the file, if there is one.
     pub delays: Option<String>,
+    /// bmtk's edge types table, if given: weights and delays per edge type.
+    pub edge_types: Option<String>,
     /// The distinct delays of the edges \[steps\], ascending.
     pub delay_set: Vec<u32>,
 }
@@ -196,7 +198,7 @@ impl EdgeFile {
         dt: f64,
     ) -> std::result::Result<Vec<FileEdge>, String> {
         let file = hdf5::File::open(&self.path).map_err(|e| e.to_string())?;
-        let sets = Datasets::open(&file, &self.population)?;
+        let sets = Datasets::open(&file, &self.population, self.edge_types.as_deref())?;
         let mut out = Vec::new();
         sets.for_each_chunk(|_, src, tgt, w, d| {
             for i in 0..src.len() {
@@ -376,6 +378,9 @@ pub(super) fn resolve(
         if let Some(e) = &r.edges {
             return Err(not_for("edges", format!("{e:?}")));
         }
+        if let Some(e) = &r.edge_types {
+            return Err(not_for("edge_types", format!("{e:?}")));
+        }
     }
     if r.kernel.is_none() {
         if let Some(u) = r.kernel_use {
@@ -460,8 +465,17 @@ pub(super) fn resolve(
                     "must name an edge population",
                 ));
             }
-            let (file, mean_weight, delays) =
-                examine(&key("file"), &path, &edges, populations, source, target, dt)?;
+            let types = r.edge_types.clone();
+            let (file, mean_weight, delays) = examine(
+                &key("file"),
+                &path,
+                &edges,
+                types.as_deref(),
+                populations,
+                source,
+                target,
+                dt,
+            )?;
             file_weight = mean_weight;
             file_delays = delays;
             ConnRule::File(file)
@@ -722,11 +736,113 @@ struct Datasets {
     delay: Option<(String, hdf5::Dataset)>,
     group_id: Option<hdf5::Dataset>,
     group_index: Option<hdf5::Dataset>,
+    /// The edge types: `edge_type_id` per edge and the table.
+    types: Option<(hdf5::Dataset, EdgeTypes)>,
     len: usize,
 }
 
+/// bmtk's edge types table: per type id, its weight \[mV\] and delay \[ms\] (where given).
+struct EdgeTypes {
+    path: String,
+    rows: std::collections::HashMap<u64, (Option<f64>, Option<f64>)>,
+    weight: bool,
+    delay: bool,
+}
+
+impl EdgeTypes {
+    /// Reads a whitespace-separated table with a header (`edge_type_id`, and `syn_weight`
+    /// and `delay` where the types have them; other columns are ignored).
+    fn read(path: &str) -> std::result::Result<EdgeTypes, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("edge_types {path:?} cannot be read: {e}"))?;
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty());
+        let header: Vec<&str> = lines
+            .next()
+            .map(|(_, l)| l.split_whitespace().collect())
+            .unwrap_or_default();
+        let column = |name: &str| header.iter().position(|&h| h == name);
+        let id = column("edge_type_id")
+            .ok_or_else(|| format!("edge_types {path:?} has no column edge_type_id"))?;
+        let (w, d) = (column("syn_weight"), column("delay"));
+        let mut rows = std::collections::HashMap::new();
+        for (n, line) in lines {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let at = |what: &str| format!("edge_types {path:?} line {}: {what}", n + 1);
+            if fields.len() != header.len() {
+                return Err(at(&format!(
+                    "{} fields, the header has {} (quoted fields with spaces are not read)",
+                    fields.len(),
+                    header.len()
+                )));
+            }
+            let type_id: u64 = fields[id]
+                .parse()
+                .map_err(|_| at(&format!("edge_type_id {:?} is not an integer", fields[id])))?;
+            let number =
+                |c: Option<usize>, what: &str| -> std::result::Result<Option<f64>, String> {
+                    match c.map(|c| fields[c]) {
+                        None | Some("NULL" | "NaN" | "nan" | "None") => Ok(None),
+                        Some(s) => s
+                            .parse::<f64>()
+                            .ok()
+                            .filter(|x| x.is_finite())
+                            .map(Some)
+                            .ok_or_else(|| at(&format!("{what} {s:?} is not a finite number"))),
+                    }
+                };
+            let row = (number(w, "syn_weight")?, number(d, "delay")?);
+            if rows.insert(type_id, row).is_some() {
+                return Err(at(&format!("edge_type_id {type_id} appears twice")));
+            }
+        }
+        Ok(EdgeTypes {
+            path: path.to_string(),
+            rows,
+            weight: w.is_some(),
+            delay: d.is_some(),
+        })
+    }
+
+    /// The weights (`delay = false`) or delays of the edges of types `ids`, the first edge
+    /// being edge `first`.
+    fn values(
+        &self,
+        ids: &[u64],
+        first: usize,
+        delay: bool,
+    ) -> std::result::Result<Vec<f64>, String> {
+        let what = if delay { "delay" } else { "syn_weight" };
+        ids.iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let row = self.rows.get(t).ok_or_else(|| {
+                    format!(
+                        "edge {}: edge_type_id {t} is not in edge_types {:?}",
+                        first + i,
+                        self.path
+                    )
+                })?;
+                (if delay { row.1 } else { row.0 }).ok_or_else(|| {
+                    format!(
+                        "edge {}: edge type {t} has no {what} in edge_types {:?}",
+                        first + i,
+                        self.path
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 impl Datasets {
-    fn open(file: &hdf5::File, population: &str) -> std::result::Result<Datasets, String> {
+    fn open(
+        file: &hdf5::File,
+        population: &str,
+        edge_types: Option<&str>,
+    ) -> std::result::Result<Datasets, String> {
         let base = format!("/edges/{population}");
         if !file.link_exists("/edges") || !file.link_exists(&base) {
             return Err(format!("has no edge population {base}"));
@@ -762,6 +878,10 @@ impl Datasets {
         let delay = optional("delay")?;
         let group_id = optional("edge_group_id")?.map(|x| x.1);
         let group_index = optional("edge_group_index")?.map(|x| x.1);
+        let types = match edge_types {
+            None => None,
+            Some(path) => Some((required("edge_type_id")?, EdgeTypes::read(path)?)),
+        };
         let len = source.size();
         let named = [
             (format!("{base}/source_node_id"), Some(&source)),
@@ -776,6 +896,7 @@ impl Datasets {
             ),
             (format!("{base}/edge_group_id"), group_id.as_ref()),
             (format!("{base}/edge_group_index"), group_index.as_ref()),
+            (format!("{base}/edge_type_id"), types.as_ref().map(|t| &t.0)),
         ];
         for (path, ds) in named {
             let Some(ds) = ds else { continue };
@@ -800,8 +921,27 @@ impl Datasets {
             delay,
             group_id,
             group_index,
+            types,
             len,
         })
+    }
+
+    /// Whether the edges have weights (their own, or their types'), and delays: a description
+    /// of where they come from.
+    fn weights(&self) -> Option<String> {
+        match (&self.weight, &self.types) {
+            (Some((path, _)), _) => Some(path.clone()),
+            (None, Some((_, t))) if t.weight => Some(format!("{}: syn_weight", t.path)),
+            _ => None,
+        }
+    }
+
+    fn delays(&self) -> Option<String> {
+        match (&self.delay, &self.types) {
+            (Some((path, _)), _) => Some(path.clone()),
+            (None, Some((_, t))) if t.delay => Some(format!("{}: delay", t.path)),
+            _ => None,
+        }
     }
 
     /// Calls `f(first, sources, targets, weights, delays)` on consecutive chunks of the edges.
@@ -838,13 +978,20 @@ impl Datasets {
                     }
                 }
             }
-            let w = match &self.weight {
-                Some((path, ds)) => Some(floats(ds, r.clone(), path)?),
+            // An edge's own weight and delay (group 0) take precedence over its type's.
+            let types = match &self.types {
+                Some((ds, t)) => Some((ids(ds, r.clone(), &format!("{base}/edge_type_id"))?, t)),
                 None => None,
             };
-            let d = match &self.delay {
-                Some((path, ds)) => Some(floats(ds, r.clone(), path)?),
-                None => None,
+            let w = match (&self.weight, &types) {
+                (Some((path, ds)), _) => Some(floats(ds, r.clone(), path)?),
+                (None, Some((ids, t))) if t.weight => Some(t.values(ids, first, false)?),
+                _ => None,
+            };
+            let d = match (&self.delay, &types) {
+                (Some((path, ds)), _) => Some(floats(ds, r.clone(), path)?),
+                (None, Some((ids, t))) if t.delay => Some(t.values(ids, first, true)?),
+                _ => None,
             };
             f(first, &src, &tgt, w.as_deref(), d.as_deref())?;
             first = r.end;
@@ -899,10 +1046,12 @@ fn floats(
 /// file's description, the mean of its weights (if it has any) and its smallest and largest
 /// delay in steps (if it has delays).
 #[allow(clippy::type_complexity)]
+#[allow(clippy::too_many_arguments)]
 fn examine(
     key: &str,
     path: &str,
     population: &str,
+    edge_types: Option<&str>,
     populations: &[Population],
     source: usize,
     target: usize,
@@ -914,7 +1063,7 @@ fn examine(
             "cannot be opened as HDF5 (missing or damaged): {e}"
         ))
     })?;
-    let sets = Datasets::open(&file, population).map_err(bad)?;
+    let sets = Datasets::open(&file, population, edge_types).map_err(bad)?;
     let (src, tgt) = (&populations[source], &populations[target]);
     // SONATA names the node population of each end; edges of another population are refused.
     for (ids, end, pop) in [(&sets.source, "source", src), (&sets.target, "target", tgt)] {
@@ -968,12 +1117,11 @@ fn examine(
     })
     .map_err(bad)?;
     let count = sets.len as u64;
-    let mean_weight = sets
-        .weight
+    let (weights, delays_from) = (sets.weights(), sets.delays());
+    let mean_weight = weights
         .as_ref()
         .map(|_| if count > 0 { sum_w / count as f64 } else { 0.0 });
-    let delays = sets
-        .delay
+    let delays = delays_from
         .as_ref()
         .map(|_| if count == 0 { (1, 1) } else { (lo, hi) });
     if seen.len() > MAX_DELAYS {
@@ -983,15 +1131,16 @@ fn examine(
         )));
     }
     let mut delay_set: Vec<u32> = seen.into_iter().collect();
-    if sets.delay.is_some() && delay_set.is_empty() {
+    if delays_from.is_some() && delay_set.is_empty() {
         delay_set.push(1);
     }
     let file = EdgeFile {
         path: path.to_string(),
         population: population.to_string(),
         count,
-        weights: sets.weight.as_ref().map(|w| w.0.clone()),
-        delays: sets.delay.as_ref().map(|d| d.0.clone()),
+        weights,
+        delays: delays_from,
+        edge_types: edge_types.map(str::to_string),
         delay_set,
     };
     Ok((file, mean_weight, delays))

@@ -585,6 +585,11 @@ pub struct RawProjection {
     pub file: Option<String>,
     /// The edge population in `file` (`rule = "file"`); default: the projection's name.
     pub edges: Option<String>,
+    /// bmtk's edge types table for `file` (`rule = "file"`), relative to the configuration
+    /// file's directory: whitespace-separated with a header naming `edge_type_id` and
+    /// optionally `syn_weight` \[mV\] and `delay` \[ms\], which apply to the edges of each
+    /// type (`/edges/<edges>/edge_type_id`) that do not carry their own.
+    pub edge_types: Option<String>,
     /// Allow a neuron to connect to itself (when source and target are the same population).
     #[serde(default = "d_true")]
     pub autapses: bool,
