@@ -276,6 +276,36 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
     Ok(())
 }
 
+/// `lapicque edges`: every rank builds its share of the network and writes its targets'
+/// synapses into one SONATA edges file (collectively, complete or absent).
+pub fn edges(args: &crate::cli::EdgesArgs, comm: &dyn Comm) -> Result<(), Error> {
+    let text = read_config_everywhere(&args.config.config, comm)?;
+    let config = args.config.apply(&text)?;
+    if comm.rank() == 0 {
+        warn(&config);
+    }
+    let _claim = claim_output("--output", &args.output, args.force, comm)?;
+    fits_in_memory(&config, comm)?;
+    let partition = crate::partition::Partition::new(config.n_neurons(), comm.size());
+    let local = partition.range(comm.rank());
+    let conn = crate::comm::first_error(
+        comm,
+        crate::connectivity::Connectivity::build(&config, local.clone()),
+    )?;
+    crate::sonata::write_sonata(&args.output, &config, comm, &conn, &local)?;
+    if comm.rank() == 0 {
+        let total: u64 = comm.all_gather_u64(conn.n_synapses()).iter().sum();
+        eprintln!(
+            "lapicque: {total} synapses of {} projection(s) written to {}",
+            config.projections.len(),
+            args.output.display()
+        );
+    } else {
+        comm.all_gather_u64(conn.n_synapses());
+    }
+    Ok(())
+}
+
 /// `lapicque meanfield`: solves the limit equations of a configuration (one process).
 pub fn meanfield(args: &crate::cli::MeanfieldArgs) -> Result<String, Error> {
     let comm = crate::comm::SerialComm;

@@ -25,6 +25,21 @@ pub enum Command {
     Compare(CompareArgs),
     /// Solve the mean-field limit of a configuration and write it in the layout of a run.
     Meanfield(MeanfieldArgs),
+    /// Build the network of a configuration (under mpirun, on any number of ranks) and write
+    /// its synapses as a SONATA edges file, which `rule = "file"` reads back.
+    Edges(EdgesArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EdgesArgs {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Edges file (HDF5, SONATA layout).
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Replace the file if it exists (it is replaced only when the new one is complete).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Debug)]

@@ -30,7 +30,8 @@
 //!
 //! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`aggregate`]
 //! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
-//! synapse generation), [`partition`] (gid <-> rank), [`connectivity`] (per-rank CSR tables),
+//! synapse generation), [`sonata`] (the network as a SONATA edges file), [`partition`]
+//! (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
 //! ring buffers and delivery), [`fixed`] (exact order-free sums), [`rng`],
 //! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`] (one
@@ -66,6 +67,7 @@ pub mod partition;
 pub mod progress;
 pub mod rng;
 pub mod simulation;
+pub mod sonata;
 pub mod space;
 pub mod state;
 pub mod watchdog;

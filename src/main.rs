@@ -73,6 +73,21 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Edges(args) => {
+            let Some(universe) = mpi::initialize() else {
+                eprintln!("lapicque: error: MPI could not be initialised");
+                return ExitCode::from(1);
+            };
+            let comm = MpiComm::new(universe.world());
+            let result = lapicque::app::edges(&args, &comm);
+            match report(result, lapicque::comm::Comm::rank(&comm) == 0) {
+                0 => ExitCode::SUCCESS,
+                code => {
+                    drop(comm);
+                    leave(code, universe)
+                }
+            }
+        }
         Command::Check(args) => {
             ExitCode::from(report(lapicque::app::check(&args).map(print), true))
         }

@@ -1077,6 +1077,9 @@ fn examine(
         }
     }
     let mut sum_w = 0.0;
+    // Whether every edge has the same weight (a file written for a constant weight): then it is
+    // the projection's weight, not one stored per synapse.
+    let mut same_w: Option<Option<f64>> = None;
     let mut seen = std::collections::BTreeSet::new();
     let mut lo = u32::MAX;
     let mut hi = 0u32;
@@ -1100,6 +1103,11 @@ fn examine(
                     return Err(format!("edge {e}: syn_weight {} is not finite", w[i]));
                 }
                 sum_w += w[i];
+                same_w = match same_w {
+                    None => Some(Some(w[i])),
+                    Some(Some(x)) if x.to_bits() == w[i].to_bits() => Some(Some(x)),
+                    _ => Some(None),
+                };
             }
             if let Some(d) = d {
                 let n = delay_in_steps(d[i], dt).ok_or_else(|| {
@@ -1117,10 +1125,17 @@ fn examine(
     })
     .map_err(bad)?;
     let count = sets.len as u64;
-    let (weights, delays_from) = (sets.weights(), sets.delays());
+    let (mut weights, delays_from) = (sets.weights(), sets.delays());
     let mean_weight = weights
         .as_ref()
         .map(|_| if count > 0 { sum_w / count as f64 } else { 0.0 });
+    let mean_weight = match same_w {
+        Some(Some(w)) => {
+            weights = None;
+            Some(w)
+        }
+        _ => mean_weight,
+    };
     let delays = delays_from
         .as_ref()
         .map(|_| if count == 0 { (1, 1) } else { (lo, hi) });
