@@ -533,5 +533,82 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
         bytes / 1048576.0,
         offsets / 1048576.0
     );
+    describe_observables(&c, &mut out);
     Ok(out)
+}
+
+/// The observables as they will be taken: schedules and ranges after defaults and cuts.
+fn describe_observables(c: &Config, out: &mut String) {
+    let ms = |steps: u64| c.time(steps);
+    let window = |s: &crate::config::Schedule| {
+        format!(
+            "every {} ms from {} to {} ms",
+            ms(s.every),
+            ms(s.start),
+            ms(s.stop)
+        )
+    };
+    let bins = |s: &crate::config::Schedule| {
+        format!(
+            "{} ms bins from {} to {} ms",
+            ms(s.every),
+            ms(s.start),
+            ms(s.stop)
+        )
+    };
+    let _ = writeln!(out, "observables:");
+    let _ = writeln!(out, "  rates       {}", bins(&c.rates));
+    if let Some(m) = &c.moments {
+        let _ = writeln!(out, "  moments     {}", window(m));
+    }
+    if let Some(h) = &c.histogram {
+        let _ = writeln!(
+            out,
+            "  histograms  {} bins on [{}, {}) mV, {}",
+            h.bins,
+            h.v_min,
+            h.v_max,
+            window(&h.schedule)
+        );
+    }
+    if let Some(b) = &c.balance {
+        let _ = writeln!(out, "  balance     {}", bins(b));
+    }
+    let s = &c.statistics;
+    let _ = writeln!(
+        out,
+        "  statistics  window [{}, {}] ms, Fano window {} ms",
+        ms(s.start),
+        ms(s.stop),
+        ms(s.fano_bins * c.rates.every)
+    );
+    if let Some(sn) = &c.snapshots {
+        let _ = writeln!(out, "  snapshots   {}", window(sn));
+    }
+    if let Some(r) = &c.record {
+        let who: Vec<String> = r
+            .neurons
+            .iter()
+            .map(|(p, ids)| format!("{} {} neuron(s)", c.populations[*p].name, ids.len()))
+            .collect();
+        let what: Vec<&str> = r.variables.iter().map(|v| v.name()).collect();
+        let _ = writeln!(
+            out,
+            "  record      {} of {}, {}",
+            what.join(", "),
+            who.join(", "),
+            window(&r.schedule)
+        );
+    }
+    for t in &c.trees.trees {
+        let _ = writeln!(out, "  tree {}  {}", t.name, window(&t.schedule));
+    }
+    if let Some(p) = &c.trees.pair_histogram {
+        let _ = writeln!(
+            out,
+            "  pair histogram  {} bins, {}",
+            p.bins,
+            window(&p.schedule)
+        );
+    }
 }

@@ -257,6 +257,20 @@ fn shortened_runs_cut_windows_with_a_warning() {
             "{sets:?}"
         );
     }
+    // `check` shows the observables as they will be taken.
+    let o = check(
+        &smoke,
+        &["simulation.t_stop=50", "observables.record.neurons.E=[0,3]"],
+    );
+    let described = String::from_utf8_lossy(&o.stdout);
+    for want in [
+        "rates       1 ms bins from 0 to 50 ms",
+        "histograms  80 bins on [-20, 20) mV, every 10 ms from 0 to 50 ms",
+        "statistics  window [25, 50] ms, Fano window 10 ms",
+        "record      v of E 2 neuron(s), every 1 ms from 0 to 50 ms",
+    ] {
+        assert!(described.contains(want), "{want:?} not in\n{described}");
+    }
     let o = check(
         &smoke,
         &[
