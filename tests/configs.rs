@@ -285,3 +285,47 @@ fn shortened_runs_cut_windows_with_a_warning() {
         "{err}"
     );
 }
+
+/// Named parameters: `"= ..."` values are evaluated with `[parameters]` before the
+/// configuration is read, so a sweep is one `--set parameters.g=...`; the resolved
+/// configuration holds the numbers (a whole number as an integer, as an in-degree must be);
+/// an unknown name, a misspelt `--set parameters.x` or a non-finite result is one line naming
+/// the key.
+#[test]
+fn named_parameters_and_expressions_resolve_to_numbers() {
+    let text = "[parameters]\ng = 5\nJ = 0.1\nK = 40\n\
+                [population.E]\nsize = 100\n[population.I]\nsize = 25\n\
+                [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\n\
+                indegree = \"= K / 4\"\nweight = \"= -g * J\"\ndelay = \"= 15 * 0.1\"\n";
+    let c = Config::from_toml(text, &[]).unwrap();
+    let p = &c.projections[0];
+    assert_eq!(p.weight, -5.0 * 0.1);
+    assert_eq!(p.delay_steps, 15);
+    assert!(matches!(
+        p.rule,
+        lapicque::config::ConnRule::FixedIndegree { indegree: 10, .. }
+    ));
+    let swept = Config::from_toml(text, &["parameters.g=4".into()]).unwrap();
+    assert_eq!(swept.projections[0].weight, -4.0 * 0.1);
+    let resolved = swept.resolved_toml();
+    assert!(resolved.contains("weight = -0.4"), "{resolved}");
+    assert!(resolved.contains("indegree = 10"), "{resolved}");
+    let again = Config::from_toml(&resolved, &[]).unwrap();
+    assert_eq!(again.projections[0].weight, swept.projections[0].weight);
+    let err = |sets: &[&str], text: &str| {
+        let o: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        Config::from_toml(text, &o).unwrap_err().to_string()
+    };
+    let e = err(&["parameters.G=4"], text);
+    assert!(e.contains("no parameter \"G\" (it has: J, K, g)"), "{e}");
+    let e = err(&[], &text.replace("-g * J", "-h * J"));
+    assert!(
+        e.contains("projection.IE.weight = \"= -h * J\": h is not a parameter"),
+        "{e}"
+    );
+    let e = err(&["parameters.J=0"], &text.replace("-g * J", "-g / J"));
+    assert!(
+        e.contains("projection.IE.weight") && e.contains("not a finite number"),
+        "{e}"
+    );
+}

@@ -11,6 +11,7 @@
 //! module. Breaking it would mean a second, parallel set of "validated parameter" types or
 //! validation far from the code that uses the values; neither is worth an acyclic graph.
 
+mod expr;
 pub mod projection;
 pub mod raw;
 pub mod trees;
@@ -428,6 +429,7 @@ impl Config {
         for o in overrides {
             apply_override(&mut table, o, create)?;
         }
+        expr::substitute(&mut table)?;
         let raw: RawConfig =
             serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
                 let path = one_line(&e.path().to_string());
@@ -567,7 +569,8 @@ fn expected_synapses(populations: &[Population], proj: &Projection) -> f64 {
 
 /// The tables whose entries are named by the user: `population.<name>`, ... (the depth of the
 /// name in the key).
-const NAMED: [(&[&str], &str); 4] = [
+const NAMED: [(&[&str], &str); 5] = [
+    (&["parameters"], "parameter"),
     (&["population"], "population"),
     (&["projection"], "projection"),
     (&["aggregate"], "aggregate term"),
