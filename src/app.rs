@@ -293,15 +293,13 @@ pub fn edges(args: &crate::cli::EdgesArgs, comm: &dyn Comm) -> Result<(), Error>
         crate::connectivity::Connectivity::build(&config, local.clone()),
     )?;
     crate::sonata::write_sonata(&args.output, &config, comm, &conn, &local)?;
+    let total: u64 = comm.all_gather_u64(conn.n_synapses()).iter().sum();
     if comm.rank() == 0 {
-        let total: u64 = comm.all_gather_u64(conn.n_synapses()).iter().sum();
         eprintln!(
             "lapicque: {total} synapses of {} projection(s) written to {}",
             config.projections.len(),
             args.output.display()
         );
-    } else {
-        comm.all_gather_u64(conn.n_synapses());
     }
     Ok(())
 }

@@ -335,8 +335,8 @@ fn balance_includes_aggregate_input() {
     // J = j0 n^(alpha - 1) with alpha = 0: J n_B = j0.
     let (j1n, j2n) = (0.02, -0.05);
     let balance = r.observers.get::<Balance>();
-    let exc = balance.aggregate_input(0, false);
-    let inh = balance.aggregate_input(0, true);
+    let exc = balance.mean_aggregate_input(0, false);
+    let inh = balance.mean_aggregate_input(0, true);
     assert_eq!(exc.len(), 5);
     for bin in 0..5 {
         // Boundaries 100 bin .. 100 bin + 99 (the step starts), moments every step.
@@ -353,7 +353,10 @@ fn balance_includes_aggregate_input() {
             inh[bin]
         );
     }
-    assert!(balance.aggregate_input(1, false).iter().all(|&x| x == 0.0));
+    assert!(balance
+        .mean_aggregate_input(1, false)
+        .iter()
+        .all(|&x| x == 0.0));
 }
 
 /// Rates on their own schedule: bins of 2 ms from 100 to 955 ms (the last one 1 ms long). Each

@@ -52,7 +52,7 @@ impl Balance {
 
     /// The mean aggregate input per neuron of population `p` in each balance bin [mV/ms]: the
     /// positive (`negative = false`) or negative part.
-    pub fn aggregate_input(&self, p: usize, negative: bool) -> Vec<f64> {
+    pub fn mean_aggregate_input(&self, p: usize, negative: bool) -> Vec<f64> {
         let n_bins = self.bins();
         let (Some(b), false) = (self.schedule, self.aggregate.is_empty()) else {
             return vec![0.0; n_bins];
@@ -166,11 +166,11 @@ impl Observer for Balance {
             };
             let exc = add(
                 self.synaptic_input(config, p, false),
-                self.aggregate_input(p, false),
+                self.mean_aggregate_input(p, false),
             );
             let inh = add(
                 self.synaptic_input(config, p, true),
-                self.aggregate_input(p, true),
+                self.mean_aggregate_input(p, true),
             );
             let m = &pop.model.base;
             let ext = vec![m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight; n_bins];
