@@ -463,6 +463,20 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             parts.join(", ")
         );
     }
+    if !c.stimuli.is_empty() {
+        let _ = writeln!(out, "stimuli:");
+    }
+    for s in &c.stimuli {
+        let _ = writeln!(
+            out,
+            "  {:<10} -> {}{}: {}",
+            s.name,
+            c.populations[s.target].name,
+            s.region
+                .map_or(String::new(), |(lo, hi)| format!(" (x in [{lo}, {hi}))")),
+            s.describe()
+        );
+    }
     let mut total = 0.0;
     let mut max_delay = 1;
     let _ = writeln!(

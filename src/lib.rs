@@ -70,6 +70,7 @@ pub mod simulation;
 pub mod sonata;
 pub mod space;
 pub mod state;
+pub mod stimulus;
 pub mod watchdog;
 
 pub use error::Error;

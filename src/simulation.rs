@@ -34,6 +34,7 @@ use crate::partition::Partition;
 use crate::progress::Progress;
 use crate::rng::{self, Purpose, Stream};
 use crate::state::{Dynamic, Extra, RunResult, Timers};
+use crate::stimulus::{Stimuli, Targets};
 use crate::Error;
 use std::ops::Range;
 use std::path::Path;
@@ -131,13 +132,20 @@ pub fn run(
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            if p.model.is_plain_lif(Aggregates::reaches(config, k)) {
+            if p.model
+                .is_plain_lif(Aggregates::reaches(config, k) || config.drives_current(k))
+            {
                 Stepper::Lif(p.model.base.stepper(config.dt))
             } else {
                 Stepper::General(p.model.stepper(config.dt))
             }
         })
         .collect();
+    let general: Vec<bool> = steppers
+        .iter()
+        .map(|s| matches!(s, Stepper::General(_)))
+        .collect();
+    let mut stimuli = Stimuli::new(config, &local, &general, n0);
     let labels: Vec<_> = config
         .populations
         .iter()
@@ -226,6 +234,22 @@ pub fn run(
                 state
                     .observers
                     .aggregate_input(n, state.aggregates.balance());
+            }
+            if !stimuli.is_empty() {
+                if state.aggregates.is_empty() && stimuli.feeds_general() {
+                    agg_a.fill(0.0);
+                    agg_jump.fill(0.0);
+                }
+                stimuli.apply(
+                    config,
+                    n,
+                    Targets {
+                        input: state.ring.slot_mut(n),
+                        drift: &mut agg_a,
+                        jump: &mut agg_jump,
+                        rngs: &mut state.rngs,
+                    },
+                );
             }
             let input = state.ring.slot_mut(n);
             let input_i = match state.ring_i.as_mut() {

@@ -584,6 +584,36 @@ fn rows() -> Vec<Row> {
             "observables.record.every = 0: must be positive",
         ),
         row(
+            "stimulus of a population that does not exist",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"Q\"\nkind = \"current\"\nwaveform = \"step\"\namplitude = 1.0\n[projection.IE]"),
+            "stimulus.s.target = \"Q\": no such population (have: E, I)",
+        ),
+        row(
+            "Poisson stimulus whose rate turns negative",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"poisson\"\nwaveform = \"sine\"\noffset = 100.0\namplitude = 200.0\nfrequency = 5.0\nweight = 0.1\n[projection.IE]"),
+            "a Poisson rate must not be negative; this one reaches -100 [Hz]",
+        ),
+        row(
+            "stimulus key of another waveform",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"current\"\nwaveform = \"step\"\namplitude = 1.0\nfrequency = 5.0\n[projection.IE]"),
+            "stimulus.s.frequency = (set): does not apply to waveform = \"step\"",
+        ),
+        row(
+            "piecewise stimulus with times out of order",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"current\"\nwaveform = \"piecewise\"\ntimes = [0.0, 5.0, 3.0]\nvalues = [1.0, 2.0, 3.0]\n[projection.IE]"),
+            "stimulus.s.times = [0.0, 5.0, 3.0]: must increase (entry 2 is 3)",
+        ),
+        row(
+            "stimulus stopping before it starts",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"current\"\nwaveform = \"step\"\namplitude = 1.0\nstart = 5.0\nstop = 2.0\n[projection.IE]"),
+            "stimulus.s.stop = 2: must exceed start (5) [ms]",
+        ),
+        row(
+            "replay of a missing spike file",
+            Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"replay\"\nfile = \"no_such_spikes.h5\"\nweight = 0.1\n[projection.IE]"),
+            "no_such_spikes.h5\": cannot be opened as HDF5",
+        ),
+        row(
             "checkpoint interval negative",
             Set(&["checkpoint.every=-1"]),
             "checkpoint.every = -1",

@@ -381,6 +381,8 @@ pub struct Config {
     pub trees: trees::TreeObservables,
     /// Aggregate (mean-field) coupling terms.
     pub aggregates: Vec<crate::aggregate::Aggregate>,
+    /// Time-dependent stimulation.
+    pub stimuli: Vec<crate::stimulus::Stimulus>,
 }
 
 impl Config {
@@ -449,6 +451,15 @@ impl Config {
                     }
                 }
             }
+            for s in raw.stimulus.values_mut() {
+                if let Some(f) = s
+                    .file
+                    .as_mut()
+                    .filter(|f| std::path::Path::new(f).is_relative())
+                {
+                    *f = dir.join(&*f).display().to_string();
+                }
+            }
         }
         WARNINGS.with(|w| w.borrow_mut().clear());
         let mut config = validate(raw)?;
@@ -511,6 +522,13 @@ impl Config {
         self.populations[p.target].model.synapse != crate::config::SynapseKind::Delta
     }
 
+    /// Whether a current stimulus reaches population `p` (which then runs the general step).
+    pub fn drives_current(&self, p: usize) -> bool {
+        self.stimuli
+            .iter()
+            .any(|s| s.target == p && matches!(s.drive, crate::stimulus::Drive::Current(_)))
+    }
+
     /// Whether some projection can deliver negative input into an inhibitory channel (a second
     /// ring buffer): a negative weight, per-synapse weights (kernels and files can make them
     /// negative) or a source with a negative label efficacy.
@@ -569,11 +587,12 @@ fn expected_synapses(populations: &[Population], proj: &Projection) -> f64 {
 
 /// The tables whose entries are named by the user: `population.<name>`, ... (the depth of the
 /// name in the key).
-const NAMED: [(&[&str], &str); 5] = [
+const NAMED: [(&[&str], &str); 6] = [
     (&["parameters"], "parameter"),
     (&["population"], "population"),
     (&["projection"], "projection"),
     (&["aggregate"], "aggregate term"),
+    (&["stimulus"], "stimulus"),
     (&["observables", "tree"], "tree observable"),
 ];
 
@@ -1087,6 +1106,14 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             crate::aggregate::Aggregate::from_raw(name, a, &populations)
         })
         .collect::<Result<Vec<_>>>()?;
+    let stimuli = raw
+        .stimulus
+        .iter()
+        .map(|(name, s)| {
+            valid_name(&format!("stimulus.{name}"), name)?;
+            crate::stimulus::Stimulus::from_raw(name, s, &populations, dt)
+        })
+        .collect::<Result<Vec<_>>>()?;
 
     let config = Config {
         warnings: Vec::new(),
@@ -1105,6 +1132,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         checkpoint_every,
         trees,
         aggregates,
+        stimuli,
         raw,
     };
     let window = config.exchange_window();

@@ -1001,7 +1001,11 @@ impl Datasets {
 }
 
 /// Entries `r` of an integer dataset, which must be non-negative.
-fn ids(ds: &hdf5::Dataset, r: Range<usize>, path: &str) -> std::result::Result<Vec<u64>, String> {
+pub(crate) fn ids(
+    ds: &hdf5::Dataset,
+    r: Range<usize>,
+    path: &str,
+) -> std::result::Result<Vec<u64>, String> {
     let read_err = |e: hdf5::Error| format!("{path} cannot be read: {e}");
     let start = r.start;
     match ds.dtype().and_then(|t| t.to_descriptor()) {
@@ -1024,7 +1028,7 @@ fn ids(ds: &hdf5::Dataset, r: Range<usize>, path: &str) -> std::result::Result<V
 }
 
 /// Entries `r` of a numeric dataset as f64.
-fn floats(
+pub(crate) fn floats(
     ds: &hdf5::Dataset,
     r: Range<usize>,
     path: &str,

@@ -25,6 +25,9 @@ pub struct RawConfig {
     /// Aggregate (mean-field) coupling terms by name.
     #[serde(default)]
     pub aggregate: IndexMap<String, crate::aggregate::RawAggregate>,
+    /// Time-dependent stimulation by name.
+    #[serde(default)]
+    pub stimulus: IndexMap<String, crate::stimulus::RawStimulus>,
     /// Named numbers that string values starting with `=` use (`weight = "= -g * J"`).
     #[serde(default)]
     pub parameters: IndexMap<String, f64>,

@@ -388,6 +388,8 @@ pub struct LifSolver {
     /// Rate history for the delays: times and, per time, the rates of all populations.
     hist_t: VecDeque<f64>,
     hist_r: VecDeque<Vec<f64>>,
+    /// Time-dependent input: `(population, stimulus)`, in the diffusion approximation.
+    stimuli: Vec<(usize, crate::stimulus::Stimulus)>,
 }
 
 impl LifSolver {
@@ -455,6 +457,7 @@ impl LifSolver {
             max_delay,
             hist_t: VecDeque::from([0.0]),
             hist_r: VecDeque::from([vec![0.0; n]]),
+            stimuli: Vec::new(),
         };
         s.refresh_rates();
         Ok(s)
@@ -495,7 +498,7 @@ impl LifSolver {
     /// stores them as the history's latest point.
     fn refresh_rates(&mut self) {
         for p in 0..self.pops.len() {
-            let (mu, s) = self.input_at(p, self.t);
+            let (mu, s) = self.input_at(p, self.t, self.t);
             let st = &mut self.pops[p];
             st.rate = st.boundary_coefficient(mu, s * s) * st.density[st.cells() - 1];
         }
@@ -551,11 +554,28 @@ impl LifSolver {
         (1.0 - w) * self.hist_r[k - 1][q] + w * self.hist_r[k][q]
     }
 
-    /// The input `(mu, s)` of population `p` at time `t`.
-    fn input_at(&self, p: usize, t: f64) -> (f64, f64) {
+    /// Adds a time-dependent input to population `p`: a current or a Poisson drive (its
+    /// diffusion approximation, [`crate::stimulus::Stimulus::diffusion_at`]), sampled at the
+    /// middle of each step as the particle step samples it. A replay has no limit and is
+    /// refused.
+    pub fn add_stimulus(&mut self, p: usize, s: crate::stimulus::Stimulus) -> Result<(), String> {
+        if p >= self.pops.len() || s.diffusion_at(0.0).is_none() {
+            return Err(format!("stimulus {}: no diffusion limit", s.name));
+        }
+        self.stimuli.push((p, s));
+        Ok(())
+    }
+
+    /// The input `(mu, s)` of population `p` at time `t`, its stimuli taken at `t_stim`.
+    fn input_at(&self, p: usize, t: f64, t_stim: f64) -> (f64, f64) {
         let pop = &self.pops[p].pop;
         let mut mu = pop.i_e + pop.rate_ext * pop.j_ext;
         let mut s2 = pop.sigma * pop.sigma + pop.rate_ext * pop.j_ext * pop.j_ext;
+        for (_, s) in self.stimuli.iter().filter(|(q, _)| *q == p) {
+            let (m, v) = s.diffusion_at(t_stim).expect("checked by add_stimulus");
+            mu += m;
+            s2 += v;
+        }
         for c in self.couplings.iter().filter(|c| c.target == p) {
             let r = self.delayed_rate(c.source, t - c.delay);
             mu += c.indegree * c.weight * r;
@@ -569,8 +589,10 @@ impl LifSolver {
     pub fn step(&mut self, dt: f64) {
         assert!(dt > 0.0 && dt.is_finite(), "dt must be positive, got {dt}");
         let t1 = self.t + dt;
-        let inputs: Vec<(f64, f64)> = (0..self.pops.len()).map(|p| self.input_at(p, t1)).collect();
         let t0 = self.t;
+        let inputs: Vec<(f64, f64)> = (0..self.pops.len())
+            .map(|p| self.input_at(p, t1, t0 + 0.5 * dt))
+            .collect();
         let rates: Vec<f64> = self
             .pops
             .iter_mut()
@@ -646,7 +668,7 @@ impl LifSolver {
 
     /// The input `(mu [mV/ms], s [mV/ms^(1/2)])` population `p` feels at the current time.
     pub fn input(&self, p: usize) -> (f64, f64) {
-        self.input_at(p, self.t)
+        self.input_at(p, self.t, self.t)
     }
 
     /// Mean and variance of `V` over the non-refractory mass, the density taken piecewise

@@ -70,6 +70,35 @@ pub enum Family {
 
 /// The family of `config`, or the first feature without a limit equation.
 pub fn family(config: &Config) -> Result<Family, Error> {
+    let family = family_of_network(config)?;
+    // Stimulation: currents and Poisson drives of whole threshold-LIF populations enter the
+    // LIF limit's input; nothing else has a limit here yet.
+    for s in &config.stimuli {
+        let key = |k: &str| format!("stimulus.{}.{k}", s.name);
+        if family != Family::Lif {
+            return Err(no_limit(
+                key("target"),
+                "stimulation outside the threshold LIF limit",
+            ));
+        }
+        if let crate::stimulus::Drive::Replay { .. } = s.drive {
+            return Err(no_limit(
+                key("kind"),
+                "replayed spikes (a finite set of spike trains has no diffusion limit)",
+            ));
+        }
+        if s.region.is_some() {
+            return Err(no_limit(
+                key("region"),
+                "a stimulus of part of a population (the LIF limit is not spatial)",
+            ));
+        }
+    }
+    Ok(family)
+}
+
+/// The family of the network without its stimuli.
+fn family_of_network(config: &Config) -> Result<Family, Error> {
     if config.populations.iter().any(|p| p.model.labels.is_some()) {
         return labels::check(config).map(|()| Family::Labels);
     }
@@ -320,7 +349,9 @@ impl Limit for EscapeLimit {
     }
 }
 
-fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
+/// The LIF limit of `config`, with its stimuli or without them (the stationary state is that
+/// of the unstimulated network).
+fn lif_limit(config: &Config, stimulated: bool) -> Result<LifLimit, Error> {
     let pops = config
         .populations
         .iter()
@@ -358,6 +389,13 @@ fn lif_limit(config: &Config) -> Result<LifLimit, Error> {
             reason: e,
         })?;
     solver.set_dt(config.raw.meanfield.dt);
+    if stimulated {
+        for s in &config.stimuli {
+            solver
+                .add_stimulus(s.target, s.clone())
+                .map_err(|e| no_limit(format!("stimulus.{}.kind", s.name), &e))?;
+        }
+    }
     // The run's initial law of V, on the solver's own cells.
     for (p, pop) in config.populations.iter().enumerate() {
         let b = &pop.model.base;
@@ -719,7 +757,7 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
     let t_max = 20_000.0;
     Ok(match family {
         Family::Lif => {
-            let mut l = lif_limit(config)?;
+            let mut l = lif_limit(config, false)?;
             // The stationary point of the implicit step does not depend on its length.
             l.solver.set_dt(0.1);
             let converged = l.solver.steady_state(1e-6, t_max);
@@ -872,7 +910,7 @@ pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
 pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
     let family = family(config)?;
     let series = match family {
-        Family::Lif => follow(config, &mut lif_limit(config)?),
+        Family::Lif => follow(config, &mut lif_limit(config, true)?),
         Family::Escape => follow(config, &mut escape_limit(config)?),
         Family::Balanced => balanced::follow(config, follow)?,
         Family::McKean => follow(config, &mut super::mckean::limit(config)),
