@@ -65,7 +65,11 @@ PY
 }
 if ! venv_ready; then
     echo "setup: setting up the Python interface in .venv" >&2
-    [[ -x "$VENV/bin/python" ]] || /usr/bin/python3 -m venv --system-site-packages "$VENV"
+    # (Re)create it unless it is one on Debian's python3 that sees Debian's packages.
+    if ! grep -qx "home = /usr/bin" "$VENV/pyvenv.cfg" 2>/dev/null ||
+       ! grep -qx "include-system-site-packages = true" "$VENV/pyvenv.cfg"; then
+        /usr/bin/python3 -m venv --clear --system-site-packages "$VENV"
+    fi
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
         "pynwb==$PYNWB_VERSION" "hdmf==$HDMF_VERSION"
     "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps \
