@@ -2,7 +2,9 @@
 //! projection, `/edges/<projection>/source_node_id` and `target_node_id` (offsets within the
 //! source and target populations, with their `node_population` attributes), `edge_type_id`
 //! (0), `edge_group_id` (0) and `edge_group_index` (the edge's index), and in group `0` the
-//! per-edge `syn_weight` \[mV\] and `delay` \[ms\]. Every rank writes the synapses of its own
+//! per-edge `syn_weight` \[mV\] and `delay` \[ms\], and SONATA's `indices` (`source_to_target`
+//! and `target_to_source`: `node_id_to_ranges`, `range_to_edge_id`) that readers such as
+//! libsonata use for afferent and efferent queries. Every rank writes the synapses of its own
 //! targets as one slab, ordered by target and, for each target, in the order of its tables
 //! (delay, source, synapse): the file is the same for any number of ranks, and `rule = "file"`
 //! reads back the same network, the same synapses in the same order for every target.
@@ -137,6 +139,70 @@ fn write_edges(
                 w.keep(ds.write_slice(values, slab.clone()));
             }
         }
+        // The indices that SONATA readers use to find a node's edges; every rank computes
+        // them from all edges' node ids, rank 0 writes them.
+        let all = |local: &[u64]| {
+            let local: Vec<u32> = local
+                .iter()
+                .map(|&x| u32::try_from(x).expect("validated: node ids fit u32"))
+                .collect();
+            let mut out = Vec::with_capacity(total);
+            comm.all_gather_u32(&local, &mut out);
+            out
+        };
+        let indices = g.create_group("indices")?;
+        for (name, ids, nodes) in [
+            ("source_to_target", all(&e.source), src.size),
+            ("target_to_source", all(&e.target), tgt.size),
+        ] {
+            let (node_ranges, ranges) = edge_index(&ids, nodes as usize);
+            let ig = indices.create_group(name)?;
+            crate::h5::replicated(
+                &ig,
+                "node_id_to_ranges",
+                node_ranges.as_flattened(),
+                &[node_ranges.len(), 2],
+                "1",
+                "per node id: first and one-past-last row of range_to_edge_id ([0, 0]: no edges)",
+                w,
+            )?;
+            crate::h5::replicated(
+                &ig,
+                "range_to_edge_id",
+                ranges.as_flattened(),
+                &[ranges.len(), 2],
+                "1",
+                "first and one-past-last edge id of a run of consecutive edges of one node",
+                w,
+            )?;
+        }
     }
     Ok(())
+}
+
+/// SONATA's edge index over the node ids `ids` of every edge (by edge id), for `nodes` nodes:
+/// the maximal runs of consecutive edges with the same node id (`range_to_edge_id`, grouped by
+/// node id, in edge order within a node) and, per node id, its rows there
+/// (`node_id_to_ranges`, `[0, 0]` for a node without edges).
+#[allow(clippy::type_complexity)]
+fn edge_index(ids: &[u32], nodes: usize) -> (Vec<[u64; 2]>, Vec<[u64; 2]>) {
+    let mut runs: Vec<(u32, u64, u64)> = Vec::new();
+    for (e, &id) in ids.iter().enumerate() {
+        match runs.last_mut() {
+            Some((last, _, end)) if *last == id && *end == e as u64 => *end += 1,
+            _ => runs.push((id, e as u64, e as u64 + 1)),
+        }
+    }
+    // Stable: within a node the runs stay in edge order.
+    runs.sort_by_key(|r| r.0);
+    let mut node_ranges = vec![[0u64; 2]; nodes];
+    for (k, &(id, _, _)) in runs.iter().enumerate() {
+        let r = &mut node_ranges[id as usize];
+        if r[1] == 0 {
+            r[0] = k as u64;
+        }
+        r[1] = k as u64 + 1;
+    }
+    let ranges = runs.iter().map(|&(_, a, b)| [a, b]).collect();
+    (node_ranges, ranges)
 }

@@ -129,6 +129,40 @@ fn exported_edges_read_back_give_the_same_run() {
         .read_raw()
         .unwrap();
     assert!(index.iter().enumerate().all(|(i, &x)| x == i as u64));
+    // SONATA's indices (what libsonata's afferent and efferent queries read): for every node,
+    // the edges its ranges list are exactly the edges whose node id column names it.
+    for (proj, sizes) in [("EE", (400, 400)), ("EI", (400, 100)), ("IE", (100, 400))] {
+        for (index, column, nodes) in [
+            ("source_to_target", "source_node_id", sizes.0),
+            ("target_to_source", "target_node_id", sizes.1),
+        ] {
+            let read = |p: &str| -> Vec<u64> {
+                f.dataset(&format!("edges/{proj}/{p}"))
+                    .unwrap()
+                    .read_raw()
+                    .unwrap()
+            };
+            let ids = read(column);
+            let node_ranges = read(&format!("indices/{index}/node_id_to_ranges"));
+            let ranges = read(&format!("indices/{index}/range_to_edge_id"));
+            assert_eq!(node_ranges.len(), 2 * nodes, "{proj} {index}");
+            let mut want: Vec<Vec<u64>> = vec![Vec::new(); nodes];
+            for (e, &id) in ids.iter().enumerate() {
+                want[id as usize].push(e as u64);
+            }
+            for (node, want) in want.iter().enumerate() {
+                let (a, b) = (node_ranges[2 * node], node_ranges[2 * node + 1]);
+                let mut got = Vec::new();
+                for r in a..b {
+                    let (s, e) = (ranges[2 * r as usize], ranges[2 * r as usize + 1]);
+                    assert!(s < e, "{proj} {index}: empty range {r}");
+                    got.extend(s..e);
+                }
+                got.sort_unstable();
+                assert_eq!(&got, want, "{proj} {index}: node {node}");
+            }
+        }
+    }
     drop(f);
 
     // The same network from the file (the file gives weights and delays).
