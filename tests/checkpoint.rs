@@ -13,7 +13,8 @@ type Setup = (&'static str, &'static [&'static str]);
 
 /// The smoke network for 8 s of model time (a few seconds of wall time on 2 ranks), with
 /// periodic checkpoints every 100 ms of model time, snapshots, spike statistics after a
-/// transient and a subset of recorded spikes (every accumulator a checkpoint must carry).
+/// transient and a subset of recorded spikes (every accumulator a checkpoint must carry), the
+/// spikes spilled to disk every 1,310 records.
 const SMOKE: Setup = (
     concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
     &[
@@ -22,6 +23,7 @@ const SMOKE: Setup = (
         "observables.snapshots.every=1000",
         "observables.statistics.start=500",
         "population.I.record_spikes=100",
+        "output.spike_buffer=0.01",
     ],
 );
 

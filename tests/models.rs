@@ -142,7 +142,7 @@ fn perfect_isi(bridge: bool) -> (f64, f64, usize) {
     let r = run(&text);
     // Intervals starting before 1900 ms: P(ISI > 100 ms) < exp(-lambda (t - T)^2 / (2 T^2 t))
     // = e^-40 (inverse Gaussian tail, lambda = a^2 / sigma^2 = 100).
-    let isi = intervals(&r.observers.get::<Spikes>().spikes, 0..1000, 19_000);
+    let isi = intervals(&r.observers.get::<Spikes>().spikes(), 0..1000, 19_000);
     let (m, v) = mean_var(isi.iter().map(|&s| s as f64 * 0.1));
     (m, v, isi.len())
 }
@@ -386,7 +386,7 @@ fn exponential_escape_rate_matches_the_renewal_solution() {
     let r = run(&text);
     // Intervals starting before 8 s: beyond 50 ms of age V > 11 mV and nu > 13 Hz, so an
     // interval outlasts 2 s with probability below exp(-1.95 s x 13 Hz) < 1e-11.
-    let isi = intervals(&r.observers.get::<Spikes>().spikes, 0..1000, 80_000);
+    let isi = intervals(&r.observers.get::<Spikes>().spikes(), 0..1000, 80_000);
     let (m, v) = mean_var(isi.iter().map(|&s| s as f64 * dt));
     let se = (v / isi.len() as f64).sqrt();
     let rate = 1000.0 / m;
@@ -806,7 +806,7 @@ fn label_efficacy_scales_the_synaptic_jump() {
         let count = r
             .observers
             .get::<Spikes>()
-            .spikes
+            .spikes()
             .iter()
             .filter(|(g, s)| sources.contains(g) && *s + d < n_steps)
             .count();
@@ -901,7 +901,7 @@ fn synapse_errors(dt: f64, inhibition: Inhibition) -> [(f64, f64); 2] {
     let arrivals = |gid: u32| -> Vec<f64> {
         r.observers
             .get::<Spikes>()
-            .spikes
+            .spikes()
             .iter()
             .filter(|(g, _)| *g == gid)
             .map(|&(_, s)| f64::from(s + 1) * dt + delay)
@@ -1542,7 +1542,7 @@ fn jump_aggregate_of_spikes_adds_j_per_spike_of_the_previous_step() {
     let from_sources = |last: u32| {
         r.observers
             .get::<Spikes>()
-            .spikes
+            .spikes()
             .iter()
             .filter(|&&(g, s)| g < n_s && s <= last)
             .count() as f64
@@ -1628,7 +1628,7 @@ fn exponential_if_period_matches_the_quadrature() {
         let steps: Vec<u32> = r
             .observers
             .get::<Spikes>()
-            .spikes
+            .spikes()
             .iter()
             .map(|&(_, s)| s)
             .collect();
@@ -1751,7 +1751,7 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     let spikes_of = |src: u64| -> Vec<u32> {
         r.observers
             .get::<Spikes>()
-            .spikes
+            .spikes()
             .iter()
             .filter(|&&(g, _)| u64::from(g) == src)
             .map(|&(_, s)| s)

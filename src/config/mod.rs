@@ -828,6 +828,7 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
         raw.output.progress_interval,
         "[s]",
     )?;
+    positive("output.spike_buffer", raw.output.spike_buffer, "[MiB]")?;
     if raw.output.path.is_empty() {
         return Err(invalid("output.path", "\"\"", "must name a file"));
     }

@@ -77,6 +77,10 @@ pub struct RawOutput {
     /// Wall-clock seconds between progress lines when stderr is not a terminal \[s\].
     #[serde(default = "d_progress")]
     pub progress_interval: f64,
+    /// Recorded spikes each rank holds in memory before it appends them to its spill file in
+    /// `$TMPDIR` \[MiB\].
+    #[serde(default = "d_spike_buffer")]
+    pub spike_buffer: f64,
 }
 
 /// The grid of `lapicque meanfield` (the limit equations of this configuration).
@@ -622,6 +626,10 @@ fn d_path() -> String {
 fn d_true() -> bool {
     true
 }
+fn d_spike_buffer() -> f64 {
+    1.0
+}
+
 fn d_progress() -> f64 {
     10.0
 }
@@ -704,6 +712,7 @@ impl Default for RawOutput {
             spikes: true,
             final_state: true,
             progress_interval: d_progress(),
+            spike_buffer: d_spike_buffer(),
         }
     }
 }

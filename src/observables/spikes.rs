@@ -20,16 +20,46 @@ pub enum Sorting {
     by_time = 2,
 }
 
-/// The local spikes of the neurons whose spikes are written.
+/// A spike record: (gid, step).
+type Record = (u32, u32);
+const RECORD_BYTES: usize = 8;
+
+/// The local spikes of the neurons whose spikes are written, in bounded memory: at most
+/// `output.spike_buffer` MiB are held; beyond that they are appended to a spill file of this
+/// rank in `$TMPDIR` (deleted when the run ends), in segments per block of local neurons
+/// ("buckets"), so that the writers read back one bucket at a time, sort it by gid and write
+/// it as part of the rank's slab. The output is the same, byte for byte, whether or not
+/// anything was spilled.
 pub struct Spikes {
     /// Whether spikes are written at all (`output.spikes`).
     on: bool,
     /// The gids whose spikes are written (`record_spikes` of each population).
     recorded: Vec<Range<u32>>,
     local: Range<u64>,
-    /// Local spikes as (gid, step), in step order and ascending gid within a step (a resumed
-    /// run holds the spikes before its first step sorted by gid, which the writers keep).
-    pub spikes: Vec<(u32, u32)>,
+    /// Spikes so far per local neuron.
+    counts: Vec<u32>,
+    /// Records not yet spilled, in arrival order (a resumed run's restored records first,
+    /// by gid).
+    buffer: Vec<Record>,
+    /// Records the buffer holds before a spill.
+    limit: usize,
+    /// Local neurons per bucket.
+    block: usize,
+    spill: Option<Spill>,
+}
+
+/// The spill file: per bucket, the (byte offset, records) of its segments, in arrival order.
+struct Spill {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+    segments: Vec<Vec<(u64, usize)>>,
+    end: u64,
+}
+
+impl Drop for Spill {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 impl Spikes {
@@ -42,20 +72,155 @@ impl Spikes {
                 start..start + u32::try_from(p.record_spikes).expect("validated: gids fit u32")
             })
             .collect();
+        let n_local = (local.end - local.start) as usize;
+        // Up to 1024 buckets of at least 64 neurons: the last bucket read back holds about
+        // 1/1024 of the rank's spikes.
+        let buckets = (n_local / 64).clamp(1, 1024);
+        let limit = (config.raw.output.spike_buffer * 1024.0 * 1024.0 / RECORD_BYTES as f64)
+            .max(1.0) as usize;
         Spikes {
             on: config.raw.output.spikes,
             recorded,
             local: local.clone(),
-            spikes: Vec::new(),
+            counts: vec![0; n_local],
+            buffer: Vec::with_capacity(limit.min(1 << 20)),
+            limit,
+            block: n_local.div_ceil(buckets).max(1),
+            spill: None,
         }
     }
 
-    /// The local spikes sorted by gid, then step (a stable sort keeps each neuron's steps in
-    /// order).
-    fn by_gid(&self) -> Vec<(u32, u32)> {
-        let mut mine = self.spikes.clone();
-        mine.sort_by_key(|&(g, _)| g);
-        mine
+    fn buckets(&self) -> usize {
+        self.counts.len().div_ceil(self.block).max(1)
+    }
+
+    fn bucket_of(&self, gid: u32) -> usize {
+        (u64::from(gid) - self.local.start) as usize / self.block
+    }
+
+    fn push(&mut self, r: Record) {
+        self.counts[(u64::from(r.0) - self.local.start) as usize] += 1;
+        self.buffer.push(r);
+        if self.buffer.len() >= self.limit {
+            if let Err(e) = self.flush() {
+                // Nothing is lost: the records stay in memory, and so do the later ones.
+                eprintln!(
+                    "lapicque: warning: {e}; this rank keeps its recorded spikes in memory from now on"
+                );
+                self.limit = usize::MAX;
+            }
+        }
+    }
+
+    /// Appends the buffer to the spill file, bucket by bucket.
+    fn flush(&mut self) -> Result<(), String> {
+        use std::io::Write;
+        if self.spill.is_none() {
+            let dir = std::env::temp_dir();
+            let path = dir.join(format!(
+                "lapicque-spikes-{}-{}.bin",
+                std::process::id(),
+                self.local.start
+            ));
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map_err(|e| {
+                    format!("cannot create the spike spill file {}: {e}", path.display())
+                })?;
+            self.spill = Some(Spill {
+                file,
+                path,
+                segments: vec![Vec::new(); self.buckets()],
+                end: 0,
+            });
+        }
+        // A counting sort by bucket, straight into the bytes written.
+        let mut starts = vec![0usize; self.buckets() + 1];
+        for r in &self.buffer {
+            starts[self.bucket_of(r.0) + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        let first = starts.clone();
+        let mut bytes = vec![0u8; self.buffer.len() * RECORD_BYTES];
+        for &(g, s) in &self.buffer {
+            let b = (u64::from(g) - self.local.start) as usize / self.block;
+            let at = starts[b] * RECORD_BYTES;
+            bytes[at..at + 4].copy_from_slice(&g.to_le_bytes());
+            bytes[at + 4..at + 8].copy_from_slice(&s.to_le_bytes());
+            starts[b] += 1;
+        }
+        let spill = self.spill.as_mut().expect("created above");
+        spill.file.write_all(&bytes).map_err(|e| {
+            format!(
+                "cannot write the spike spill file {}: {e}",
+                spill.path.display()
+            )
+        })?;
+        // Only what was written is listed (the next segment begins at `end`).
+        for (b, (&lo, &hi)) in first.iter().zip(&starts).enumerate() {
+            if hi > lo {
+                spill.segments[b].push((spill.end + (lo * RECORD_BYTES) as u64, hi - lo));
+            }
+        }
+        spill.end += bytes.len() as u64;
+        self.buffer.clear();
+        Ok(())
+    }
+
+    /// The records of bucket `b`, sorted by gid, then step.
+    fn bucket(&self, b: usize) -> Result<Vec<Record>, String> {
+        use std::os::unix::fs::FileExt;
+        let mut out = Vec::new();
+        if let Some(spill) = &self.spill {
+            for &(offset, n) in &spill.segments[b] {
+                let mut bytes = vec![0u8; n * RECORD_BYTES];
+                spill.file.read_exact_at(&mut bytes, offset).map_err(|e| {
+                    format!(
+                        "cannot read the spike spill file {}: {e}",
+                        spill.path.display()
+                    )
+                })?;
+                out.extend(bytes.chunks_exact(RECORD_BYTES).map(|c| {
+                    (
+                        u32::from_le_bytes(c[..4].try_into().expect("4 bytes")),
+                        u32::from_le_bytes(c[4..].try_into().expect("4 bytes")),
+                    )
+                }));
+            }
+        }
+        out.extend(self.buffer.iter().filter(|r| self.bucket_of(r.0) == b));
+        // Stable: each neuron's records stay in arrival (= step) order.
+        out.sort_by_key(|&(g, _)| g);
+        Ok(out)
+    }
+
+    /// Calls `f` with the local records by gid, then step, one bucket at a time.
+    fn by_gid(&self, mut f: impl FnMut(&[Record]) -> hdf5::Result<()>) -> hdf5::Result<()> {
+        for b in 0..self.buckets() {
+            f(&self.bucket(b).map_err(|e| hdf5::Error::from(e.as_str()))?)?;
+        }
+        Ok(())
+    }
+
+    /// Every local record, by gid then step (for tests and small runs: all in memory).
+    pub fn spikes(&self) -> Vec<Record> {
+        let mut all = Vec::new();
+        self.by_gid(|part| {
+            all.extend_from_slice(part);
+            Ok(())
+        })
+        .expect("the spike records can be read back");
+        all
+    }
+
+    /// Whether some records went to the spill file.
+    pub fn spilled(&self) -> bool {
+        self.spill.is_some()
     }
 }
 
@@ -69,31 +234,30 @@ impl Observer for Spikes {
             return;
         }
         let step = u32::try_from(at.b - 1).expect("validated: fewer than 2^32 steps");
-        let recorded = &self.recorded;
-        self.spikes.extend(
-            at.fired
-                .iter()
-                .filter(|&&g| recorded.iter().any(|r| r.contains(&g)))
-                .map(|&g| (g, step)),
-        );
+        for &g in at.fired {
+            if self.recorded.iter().any(|r| r.contains(&g)) {
+                self.push((g, step));
+            }
+        }
     }
 
     /// Spike trains sorted by node id then time (`sorting = "by_id"`): each rank's neurons are
-    /// a contiguous gid block, so each rank writes one contiguous slab.
+    /// a contiguous gid block, so each rank writes one contiguous slab per population, one
+    /// bucket of neurons after another.
     fn write(&self, out: &mut Output, _all: &Observers) -> hdf5::Result<()> {
         if !self.on {
             return Ok(());
         }
         let (config, comm) = (out.config, out.comm);
         let spikes = out.file.create_group(GROUP)?;
-        let local = self.by_gid();
-        let mut lo = 0;
+        // Per population: its datasets, the next position of this rank's slab, its gids.
+        let mut sets = Vec::new();
         for p in &config.populations {
-            let end = p.gid_start + p.size;
-            let hi = lo + local[lo..].partition_point(|&(g, _)| u64::from(g) < end);
-            let mine = &local[lo..hi];
-            lo = hi;
-            let counts = comm.all_gather_u64(mine.len() as u64);
+            let mine: u64 = self.counts[p.local_range(&self.local)]
+                .iter()
+                .map(|&c| u64::from(c))
+                .sum();
+            let counts = comm.all_gather_u64(mine);
             let total: u64 = counts.iter().sum();
             let offset: u64 = counts[..comm.rank()].iter().sum();
             let g = spikes.create_group(&p.name)?;
@@ -112,35 +276,48 @@ impl Observer for Spikes {
                 "1",
                 "neuron id within the population (gid - gid_start)",
             )?;
-            if !mine.is_empty() {
-                let range = offset as usize..(offset as usize + mine.len());
+            sets.push((ts, ids, offset as usize, p.gids()));
+        }
+        let mut spilled = [self.spill.as_ref().map_or(0, |s| s.end)];
+        comm.sum_u64(&mut spilled);
+        attr(&spikes, "spilled_bytes", spilled[0])?;
+        let w = &mut *out.w;
+        self.by_gid(|part| {
+            let mut lo = 0;
+            while lo < part.len() {
+                let g = u64::from(part[lo].0);
+                let set = sets
+                    .iter_mut()
+                    .find(|s| s.3.contains(&g))
+                    .expect("every gid lies in a population");
+                let hi = lo + part[lo..].partition_point(|&(g, _)| u64::from(g) < set.3.end);
+                let mine = &part[lo..hi];
+                let range = set.2..set.2 + mine.len();
                 let times: Vec<f64> = mine
                     .iter()
                     .map(|&(_, s)| config.time(u64::from(s) + 1))
                     .collect();
                 let nodes: Vec<u64> = mine
                     .iter()
-                    .map(|&(g, _)| u64::from(g) - p.gid_start)
+                    .map(|&(g, _)| u64::from(g) - set.3.start)
                     .collect();
-                out.w.keep(ts.write_slice(&times, range.clone()));
-                out.w.keep(ids.write_slice(&nodes, range));
+                w.keep(set.0.write_slice(&times, range.clone()));
+                w.keep(set.1.write_slice(&nodes, range));
+                set.2 += mine.len();
+                lo = hi;
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The spikes so far, by gid then step: per-neuron counts (`count`), and the steps in
     /// that order (`step`).
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
-        let mine = self.by_gid();
-        let mut counts = vec![0u32; to.slab.len()];
-        for &(g, _) in &mine {
-            counts[(u64::from(g) - self.local.start) as usize] += 1;
-        }
-        to.per_neuron("count", &counts)?;
-        let lengths = to.comm.all_gather_u64(mine.len() as u64);
+        to.per_neuron("count", &self.counts)?;
+        let mine: u64 = self.counts.iter().map(|&c| u64::from(c)).sum();
+        let lengths = to.comm.all_gather_u64(mine);
         let total: u64 = lengths.iter().sum();
-        let offset = lengths[..to.comm.rank()].iter().sum::<u64>() as usize;
+        let mut at = lengths[..to.comm.rank()].iter().sum::<u64>() as usize;
         let s = dataset::<u32>(
             &to.group,
             "step",
@@ -148,11 +325,15 @@ impl Observer for Spikes {
             "steps",
             "step of each spike so far (by gid, then time)",
         )?;
-        if !mine.is_empty() {
-            let steps: Vec<u32> = mine.iter().map(|&(_, s)| s).collect();
-            to.w.keep(s.write_slice(&steps, offset..offset + steps.len()));
-        }
-        Ok(())
+        let w = &mut *to.w;
+        self.by_gid(|part| {
+            if !part.is_empty() {
+                let steps: Vec<u32> = part.iter().map(|&(_, s)| s).collect();
+                w.keep(s.write_slice(&steps, at..at + steps.len()));
+                at += steps.len();
+            }
+            Ok(())
+        })
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
@@ -163,19 +344,27 @@ impl Observer for Spikes {
             .read_slice_1d::<u32, _>(0..slab.end)?;
         let offset: usize = counts.iter().take(slab.start).map(|&c| c as usize).sum();
         let len: usize = counts.iter().skip(slab.start).map(|&c| c as usize).sum();
-        self.spikes.clear();
-        if len > 0 {
-            let steps = from
-                .group
-                .dataset("step")?
-                .read_slice_1d::<u32, _>(offset..offset + len)?;
-            let mut it = steps.iter();
-            for (i, &c) in counts.iter().skip(slab.start).enumerate() {
-                let gid =
-                    u32::try_from(self.local.start + i as u64).expect("validated: gids fit u32");
-                self.spikes
-                    .extend(it.by_ref().take(c as usize).map(|&s| (gid, s)));
+        self.counts.iter_mut().for_each(|c| *c = 0);
+        self.buffer.clear();
+        self.spill = None;
+        // Read back in pieces of at most one buffer, spilling as a run does.
+        let steps = from.group.dataset("step")?;
+        let mut left = counts.iter().skip(slab.start).map(|&c| c as usize);
+        let (mut neuron, mut remaining) = (0usize, left.next().unwrap_or(0));
+        let mut pos = offset;
+        while pos < offset + len {
+            let n = (offset + len - pos).min(self.limit);
+            for s in steps.read_slice_1d::<u32, _>(pos..pos + n)? {
+                while remaining == 0 {
+                    neuron += 1;
+                    remaining = left.next().expect("counts cover the steps");
+                }
+                let gid = u32::try_from(self.local.start + neuron as u64)
+                    .expect("validated: gids fit u32");
+                self.push((gid, s));
+                remaining -= 1;
             }
+            pos += n;
         }
         Ok(())
     }
