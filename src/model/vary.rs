@@ -565,15 +565,19 @@ fn check_support(
                         "(unset)".into()
                     },
                     format!(
-                        "the {} law can give {} <= {}; {} must be {what}: set low {unit}",
+                        "the {} law can give values {}, and {} must be {what}: {} {unit}",
                         law.name(),
-                        PARAMETERS[param].0,
                         if sup == Support::Positive {
-                            "0"
+                            "<= 0"
                         } else {
-                            "a negative value"
+                            "< 0"
                         },
-                        PARAMETERS[param].0
+                        PARAMETERS[param].0,
+                        if field == "min" {
+                            "raise min"
+                        } else {
+                            "set low"
+                        },
                     ),
                 ));
             }
