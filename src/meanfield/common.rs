@@ -469,3 +469,52 @@ pub(super) fn vary_nodes(
     }
     Ok(nodes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::vary::Law;
+
+    fn moment(rule: &[(f64, f64)], k: i32) -> f64 {
+        rule.iter().map(|(x, w)| w * x.powi(k)).sum()
+    }
+
+    /// The Gauss rules of the varied parameters' laws reproduce their moments: exactly the
+    /// polynomial ones up to degree 2m - 1, and, for a truncated law, the moments of the
+    /// truncation in closed form (half-normal: mean sqrt(2/pi) sd, second moment sd^2 above
+    /// the cut).
+    #[test]
+    fn law_quadratures_reproduce_moments() {
+        let inf = f64::INFINITY;
+        let rule = law_quadrature(&Law::Normal { mean: 2.0, sd: 3.0 }, -inf, inf, 4);
+        assert!((moment(&rule, 0) - 1.0).abs() < 1e-12);
+        assert!((moment(&rule, 1) - 2.0).abs() < 1e-12);
+        // E[X^4] of N(2, 9): mu^4 + 6 mu^2 s^2 + 3 s^4.
+        assert!((moment(&rule, 4) - (16.0 + 6.0 * 4.0 * 9.0 + 3.0 * 81.0)).abs() < 1e-9);
+        let rule = law_quadrature(&Law::Uniform { min: 1.0, max: 3.0 }, -inf, inf, 3);
+        assert!((moment(&rule, 4) - (243.0 - 1.0) / 10.0).abs() < 1e-12);
+        let rule = law_quadrature(
+            &Law::Gamma {
+                shape: 4.0,
+                scale: 0.5,
+            },
+            -inf,
+            inf,
+            3,
+        );
+        // E[X^2] = k (k + 1) theta^2.
+        assert!((moment(&rule, 2) - 20.0 * 0.25).abs() < 1e-10);
+        let (mean, sd) = (20.0, 4.0);
+        let rule = law_quadrature(&Law::Normal { mean, sd }, mean, inf, 6);
+        let want = mean + sd * (2.0 / std::f64::consts::PI).sqrt();
+        assert!((moment(&rule, 0) - 1.0).abs() < 1e-12);
+        assert!(
+            (moment(&rule, 1) - want).abs() < 1e-6,
+            "{}",
+            moment(&rule, 1)
+        );
+        let second = moment(&rule, 2) - 2.0 * mean * moment(&rule, 1) + mean * mean;
+        assert!((second - sd * sd).abs() < 1e-5, "{second}");
+        assert!(rule.iter().all(|(x, _)| *x >= mean));
+    }
+}

@@ -8,7 +8,9 @@
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
 //!   Fokker-Planck equation of each population with the diffusion approximation of its input
-//!   ([`super::lif`]); also the self-consistent Siegert rates and the balance rates;
+//!   ([`super::lif`]); a population with heterogeneous parameters as the mixture of
+//!   sub-populations at quadrature nodes of its laws or bins of its coordinate profiles
+//!   ([`vary_nodes`]); also the self-consistent Siegert rates and the balance rates;
 //! * **escape noise** (every population `spike = "escape"`, `t_ref = 0`, drift `lif`,
 //!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
 //!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin

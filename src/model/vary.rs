@@ -878,7 +878,7 @@ mod tests {
     /// neuron draws the same value again.
     #[test]
     fn draws_are_keyed_by_neuron_and_parameter() {
-        let (_, a) = vary("v_th = { dist = \"normal\", mean = 0.0, sd = 1.0 }", "");
+        let (_, a) = vary("v_th = { dist = \"normal\", mean = 20.0, sd = 1.0 }", "");
         let (_, b) = vary("e_l = { dist = \"normal\", mean = 0.0, sd = 1.0 }", "");
         let x = [0.0, 0.0];
         assert_eq!(a.value(3, 7, x), a.value(3, 7, x));
