@@ -460,7 +460,7 @@ impl LifSolver {
         if mixtures
             .iter()
             .flatten()
-            .any(|&(q, w)| q >= pops.len() || !(w >= 0.0))
+            .any(|&(q, w)| q >= pops.len() || w.is_nan() || w < 0.0)
         {
             return Err("mixture: population index out of range or negative share".into());
         }

@@ -10,7 +10,7 @@
 //!   Fokker-Planck equation of each population with the diffusion approximation of its input
 //!   ([`super::lif`]); a population with heterogeneous parameters as the mixture of
 //!   sub-populations at quadrature nodes of its laws or bins of its coordinate profiles
-//!   ([`vary_nodes`]); also the self-consistent Siegert rates and the balance rates;
+//!   (`common::vary_nodes`); also the self-consistent Siegert rates and the balance rates;
 //! * **escape noise** (every population `spike = "escape"`, `t_ref = 0`, drift `lif`,
 //!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
 //!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin
