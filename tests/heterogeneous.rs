@@ -289,3 +289,39 @@ fn varied_network_is_rank_invariant() {
     let reset = read("I/parameters/v_reset");
     assert!((reset[51] - (8.0 + 4.0 * 51.0 / 103.0)).abs() < 1e-12);
 }
+
+/// The per-neuron step and the shared fast step are the same update: a "variation" that gives
+/// every neuron the scalar's value (one block) runs the per-neuron path and reproduces the
+/// homogeneous run's spikes and state byte for byte (the smoke network, 2 ranks).
+#[test]
+fn per_neuron_step_equals_the_shared_step() {
+    let dir = common::scratch("heterogeneous_same");
+    let config = common::repo().join("configs/smoke.toml");
+    let (a, b) = (dir.join("shared.h5"), dir.join("per_neuron.h5"));
+    common::run_ok(2, &config, &a, &["--force"]);
+    common::run_ok(
+        2,
+        &config,
+        &b,
+        &[
+            "--force",
+            "--set",
+            "population.E.vary.v_th={of=\"x\",kind=\"blocks\",values=[20.0]}",
+            "--set",
+            "population.I.vary.tau_m={of=\"x\",kind=\"linear\",a=20.0,b=0.0}",
+        ],
+    );
+    let (da, db) = (common::datasets(&a), common::datasets(&b));
+    let mut compared = 0;
+    for (name, x) in &da {
+        if name.starts_with("/spikes") || name.starts_with("/state") || name.starts_with("/rates") {
+            let y = &db.iter().find(|(n, _)| n == name).unwrap().1;
+            assert!(x == y, "{name} differs");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 6, "{compared}");
+    assert!(db
+        .iter()
+        .any(|(n, _)| n == "/populations/E/parameters/v_th"));
+}

@@ -241,6 +241,12 @@ impl LifStep {
     /// Advances every neuron of `state` by one step and appends the gids that spiked
     /// (`first_gid` is the gid of the first neuron of the slices) in ascending order. A neuron
     /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
+    ///
+    /// The same update as [`advance_one`], written out: the shared fast path keeps the loop
+    /// it was benchmarked with (calling the factored function here gave 1.23 times the
+    /// baseline's update time on the Brunel benchmark, this loop 0.99, one 3-rep sitting each).
+    // The negated comparison is the point: it is true for NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     pub fn advance(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
         let LifState {
             v,
@@ -248,6 +254,7 @@ impl LifStep {
             rng,
             input,
         } = state;
+        let c = &self.c;
         for (i, (((v, r), rng), inp)) in v
             .iter_mut()
             .zip(refractory.iter_mut())
@@ -255,16 +262,42 @@ impl LifStep {
             .zip(input.iter_mut())
             .enumerate()
         {
-            advance_one(
-                &self.c,
-                |rng| self.poisson.as_ref().map(|p| p.sample(rng)),
-                v,
-                r,
-                rng,
-                inp,
-                first_gid + i as u32,
-                spikes,
-            );
+            let arriving = std::mem::take(inp);
+            if *r > 0 {
+                *r -= 1;
+                continue;
+            }
+            let v0 = *v;
+            let mut vc = c.a * v0 + c.b;
+            if c.s > 0.0 {
+                let xi: f64 = StandardNormal.sample(rng);
+                vc += c.s * xi;
+            }
+            let mut spiked = vc >= c.v_th;
+            if !spiked && c.bridge_coef != 0.0 {
+                let arg = c.bridge_coef * (c.v_th - v0) * (c.v_th - vc);
+                // Below e^-40 a crossing is never drawn in practice; skipping the draw keeps
+                // the update cheap and still depends on this neuron's state alone.
+                if arg > -40.0 {
+                    let u: f64 = rng.random();
+                    spiked = u < arg.exp();
+                }
+            }
+            let mut jump = arriving;
+            if let Some(poisson) = &self.poisson {
+                jump += f64::from(poisson.sample(rng)) * c.poisson_weight;
+            }
+            let v1 = vc + jump;
+            // `!(v1 < v_th)` also sends NaN, and the second test -inf, down the rare spike
+            // path, where they are marked: no state is carried through the loop for it.
+            if spiked || !(v1 < c.v_th) || v1 == f64::NEG_INFINITY {
+                let mark = if v1.is_finite() { 0 } else { DIVERGED };
+                *v = c.v_reset;
+                *r = c.ref_steps;
+                spikes.push((first_gid + i as u32) | mark);
+            } else {
+                *v = v1;
+            }
         }
     }
 }
