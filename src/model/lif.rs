@@ -315,24 +315,68 @@ pub struct LifSteps {
 enum Poissons {
     /// One rate for all (or none).
     Shared(Option<PoissonSampler>),
-    /// A varied rate: each neuron's mean count per step, drawn by `neuron::poisson_count`.
-    Means(Vec<f64>),
+    /// A varied rate taking few distinct values (blocks, a law with few values): one table
+    /// sampler per value, and each neuron's (`u32::MAX`: no input).
+    Table {
+        samplers: Vec<PoissonSampler>,
+        which: Vec<u32>,
+    },
+    /// A varied rate with many values: each neuron's mean count per step and `exp(-mean)`,
+    /// drawn by inversion (one uniform, a walk along the cumulative distribution).
+    Means(Vec<(f64, f64)>),
+}
+
+/// The most distinct Poisson rates of a heterogeneous population given table samplers.
+const MAX_POISSON_TABLES: usize = 256;
+
+/// One Poisson count of mean `mean` with `exp(-mean)` given: inversion below a mean of 30,
+/// [`super::neuron::poisson_count`] above.
+#[inline]
+fn poisson_inversion(mean: f64, e: f64, rng: &mut Stream) -> u32 {
+    if mean >= 30.0 {
+        return super::neuron::poisson_count(mean, rng);
+    }
+    let u: f64 = rng.random();
+    let (mut k, mut p) = (0u32, e);
+    let mut cdf = p;
+    while u > cdf && k < 1000 {
+        k += 1;
+        p *= mean / f64::from(k);
+        cdf += p;
+    }
+    k
 }
 
 impl LifSteps {
     /// The update of neurons with parameters `params` (one per local neuron, in order);
     /// `shared_rate` says whether they share one external Poisson rate (that of the first).
     pub fn new(params: &[Lif], shared_rate: bool, dt: f64) -> Self {
+        let means: Vec<f64> = params
+            .iter()
+            .map(|p| p.poisson_rate * dt / 1000.0)
+            .collect();
         let poisson = if shared_rate {
-            let lambda = params.first().map_or(0.0, |p| p.poisson_rate * dt / 1000.0);
+            let lambda = means.first().copied().unwrap_or(0.0);
             Poissons::Shared((lambda > 0.0).then(|| PoissonSampler::new(lambda)))
         } else {
-            Poissons::Means(
-                params
-                    .iter()
-                    .map(|p| p.poisson_rate * dt / 1000.0)
-                    .collect(),
-            )
+            let mut distinct: Vec<f64> = means.iter().copied().filter(|&m| m > 0.0).collect();
+            distinct.sort_by(f64::total_cmp);
+            distinct.dedup();
+            if distinct.len() <= MAX_POISSON_TABLES {
+                Poissons::Table {
+                    samplers: distinct.iter().map(|&m| PoissonSampler::new(m)).collect(),
+                    which: means
+                        .iter()
+                        .map(|m| {
+                            distinct
+                                .binary_search_by(|x| x.total_cmp(m))
+                                .map_or(u32::MAX, |i| i as u32)
+                        })
+                        .collect(),
+                }
+            } else {
+                Poissons::Means(means.iter().map(|&m| (m, (-m).exp())).collect())
+            }
         };
         LifSteps {
             coefs: params.iter().map(|p| p.coef(dt)).collect(),
@@ -369,9 +413,22 @@ impl LifSteps {
                     gid,
                     spikes,
                 ),
+                Poissons::Table { samplers, which } => advance_one(
+                    c,
+                    |rng| samplers.get(which[i] as usize).map(|p| p.sample(rng)),
+                    v,
+                    r,
+                    rng,
+                    inp,
+                    gid,
+                    spikes,
+                ),
                 Poissons::Means(m) => advance_one(
                     c,
-                    |rng| (m[i] > 0.0).then(|| super::neuron::poisson_count(m[i], rng)),
+                    |rng| {
+                        let (mean, e) = m[i];
+                        (mean > 0.0).then(|| poisson_inversion(mean, e, rng))
+                    },
                     v,
                     r,
                     rng,
