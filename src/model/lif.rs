@@ -242,7 +242,7 @@ impl LifStep {
     /// (`first_gid` is the gid of the first neuron of the slices) in ascending order. A neuron
     /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
     ///
-    /// The same update as [`advance_one`], written out: the shared fast path keeps the loop
+    /// The same update as `advance_one`, written out: the shared fast path keeps the loop
     /// it was benchmarked with (calling the factored function here gave 1.23 times the
     /// baseline's update time on the Brunel benchmark, this loop 0.99, one 3-rep sitting each).
     // The negated comparison is the point: it is true for NaN.
