@@ -431,6 +431,13 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             p.gid_start + p.size,
             describe_neuron(&p.model, c.dt)
         );
+        for e in &p.model.vary.entries {
+            let _ = writeln!(
+                out,
+                "                  varied per neuron (replaces the scalar): {}",
+                e.describe()
+            );
+        }
     }
     if !c.aggregates.is_empty() {
         let _ = writeln!(out, "aggregate terms:");

@@ -69,6 +69,7 @@ fn write_contents(
     attr_str(root, "started", &prov.started)?;
     attr_str(root, "finished", &prov.finished)?;
     attr(root, "wall_time", prov.wall_time)?;
+    write_parameters(file, config, &run.local, w)?;
 
     run.observers.write(&mut crate::observables::Output {
         file,
@@ -220,6 +221,54 @@ pub(crate) fn write_common(file: &File, config: &Config, kind: Kind) -> hdf5::Re
     attr(root, "dt", config.dt)?;
     attr(root, "t_stop", config.n_steps as f64 * config.dt)?;
     write_populations(file, config)
+}
+
+/// `/populations/<pop>/parameters/<name>`: the value of each varied parameter of every neuron
+/// of the population, by node id (collectively; each rank writes its own neurons, drawn again
+/// from their streams).
+fn write_parameters(
+    file: &File,
+    config: &Config,
+    local: &std::ops::Range<u64>,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let pops = file.group(POPULATIONS)?;
+    for (k, p) in config.populations.iter().enumerate() {
+        if p.model.vary.is_empty() {
+            continue;
+        }
+        let g = pops.group(&p.name)?.create_group("parameters")?;
+        let r = p.local_range(local);
+        let first = local.start + r.start as u64;
+        // Drawn and checked when the run started: they cannot fail now.
+        let values =
+            crate::model::vary::population_values(config, k, first..first + r.len() as u64)
+                .expect("checked at the start of the run");
+        let slab = (first - p.gid_start) as usize..(first - p.gid_start) as usize + r.len();
+        for e in &p.model.vary.entries {
+            let ds = dataset::<f64>(
+                &g,
+                e.name(),
+                &[p.size as usize],
+                e.unit(),
+                &format!("{} of every neuron, by node id: {}", e.name(), e.describe()),
+            )?;
+            let column: Vec<f64> = values
+                .iter()
+                .map(|v| {
+                    if e.param == crate::model::vary::T_REF {
+                        f64::from(crate::model::vary::ref_steps(v[e.param], config.dt)) * config.dt
+                    } else {
+                        v[e.param]
+                    }
+                })
+                .collect();
+            if !slab.is_empty() {
+                w.keep(ds.write_slice(&column, slab.clone()));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// `/populations/<pop>`: each population's gids, size, model and spike rule, as the

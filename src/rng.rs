@@ -27,6 +27,8 @@ pub enum Purpose {
     Environment,
     /// The incoming synapses of projection number `k` onto this neuron.
     Connect(u32),
+    /// The neuron's value of varied parameter number `k` (`model::vary::PARAMETERS`).
+    Parameter(u32),
 }
 
 impl Purpose {
@@ -37,6 +39,7 @@ impl Purpose {
             Purpose::Position => 3,
             Purpose::Environment => 4,
             Purpose::Connect(k) => 0x1_0000_0000 | u64::from(k),
+            Purpose::Parameter(k) => 0x2_0000_0000 | u64::from(k),
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::exchange::{Exchange, RingBuffer};
 use crate::memory::peak_rss_bytes;
-use crate::model::lif::{LifState, LifStep};
+use crate::model::lif::{LifState, LifUpdate};
 use crate::model::neuron::{GeneralState, GeneralStep};
 use crate::observables::{Boundary, Observers, REDUCE_BATCH};
 use crate::partition::Partition;
@@ -45,7 +45,7 @@ use std::time::Instant;
 // One per population: the size difference does not matter.
 #[allow(clippy::large_enum_variant)]
 enum Stepper {
-    Lif(LifStep),
+    Lif(LifUpdate),
     General(GeneralStep),
 }
 
@@ -127,20 +127,24 @@ pub fn run(
         crate::comm::agree(comm, read)?;
         n0 = step;
     }
-    let steppers: Vec<Stepper> = config
+    // Heterogeneous parameters are drawn here, at every start, from their own streams.
+    let steppers: Result<Vec<Stepper>, _> = config
         .populations
         .iter()
         .enumerate()
         .map(|(k, p)| {
-            if p.model
-                .is_plain_lif(Aggregates::reaches(config, k) || config.drives_current(k))
-            {
-                Stepper::Lif(p.model.base.stepper(config.dt))
-            } else {
-                Stepper::General(p.model.stepper(config.dt))
-            }
+            Ok(
+                if p.model
+                    .is_plain_lif(Aggregates::reaches(config, k) || config.drives_current(k))
+                {
+                    Stepper::Lif(crate::model::vary::lif_update(config, k, &local)?)
+                } else {
+                    Stepper::General(p.model.stepper(config.dt))
+                },
+            )
         })
         .collect();
+    let steppers = crate::comm::first_error(comm, steppers)?;
     let general: Vec<bool> = steppers
         .iter()
         .map(|s| matches!(s, Stepper::General(_)))

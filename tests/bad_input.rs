@@ -609,6 +609,11 @@ fn rows() -> Vec<Row> {
             "stimulus.s.stop = 2: must exceed start (5) [ms]",
         ),
         row(
+            "current stimulus on a population with heterogeneous parameters",
+            Replace("[projection.IE]", "[population.E.vary]\nv_th = { dist = \"uniform\", min = 19.0, max = 21.0 }\n[stimulus.s]\ntarget = \"E\"\nkind = \"current\"\nwaveform = \"step\"\namplitude = 1.0\n[projection.IE]"),
+            "stimulus.s.target = \"E\": a current stimulus cannot drive a population with heterogeneous parameters",
+        ),
+        row(
             "replay of a missing spike file",
             Replace("[projection.IE]", "[stimulus.s]\ntarget = \"E\"\nkind = \"replay\"\nfile = \"no_such_spikes.h5\"\nweight = 0.1\n[projection.IE]"),
             "no_such_spikes.h5\": cannot be opened as HDF5",
@@ -617,6 +622,94 @@ fn rows() -> Vec<Row> {
             "checkpoint interval negative",
             Set(&["checkpoint.every=-1"]),
             "checkpoint.every = -1",
+        ),
+        row(
+            "vary: negative sd",
+            Set(&["population.E.vary.v_th={dist=\"normal\",mean=20.0,sd=-1.0}"]),
+            "population.E.vary.v_th.sd = -1",
+        ),
+        row(
+            "vary: unknown parameter",
+            Set(&["population.E.vary.tau={dist=\"normal\",mean=20.0,sd=1.0}"]),
+            "population.E.vary.tau =",
+        ),
+        row(
+            "vary: unknown law",
+            Set(&["population.E.vary.v_th={dist=\"cauchy\",mean=20.0,sd=1.0}"]),
+            "population.E.vary.v_th.dist = \"cauchy\"",
+        ),
+        row(
+            "vary: unknown key in an entry",
+            Set(&["population.E.vary.v_th={dist=\"normal\",mean=20.0,sd=1.0,sdev=2.0}"]),
+            "sdev",
+        ),
+        row(
+            "vary: a normal tau_m can be negative",
+            Set(&["population.E.vary.tau_m={dist=\"normal\",mean=20.0,sd=1.0}"]),
+            "population.E.vary.tau_m.low",
+        ),
+        row(
+            "vary: lognormal with a negative mean",
+            Set(&["population.E.vary.tau_m={dist=\"lognormal\",mean=-20.0,sd=1.0}"]),
+            "population.E.vary.tau_m.mean = -20",
+        ),
+        row(
+            "vary: uniform max below min",
+            Set(&["population.E.vary.tau_m={dist=\"uniform\",min=20.0,max=10.0}"]),
+            "population.E.vary.tau_m.max = 10",
+        ),
+        row(
+            "vary: bounds outside the law",
+            Set(&["population.E.vary.tau_m={dist=\"uniform\",min=15.0,max=25.0,low=30.0}"]),
+            "population.E.vary.tau_m.low = 30",
+        ),
+        row(
+            "vary: a uniform sigma below 0",
+            Set(&["population.E.vary.sigma={dist=\"uniform\",min=-1.0,max=1.0}"]),
+            "population.E.vary.sigma.min = -1",
+        ),
+        row(
+            "vary: y on the ring",
+            Set(&["population.E.vary.i_e={of=\"y\",kind=\"linear\",a=0.0,b=1.0}"]),
+            "population.E.vary.i_e.of = \"y\"",
+        ),
+        row(
+            "vary: dist and of together",
+            Set(&["population.E.vary.i_e={dist=\"normal\",mean=0.0,sd=1.0,of=\"x\"}"]),
+            "population.E.vary.i_e.of",
+        ),
+        row(
+            "vary: empty blocks",
+            Set(&["population.E.vary.i_e={of=\"x\",kind=\"blocks\",values=[]}"]),
+            "population.E.vary.i_e.values",
+        ),
+        row(
+            "vary: a cosine tau_m reaching 0",
+            Set(&["population.E.vary.tau_m={of=\"x\",kind=\"cosine\",a=10.0,b=10.0}"]),
+            "population.E.vary.tau_m = 0",
+        ),
+        row(
+            "vary: a neuron's threshold below its reset",
+            Set(&["population.E.vary.v_th={dist=\"uniform\",min=5.0,max=30.0}"]),
+            "population.E.vary.v_th = ",
+        ),
+        row(
+            "vary: truncation holding too little of the law",
+            Set(&["population.E.vary.v_th={dist=\"normal\",mean=20.0,sd=1.0,low=30.0}"]),
+            "population.E.vary.v_th = (table) (gid 0)",
+        ),
+        row(
+            "vary: not the plain LIF neuron",
+            Set(&[
+                "population.E.model=\"perfect\"",
+                "population.E.vary.v_th={dist=\"normal\",mean=20.0,sd=1.0}",
+            ]),
+            "population.E.vary.v_th",
+        ),
+        row(
+            "meanfield.vary_nodes zero",
+            Set(&["meanfield.vary_nodes=0"]),
+            "meanfield.vary_nodes = 0",
         ),
         row(
             "checkpoint interval not a multiple of dt",

@@ -54,6 +54,23 @@ const GENERAL: Setup = (
     ],
 );
 
+/// The smoke network with heterogeneous parameters on both populations (a varied external
+/// Poisson rate included): nothing of them is checkpointed, they are drawn again from their
+/// streams at the restart.
+const VARIED: Setup = (
+    concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
+    &[
+        "simulation.t_stop=4000",
+        "checkpoint.every=100",
+        "population.E.vary.v_th={dist=\"normal\",mean=20.0,sd=1.0,low=15.0}",
+        "population.E.vary.tau_m={dist=\"uniform\",min=15.0,max=25.0}",
+        "population.E.vary.t_ref={dist=\"gamma\",mean=2.0,sd=0.5}",
+        "population.E.vary.poisson_rate={of=\"x\",kind=\"cosine\",a=20000.0,b=2000.0}",
+        "population.I.vary.sigma={dist=\"lognormal\",mean=0.5,sd=0.2}",
+        "population.I.vary.i_e={of=\"x\",kind=\"blocks\",values=[0.0,0.1]}",
+    ],
+);
+
 /// The command line of a setup (`--create`: GENERAL's overrides define an aggregate term).
 fn args<'a>(setup: Setup, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec!["run", setup.0, "-o", out, "--create"];
@@ -225,6 +242,29 @@ fn general_model_state_resumes_identically() {
         let resumed = dir.join(format!("resumed{i}.h5"));
         complete(
             GENERAL,
+            ranks,
+            &resumed,
+            &["--restart", checkpoint.to_str().unwrap()],
+        );
+        common::assert_same_results(&full, &resumed);
+    }
+}
+
+#[test]
+fn varied_parameters_resume_identically() {
+    let dir = common::scratch("checkpoint_varied");
+    let full = dir.join("full.h5");
+    complete(VARIED, 2, &full, &[]);
+    let out = dir.join("out.h5");
+    let checkpoint = dir.join("out.checkpoint.h5");
+    interrupt(VARIED, &out, &checkpoint);
+    let saved = dir.join("saved.checkpoint.h5");
+    std::fs::rename(&checkpoint, &saved).unwrap();
+    for (i, ranks) in [1, 3].into_iter().enumerate() {
+        std::fs::copy(&saved, &checkpoint).unwrap();
+        let resumed = dir.join(format!("resumed{i}.h5"));
+        complete(
+            VARIED,
             ranks,
             &resumed,
             &["--restart", checkpoint.to_str().unwrap()],

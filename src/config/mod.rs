@@ -1107,6 +1107,23 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             crate::aggregate::Aggregate::from_raw(name, a, &populations)
         })
         .collect::<Result<Vec<_>>>()?;
+    for (k, p) in populations.iter().enumerate() {
+        let reached = aggregates.iter().find(|a| a.target == k);
+        if let (Some(first), Some(a)) = (p.model.vary.entries.first(), reached) {
+            return Err(invalid(
+                format!("population.{}.vary.{}", p.name, first.name()),
+                "(table)",
+                format!(
+                    "heterogeneous parameters need the plain LIF neuron, and aggregate term {} reaches this population",
+                    a.name
+                ),
+            ));
+        }
+    }
+    let nodes = raw.meanfield.vary_nodes;
+    if nodes == 0 || nodes > 64 {
+        return Err(invalid("meanfield.vary_nodes", nodes, "must be in 1..=64"));
+    }
     let stimuli = raw
         .stimulus
         .iter()
@@ -1115,6 +1132,17 @@ fn validate(mut raw: RawConfig) -> Result<Config> {
             crate::stimulus::Stimulus::from_raw(name, s, &populations, dt)
         })
         .collect::<Result<Vec<_>>>()?;
+    for s in &stimuli {
+        let p = &populations[s.target];
+        if matches!(s.drive, crate::stimulus::Drive::Current(_)) && !p.model.vary.entries.is_empty()
+        {
+            return Err(invalid(
+                format!("stimulus.{}.target", s.name),
+                format!("{:?}", p.name),
+                "a current stimulus cannot drive a population with heterogeneous parameters (vary) yet; use a poisson stimulus",
+            ));
+        }
+    }
 
     let config = Config {
         warnings: Vec::new(),

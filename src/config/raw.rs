@@ -110,6 +110,11 @@ pub struct RawMeanfield {
     /// network (a tensor product over the transitions with a non-zero rate).
     #[serde(default = "d_beta_nodes")]
     pub beta_nodes: u64,
+    /// Quadrature nodes (random laws) or coordinate bins (functions of the coordinate) per
+    /// varied parameter in the threshold-LIF limit of a heterogeneous population (a tensor
+    /// product over its varied parameters).
+    #[serde(default = "d_vary_nodes")]
+    pub vary_nodes: u64,
 }
 
 impl Default for RawMeanfield {
@@ -122,6 +127,7 @@ impl Default for RawMeanfield {
             dt: d_mf_dt(),
             label_cells: d_label_cells(),
             beta_nodes: d_beta_nodes(),
+            vary_nodes: d_vary_nodes(),
         }
     }
 }
@@ -137,6 +143,9 @@ fn d_label_cells() -> u64 {
 }
 fn d_beta_nodes() -> u64 {
     6
+}
+fn d_vary_nodes() -> u64 {
+    8
 }
 fn d_mf_xi() -> u64 {
     24
@@ -521,6 +530,43 @@ pub struct RawPopulation {
     /// `"even"` (a regular grid; a square size on the torus) or `"random"` (uniform).
     #[serde(default)]
     pub placement: crate::space::Placement,
+    /// Heterogeneous parameters: per parameter name, a law (`dist`) or a function of the
+    /// coordinate (`of`) that gives each neuron its own value (docs/models.md).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub vary: IndexMap<String, RawVary>,
+}
+
+/// One varied parameter: `dist = "normal" | "lognormal" | "gamma"` with `mean`, `sd`, or
+/// `"uniform"` with `min`, `max`, optionally truncated to `[low, high]`; or `of = "x" | "y"`
+/// with `kind = "cosine"` (`a + b cos(2 pi x)`), `"linear"` (`a + b x`) or `"blocks"`
+/// (`values`, one per equal bin). Units: the parameter's.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dist: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mean: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sd: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub low: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub a: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub b: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<f64>>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]

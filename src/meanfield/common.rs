@@ -217,3 +217,304 @@ impl PopulationGroups {
 pub(super) fn indegree(config: &Config, proj: &crate::config::Projection) -> f64 {
     config.expected_synapses(proj) / config.populations[proj.target].size as f64
 }
+
+// ------------------------------------------------------------------------------------------
+// Gauss quadrature (the labels' random environment, heterogeneous parameters).
+
+/// Eigenvalues and the squared first components of the eigenvectors of the symmetric
+/// tridiagonal matrix with diagonal `diag` and off-diagonal `off` (cyclic Jacobi rotations).
+pub(super) fn golub_welsch(diag: &[f64], off: &[f64]) -> Vec<(f64, f64)> {
+    let m = diag.len();
+    let mut a = vec![vec![0.0; m]; m];
+    let mut v = vec![vec![0.0; m]; m];
+    for i in 0..m {
+        a[i][i] = diag[i];
+        v[i][i] = 1.0;
+        if i + 1 < m {
+            a[i][i + 1] = off[i];
+            a[i + 1][i] = off[i];
+        }
+    }
+    for _sweep in 0..100 {
+        let offn: f64 = (0..m)
+            .flat_map(|i| (0..m).filter(move |&j| j != i).map(move |j| (i, j)))
+            .map(|(i, j)| a[i][j] * a[i][j])
+            .sum();
+        let scale: f64 = (0..m).map(|i| a[i][i] * a[i][i]).sum::<f64>().max(1.0);
+        if offn <= 1e-30 * scale {
+            break;
+        }
+        for p in 0..m {
+            for q in p + 1..m {
+                if a[p][q].abs() < 1e-300 {
+                    continue;
+                }
+                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
+                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
+                let t = if theta == 0.0 { 1.0 } else { t };
+                let c = 1.0 / (t * t + 1.0).sqrt();
+                let s = t * c;
+                for row in a.iter_mut() {
+                    let (akp, akq) = (row[p], row[q]);
+                    row[p] = c * akp - s * akq;
+                    row[q] = s * akp + c * akq;
+                }
+                let (rp, rq) = (a[p].clone(), a[q].clone());
+                for (k, (apk, aqk)) in rp.iter().zip(&rq).enumerate() {
+                    a[p][k] = c * apk - s * aqk;
+                    a[q][k] = s * apk + c * aqk;
+                }
+                for row in v.iter_mut() {
+                    let (vp, vq) = (row[p], row[q]);
+                    row[p] = c * vp - s * vq;
+                    row[q] = s * vp + c * vq;
+                }
+            }
+        }
+    }
+    let mut out: Vec<(f64, f64)> = (0..m).map(|i| (a[i][i], v[0][i] * v[0][i])).collect();
+    out.sort_by(|x, y| x.0.total_cmp(&y.0));
+    out
+}
+
+/// Gauss quadrature with `m` nodes of a law of a varied parameter: `(node, probability)`
+/// pairs, exact for polynomials of degree `2m - 1` in the law's variable (`z` of the
+/// lognormal's `exp(mu + s z)`): Hermite for normal and lognormal, Legendre for uniform,
+/// generalised Laguerre for gamma. A law truncated to `[low, high]` gets the Gauss rule of the
+/// truncated law itself, from its recurrence computed by the discretised Stieltjes procedure
+/// on [`STIELTJES_POINTS`] midpoints of the truncated support (cut 12 standard deviations out
+/// where it is unbounded).
+pub(super) fn law_quadrature(
+    law: &crate::model::vary::Law,
+    low: f64,
+    high: f64,
+    m: usize,
+) -> Vec<(f64, f64)> {
+    use crate::model::vary::Law;
+    let m = m.max(1);
+    let idx = |n: usize| n as f64;
+    let hermite = || {
+        let off: Vec<f64> = (1..m).map(|n| idx(n).sqrt()).collect();
+        golub_welsch(&vec![0.0; m], &off)
+    };
+    let legendre = |lo: f64, hi: f64| -> Vec<(f64, f64)> {
+        let off: Vec<f64> = (1..m)
+            .map(|n| idx(n) / (4.0 * idx(n) * idx(n) - 1.0).sqrt())
+            .collect();
+        golub_welsch(&vec![0.0; m], &off)
+            .into_iter()
+            .map(|(x, w)| (lo + (hi - lo) * 0.5 * (x + 1.0), w))
+            .collect()
+    };
+    if let Law::Uniform { min, max } = *law {
+        return legendre(min.max(low), max.min(high));
+    }
+    if low.is_finite() || high.is_finite() {
+        let (mean, sd) = (law.mean(), law.sd());
+        let (floor, ceil) = match law {
+            Law::Normal { .. } => (mean - 12.0 * sd, mean + 12.0 * sd),
+            Law::Lognormal { mu, s } => ((mu - 12.0 * s).exp(), (mu + 12.0 * s).exp()),
+            _ => (0.0, mean + 40.0 * sd),
+        };
+        let (a, b) = (low.max(floor), high.min(ceil));
+        let n = STIELTJES_POINTS;
+        let h = (b - a) / n as f64;
+        let x: Vec<f64> = (0..n).map(|i| a + (i as f64 + 0.5) * h).collect();
+        let w: Vec<f64> = x
+            .iter()
+            .map(|&x| match *law {
+                Law::Normal { mean, sd } => (-0.5 * ((x - mean) / sd).powi(2)).exp(),
+                Law::Lognormal { mu, s } => (-0.5 * ((x.ln() - mu) / s).powi(2)).exp() / x,
+                Law::Gamma { shape, scale } => ((shape - 1.0) * x.ln() - x / scale).exp(),
+                Law::Uniform { .. } => 1.0,
+            })
+            .collect();
+        return stieltjes(&x, &w, m);
+    }
+    match *law {
+        Law::Normal { mean, sd } => hermite()
+            .into_iter()
+            .map(|(z, w)| (mean + sd * z, w))
+            .collect(),
+        Law::Lognormal { mu, s } => hermite()
+            .into_iter()
+            .map(|(z, w)| ((mu + s * z).exp(), w))
+            .collect(),
+        Law::Gamma { shape, scale } => {
+            let diag: Vec<f64> = (0..m).map(|n| 2.0 * idx(n) + shape).collect();
+            let off: Vec<f64> = (1..m)
+                .map(|n| (idx(n) * (idx(n) + shape - 1.0)).sqrt())
+                .collect();
+            golub_welsch(&diag, &off)
+                .into_iter()
+                .map(|(x, w)| (scale * x, w))
+                .collect()
+        }
+        Law::Uniform { .. } => unreachable!("handled above"),
+    }
+}
+
+/// Midpoints on which a truncated law is discretised for its Gauss rule.
+pub const STIELTJES_POINTS: usize = 20_000;
+
+/// The `m`-point Gauss rule of the discrete measure with points `x` and (unnormalised)
+/// weights `w`: the Jacobi matrix from the Stieltjes procedure with orthonormal polynomials,
+/// then Golub-Welsch.
+fn stieltjes(x: &[f64], w: &[f64], m: usize) -> Vec<(f64, f64)> {
+    let total: f64 = w.iter().sum();
+    let m = m.min(x.len());
+    let mut q = vec![1.0 / total.sqrt(); x.len()];
+    let mut q_prev = vec![0.0; x.len()];
+    let (mut diag, mut off) = (Vec::with_capacity(m), Vec::with_capacity(m));
+    let mut b_prev = 0.0;
+    for k in 0..m {
+        let a: f64 = x
+            .iter()
+            .zip(w)
+            .zip(&q)
+            .map(|((x, w), q)| w * x * q * q)
+            .sum();
+        diag.push(a);
+        if k + 1 == m {
+            break;
+        }
+        let r: Vec<f64> = (0..x.len())
+            .map(|i| (x[i] - a) * q[i] - b_prev * q_prev[i])
+            .collect();
+        let b = r.iter().zip(w).map(|(r, w)| w * r * r).sum::<f64>().sqrt();
+        off.push(b);
+        q_prev = std::mem::replace(&mut q, r.iter().map(|r| r / b).collect());
+        b_prev = b;
+    }
+    golub_welsch(&diag, &off)
+}
+
+/// The most sub-populations one heterogeneous population is split into in the threshold-LIF
+/// limit (the tensor product of `meanfield.vary_nodes` per varied parameter).
+pub const MAX_VARY_NODES: usize = 1024;
+
+/// The sub-populations of population `p` in the threshold-LIF limit: `(parameters, share)`
+/// with shares summing to 1; one, with the scalars, for a homogeneous population. A random law
+/// gives its Gauss nodes ([`law_quadrature`], `meanfield.vary_nodes` of them); a function of
+/// the coordinate gives one node per block (`blocks`) or per each of `vary_nodes` equal bins
+/// of the coordinate (`cosine`, `linear`), at the mean of the function over the population's
+/// neurons in the bin, with the bin's share of them. Several varied parameters: the tensor
+/// product (independent laws; coordinate functions of the same axis are binned jointly only
+/// through the product, which is exact for blocks and first order otherwise). `t_ref` nodes
+/// are rounded to whole steps of the run, as each neuron's is.
+pub(super) fn vary_nodes(
+    config: &Config,
+    p: usize,
+) -> Result<Vec<(crate::model::vary::Values, f64)>, crate::Error> {
+    use crate::model::vary::{self, Profile, Source};
+    let pop = &config.populations[p];
+    let base = vary::base_values(&pop.model.base, config.dt);
+    let m = config.raw.meanfield.vary_nodes as usize;
+    let mut nodes = vec![(base, 1.0)];
+    for e in &pop.model.vary.entries {
+        let rule: Vec<(f64, f64)> = match &e.source {
+            Source::Random { law, low, high } => law_quadrature(law, *low, *high, m),
+            Source::Coordinate { axis, profile } => {
+                let bins = match profile {
+                    Profile::Blocks(v) => v.len(),
+                    _ => m,
+                };
+                let (mut sum, mut count) = (vec![0.0; bins], vec![0.0; bins]);
+                for gid in pop.gids() {
+                    let x = pop.coordinate(config.seed, gid)[*axis];
+                    let b = ((x * bins as f64) as usize).min(bins - 1);
+                    sum[b] += profile.at(x);
+                    count[b] += 1.0;
+                }
+                (0..bins)
+                    .filter(|&b| count[b] > 0.0)
+                    .map(|b| (sum[b] / count[b], count[b] / pop.size as f64))
+                    .collect()
+            }
+        };
+        if nodes.len() * rule.len() > MAX_VARY_NODES {
+            return Err(crate::Error::Argument {
+                key: "meanfield.vary_nodes".into(),
+                value: m.to_string(),
+                reason: format!(
+                    "more than {MAX_VARY_NODES} sub-populations for population {} (the tensor product over its varied parameters); lower meanfield.vary_nodes",
+                    pop.name
+                ),
+            });
+        }
+        nodes = nodes
+            .iter()
+            .flat_map(|(v, w)| {
+                rule.iter().map(move |&(x, wx)| {
+                    let mut v = *v;
+                    v[e.param] = if e.param == vary::T_REF {
+                        f64::from(vary::ref_steps(x, config.dt)) * config.dt
+                    } else {
+                        x
+                    };
+                    (v, w * wx)
+                })
+            })
+            .collect();
+    }
+    let key = |k: &str| format!("population.{}.{k}", pop.name);
+    for (v, _) in &nodes {
+        vary::check_values(
+            v,
+            &pop.model.vary,
+            config.dt,
+            &key,
+            "at a quadrature node of the limit",
+        )?;
+    }
+    Ok(nodes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::vary::Law;
+
+    fn moment(rule: &[(f64, f64)], k: i32) -> f64 {
+        rule.iter().map(|(x, w)| w * x.powi(k)).sum()
+    }
+
+    /// The Gauss rules of the varied parameters' laws reproduce their moments: exactly the
+    /// polynomial ones up to degree 2m - 1, and, for a truncated law, the moments of the
+    /// truncation in closed form (half-normal: mean sqrt(2/pi) sd, second moment sd^2 above
+    /// the cut).
+    #[test]
+    fn law_quadratures_reproduce_moments() {
+        let inf = f64::INFINITY;
+        let rule = law_quadrature(&Law::Normal { mean: 2.0, sd: 3.0 }, -inf, inf, 4);
+        assert!((moment(&rule, 0) - 1.0).abs() < 1e-12);
+        assert!((moment(&rule, 1) - 2.0).abs() < 1e-12);
+        // E[X^4] of N(2, 9): mu^4 + 6 mu^2 s^2 + 3 s^4.
+        assert!((moment(&rule, 4) - (16.0 + 6.0 * 4.0 * 9.0 + 3.0 * 81.0)).abs() < 1e-9);
+        let rule = law_quadrature(&Law::Uniform { min: 1.0, max: 3.0 }, -inf, inf, 3);
+        assert!((moment(&rule, 4) - (243.0 - 1.0) / 10.0).abs() < 1e-12);
+        let rule = law_quadrature(
+            &Law::Gamma {
+                shape: 4.0,
+                scale: 0.5,
+            },
+            -inf,
+            inf,
+            3,
+        );
+        // E[X^2] = k (k + 1) theta^2.
+        assert!((moment(&rule, 2) - 20.0 * 0.25).abs() < 1e-10);
+        let (mean, sd) = (20.0, 4.0);
+        let rule = law_quadrature(&Law::Normal { mean, sd }, mean, inf, 6);
+        let want = mean + sd * (2.0 / std::f64::consts::PI).sqrt();
+        assert!((moment(&rule, 0) - 1.0).abs() < 1e-12);
+        assert!(
+            (moment(&rule, 1) - want).abs() < 1e-6,
+            "{}",
+            moment(&rule, 1)
+        );
+        let second = moment(&rule, 2) - 2.0 * mean * moment(&rule, 1) + mean * mean;
+        assert!((second - sd * sd).abs() < 1e-5, "{second}");
+        assert!(rule.iter().all(|(x, _)| *x >= mean));
+    }
+}

@@ -70,7 +70,9 @@
 //! is a mixture of one law per node and needs more nodes (docs/meanfield.md). Measured in
 //! `tests/labels.rs`.
 
-use super::common::{add_point_mass, indegree, phi_at, rebin, Limit, PopulationGroups};
+use super::common::{
+    add_point_mass, golub_welsch, indegree, phi_at, rebin, Limit, PopulationGroups,
+};
 use super::lif::{reset_split, sg_coefficients, Tridiagonal};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
@@ -88,62 +90,6 @@ pub const MAX_CELLS: usize = 20_000_000;
 
 // ------------------------------------------------------------------------------------------
 // Quadrature of the environment.
-
-/// Eigenvalues and the squared first components of the eigenvectors of the symmetric
-/// tridiagonal matrix with diagonal `diag` and off-diagonal `off` (cyclic Jacobi rotations).
-fn golub_welsch(diag: &[f64], off: &[f64]) -> Vec<(f64, f64)> {
-    let m = diag.len();
-    let mut a = vec![vec![0.0; m]; m];
-    let mut v = vec![vec![0.0; m]; m];
-    for i in 0..m {
-        a[i][i] = diag[i];
-        v[i][i] = 1.0;
-        if i + 1 < m {
-            a[i][i + 1] = off[i];
-            a[i + 1][i] = off[i];
-        }
-    }
-    for _sweep in 0..100 {
-        let offn: f64 = (0..m)
-            .flat_map(|i| (0..m).filter(move |&j| j != i).map(move |j| (i, j)))
-            .map(|(i, j)| a[i][j] * a[i][j])
-            .sum();
-        let scale: f64 = (0..m).map(|i| a[i][i] * a[i][i]).sum::<f64>().max(1.0);
-        if offn <= 1e-30 * scale {
-            break;
-        }
-        for p in 0..m {
-            for q in p + 1..m {
-                if a[p][q].abs() < 1e-300 {
-                    continue;
-                }
-                let theta = (a[q][q] - a[p][p]) / (2.0 * a[p][q]);
-                let t = theta.signum() / (theta.abs() + (theta * theta + 1.0).sqrt());
-                let t = if theta == 0.0 { 1.0 } else { t };
-                let c = 1.0 / (t * t + 1.0).sqrt();
-                let s = t * c;
-                for row in a.iter_mut() {
-                    let (akp, akq) = (row[p], row[q]);
-                    row[p] = c * akp - s * akq;
-                    row[q] = s * akp + c * akq;
-                }
-                let (rp, rq) = (a[p].clone(), a[q].clone());
-                for (k, (apk, aqk)) in rp.iter().zip(&rq).enumerate() {
-                    a[p][k] = c * apk - s * aqk;
-                    a[q][k] = s * apk + c * aqk;
-                }
-                for row in v.iter_mut() {
-                    let (vp, vq) = (row[p], row[q]);
-                    row[p] = c * vp - s * vq;
-                    row[q] = s * vp + c * vq;
-                }
-            }
-        }
-    }
-    let mut out: Vec<(f64, f64)> = (0..m).map(|i| (a[i][i], v[0][i] * v[0][i])).collect();
-    out.sort_by(|x, y| x.0.total_cmp(&y.0));
-    out
-}
 
 /// Gauss quadrature with `m` nodes of the law of one environment coefficient: `(node,
 /// probability)` pairs, exact for polynomials of degree `2m - 1` in the law's variable (`z` of

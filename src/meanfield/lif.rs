@@ -381,6 +381,9 @@ impl PopState {
 pub struct LifSolver {
     pops: Vec<PopState>,
     couplings: Vec<Coupling>,
+    /// Virtual sources `pops.len() + m`: weighted sums of populations' rates (the sub-populations
+    /// of a heterogeneous population, [`LifSolver::new_mixed`]).
+    mixtures: Vec<Vec<(usize, f64)>>,
     t: f64,
     t_start: f64,
     dt: f64,
@@ -397,6 +400,19 @@ impl LifSolver {
     /// `v_reset` (or [`LifSolver::set_density`]), at time 0, no activity before.
     pub fn new(
         pops: Vec<Population>,
+        couplings: Vec<Coupling>,
+        v_min: f64,
+        cells: usize,
+    ) -> Result<Self, String> {
+        Self::new_mixed(pops, Vec::new(), couplings, v_min, cells)
+    }
+
+    /// As [`LifSolver::new`], with virtual sources: coupling source `pops.len() + m` feels the
+    /// rate `sum_(q, w) in mixtures[m] w r_q` (a heterogeneous population split into
+    /// sub-populations `q` of shares `w`, whose targets see the mixture of their rates).
+    pub fn new_mixed(
+        pops: Vec<Population>,
+        mixtures: Vec<Vec<(usize, f64)>>,
         couplings: Vec<Coupling>,
         v_min: f64,
         cells: usize,
@@ -433,7 +449,7 @@ impl LifSolver {
             }
         }
         for (k, c) in couplings.iter().enumerate() {
-            if c.source >= pops.len() || c.target >= pops.len() {
+            if c.source >= pops.len() + mixtures.len() || c.target >= pops.len() {
                 return Err(format!("coupling {k}: population index out of range"));
             }
             if !(c.indegree.is_finite() && c.weight.is_finite() && c.delay.is_finite()) {
@@ -443,14 +459,22 @@ impl LifSolver {
                 return Err(format!("coupling {k}: indegree and delay must be >= 0"));
             }
         }
+        if mixtures
+            .iter()
+            .flatten()
+            .any(|&(q, w)| q >= pops.len() || w.is_nan() || w < 0.0)
+        {
+            return Err("mixture: population index out of range or negative share".into());
+        }
         let max_delay = couplings.iter().map(|c| c.delay).fold(0.0, f64::max);
-        let n = pops.len();
+        let n = pops.len() + mixtures.len();
         let mut s = LifSolver {
             pops: pops
                 .into_iter()
                 .map(|p| PopState::new(p, v_min, cells))
                 .collect(),
             couplings,
+            mixtures,
             t: 0.0,
             t_start: 0.0,
             dt: 0.1,
@@ -502,7 +526,7 @@ impl LifSolver {
             let st = &mut self.pops[p];
             st.rate = st.boundary_coefficient(mu, s * s) * st.density[st.cells() - 1];
         }
-        let r = self.rates();
+        let r = self.with_mixtures(self.rates());
         *self.hist_r.back_mut().expect("history is never empty") = r;
     }
 
@@ -534,6 +558,15 @@ impl LifSolver {
             }
         }
         dt
+    }
+
+    /// The populations' rates followed by the virtual sources' mixtures of them.
+    fn with_mixtures(&self, mut rates: Vec<f64>) -> Vec<f64> {
+        for m in &self.mixtures {
+            let r = m.iter().map(|&(q, w)| w * rates[q]).sum();
+            rates.push(r);
+        }
+        rates
     }
 
     /// The rate of population `q` at time `t` from the history (zero before the start).
@@ -601,6 +634,7 @@ impl LifSolver {
             .collect();
         self.t = t1;
         self.hist_t.push_back(t1);
+        let rates = self.with_mixtures(rates);
         self.hist_r.push_back(rates);
         // Keep one point at or before t - max_delay for the interpolation.
         while self.hist_t.len() > 1 && self.hist_t[1] <= t1 - self.max_delay {

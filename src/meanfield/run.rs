@@ -8,7 +8,9 @@
 //! * **threshold LIF** (every population `model = "lif"`, additive noise, delta synapses,
 //!   threshold spikes, no labels, no aggregate terms, no kernels, constant weights): the
 //!   Fokker-Planck equation of each population with the diffusion approximation of its input
-//!   ([`super::lif`]); also the self-consistent Siegert rates and the balance rates;
+//!   ([`super::lif`]); a population with heterogeneous parameters as the mixture of
+//!   sub-populations at quadrature nodes of its laws or bins of its coordinate profiles
+//!   (`common::vary_nodes`); also the self-consistent Siegert rates and the balance rates;
 //! * **escape noise** (every population `spike = "escape"`, `t_ref = 0`, drift `lif`,
 //!   `perfect`, `linear` or `exp_if`, additive noise, delta synapses, no labels, no aggregate
 //!   terms, kernels on the ring): the density `f(t, v, xi)` per population and coordinate bin
@@ -28,8 +30,8 @@
 
 use super::balanced;
 use super::common::{
-    add_point_mass, grid, indegree, initial_density, phi_at, rebin, with_point_mass, InitialLaw,
-    Limit, PopulationGroups, Series,
+    add_point_mass, grid, indegree, initial_density, phi_at, rebin, vary_nodes, with_point_mass,
+    InitialLaw, Limit, PopulationGroups, Series,
 };
 use super::escape::{EscapeSolver, Grid, Group};
 use super::labels;
@@ -39,6 +41,7 @@ use crate::config::trees::{TestFunction, TreeSpec};
 use crate::config::{Config, ConnRule, ModelKind, NoiseKind, Population, SpikeRule, SynapseKind};
 use crate::h5::{attr, attr_str, replicated, RawWrites};
 use crate::model::neuron::intensity;
+use crate::model::vary::{self, Values};
 use crate::space::{self, Geometry};
 use crate::Error;
 use hdf5::File;
@@ -68,9 +71,24 @@ pub enum Family {
     Labels,
 }
 
-/// The family of `config`, or the first feature without a limit equation.
+/// The family of `config`, or the first feature without a limit equation. Heterogeneous
+/// parameters have a limit in the threshold-LIF family only (a mixture over quadrature nodes);
+/// every other family refuses them by key.
 pub fn family(config: &Config) -> Result<Family, Error> {
-    let family = family_of_network(config)?;
+    let family = family_of(config)?;
+    if family != Family::Lif {
+        for p in &config.populations {
+            if let Some(e) = p.model.vary.entries.first() {
+                return Err(no_limit(
+                    format!("population.{}.vary.{}", p.name, e.name()),
+                    &format!(
+                        "the {} limit does not take heterogeneous parameters",
+                        family_name(family)
+                    ),
+                ));
+            }
+        }
+    }
     // Stimulation: currents and Poisson drives of whole threshold-LIF populations enter the
     // LIF limit's input; nothing else has a limit here yet.
     for s in &config.stimuli {
@@ -78,7 +96,10 @@ pub fn family(config: &Config) -> Result<Family, Error> {
         if family != Family::Lif {
             return Err(no_limit(
                 key("target"),
-                "stimulation outside the threshold LIF limit",
+                &format!(
+                    "stimulation (the {} limit does not take it)",
+                    family_name(family)
+                ),
             ));
         }
         if let crate::stimulus::Drive::Replay { .. } = s.drive {
@@ -97,8 +118,19 @@ pub fn family(config: &Config) -> Result<Family, Error> {
     Ok(family)
 }
 
-/// The family of the network without its stimuli.
-fn family_of_network(config: &Config) -> Result<Family, Error> {
+/// How the output names a family.
+fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Lif => "threshold LIF Fokker-Planck",
+        Family::Escape => "escape-noise Fokker-Planck",
+        Family::Balanced => "balanced kinetic Fokker-Planck",
+        Family::McKean => "McKean-Vlasov Fokker-Planck",
+        Family::Labels => "labelled-network Fokker-Planck",
+    }
+}
+
+/// The family of the network without its stimuli and variation.
+fn family_of(config: &Config) -> Result<Family, Error> {
     if config.populations.iter().any(|p| p.model.labels.is_some()) {
         return labels::check(config).map(|()| Family::Labels);
     }
@@ -209,10 +241,23 @@ fn tree_value(limit: &dyn Limit, spec: &TreeSpec, dt: f64) -> f64 {
     (0..n).map(|g| limit.share(g) * messages[0][g]).sum()
 }
 
+/// The threshold-LIF limit: one Fokker-Planck solve per population, or per sub-population
+/// of a heterogeneous one ([`vary_nodes`]), whose outputs are mixed with the sub-populations'
+/// shares.
 struct LifLimit {
     solver: LifSolver,
     groups: PopulationGroups,
+    /// Per population, its sub-populations in the solver and their shares.
+    members: Vec<Vec<(usize, f64)>>,
+    /// Per sub-population.
     v_reset: Vec<f64>,
+}
+
+impl LifLimit {
+    /// The mixture over population `p`'s sub-populations of `f(sub-population)`.
+    fn mix(&self, p: usize, f: impl Fn(usize) -> f64) -> f64 {
+        self.members[p].iter().map(|&(q, w)| w * f(q)).sum()
+    }
 }
 
 impl Limit for LifLimit {
@@ -220,30 +265,48 @@ impl Limit for LifLimit {
         self.solver.advance_to(t);
     }
     fn rates(&self) -> Vec<f64> {
-        self.solver.rates()
+        let r = self.solver.rates();
+        (0..self.members.len())
+            .map(|p| self.mix(p, |q| r[q]))
+            .collect()
     }
-    /// Over every neuron, refractory ones at `v_reset` as in a run.
+    /// Over every neuron, refractory ones at `v_reset` as in a run; a heterogeneous
+    /// population's the moments of the mixture.
     fn moments(&self) -> Vec<(f64, f64)> {
-        (0..self.solver.rates().len())
+        let sub: Vec<(f64, f64)> = (0..self.v_reset.len())
+            .map(|q| {
+                let (m, v) = self.solver.moments(q);
+                with_point_mass((m, v), self.solver.refractory_mass(q), self.v_reset[q])
+            })
+            .collect();
+        (0..self.members.len())
             .map(|p| {
-                let (m, v) = self.solver.moments(p);
-                with_point_mass((m, v), self.solver.refractory_mass(p), self.v_reset[p])
+                let m1 = self.mix(p, |q| sub[q].0);
+                let m2 = self.mix(p, |q| sub[q].1 + sub[q].0 * sub[q].0);
+                (m1, m2 - m1 * m1)
             })
             .collect()
     }
     /// The density below threshold plus the refractory mass in the bin of `v_reset`, where a
-    /// run counts its refractory neurons.
+    /// run counts its refractory neurons (the mixture, for a heterogeneous population).
     fn densities(&self, edges: &[f64]) -> Vec<Vec<(Vec<f64>, f64)>> {
-        (0..self.solver.rates().len())
-            .map(|p| {
-                let mut d = rebin(self.solver.density(p), &self.solver.edges(p), edges);
-                add_point_mass(
-                    &mut d,
-                    edges,
-                    self.v_reset[p],
-                    self.solver.refractory_mass(p),
-                );
-                vec![(d, 1.0)]
+        self.members
+            .iter()
+            .map(|members| {
+                let mut mixed = vec![0.0; edges.len().saturating_sub(1)];
+                for &(q, w) in members {
+                    let mut d = rebin(self.solver.density(q), &self.solver.edges(q), edges);
+                    add_point_mass(
+                        &mut d,
+                        edges,
+                        self.v_reset[q],
+                        self.solver.refractory_mass(q),
+                    );
+                    for (x, y) in mixed.iter_mut().zip(&d) {
+                        *x += w * y;
+                    }
+                }
+                vec![(mixed, 1.0)]
             })
             .collect()
     }
@@ -257,20 +320,22 @@ impl Limit for LifLimit {
         self.groups.coupling(k)
     }
     fn expectation(&self, g: usize, phi: TestFunction, dt: f64) -> f64 {
-        if phi == TestFunction::Spike {
-            // The flux through threshold: spikes per neuron per ms.
-            return self.solver.rates()[g];
-        }
-        let edges = self.solver.edges(g);
-        let inside: f64 = self
-            .solver
-            .density(g)
-            .iter()
-            .zip(edges.windows(2))
-            .map(|(d, e)| d * (e[1] - e[0]) * phi_at(phi, 0.5 * (e[0] + e[1]), 0.0, dt))
-            .sum();
-        // Refractory neurons sit at the reset potential.
-        inside + self.solver.refractory_mass(g) * phi_at(phi, self.v_reset[g], 0.0, dt)
+        self.mix(g, |q| {
+            if phi == TestFunction::Spike {
+                // The flux through threshold: spikes per neuron per ms.
+                return self.solver.rates()[q];
+            }
+            let edges = self.solver.edges(q);
+            let inside: f64 = self
+                .solver
+                .density(q)
+                .iter()
+                .zip(edges.windows(2))
+                .map(|(d, e)| d * (e[1] - e[0]) * phi_at(phi, 0.5 * (e[0] + e[1]), 0.0, dt))
+                .sum();
+            // Refractory neurons sit at the reset potential.
+            inside + self.solver.refractory_mass(q) * phi_at(phi, self.v_reset[q], 0.0, dt)
+        })
     }
 }
 
@@ -352,81 +417,115 @@ impl Limit for EscapeLimit {
 /// The LIF limit of `config`, with its stimuli or without them (the stationary state is that
 /// of the unstimulated network).
 fn lif_limit(config: &Config, stimulated: bool) -> Result<LifLimit, Error> {
-    let pops = config
-        .populations
+    let nodes: Vec<Vec<(Values, f64)>> = (0..config.populations.len())
+        .map(|p| vary_nodes(config, p))
+        .collect::<Result<_, _>>()?;
+    let mut pops = Vec::new();
+    let mut members = Vec::new();
+    for (pop, nodes) in config.populations.iter().zip(&nodes) {
+        let b = &pop.model.base;
+        let mut m = Vec::new();
+        for (v, w) in nodes {
+            m.push((pops.len(), *w));
+            pops.push(lif::Population {
+                tau_m: v[vary::TAU_M],
+                e_l: v[vary::E_L],
+                v_th: v[vary::V_TH],
+                v_reset: v[vary::V_RESET],
+                t_ref: if pop.model.vary.get(vary::T_REF).is_some() {
+                    v[vary::T_REF]
+                } else {
+                    f64::from(b.ref_steps) * config.dt
+                },
+                i_e: v[vary::I_E],
+                sigma: v[vary::SIGMA],
+                rate_ext: v[vary::POISSON_RATE] / 1000.0,
+                j_ext: v[vary::POISSON_WEIGHT],
+            });
+        }
+        members.push(m);
+    }
+    // A heterogeneous source is felt through the mixture of its sub-populations' rates.
+    let mut mixtures = Vec::new();
+    let source: Vec<usize> = members
         .iter()
-        .map(|p| {
-            let b = &p.model.base;
-            lif::Population {
-                tau_m: b.tau_m,
-                e_l: b.e_l,
-                v_th: b.v_th,
-                v_reset: b.v_reset,
-                t_ref: f64::from(b.ref_steps) * config.dt,
-                i_e: b.i_e,
-                sigma: b.sigma,
-                rate_ext: b.poisson_rate / 1000.0,
-                j_ext: b.poisson_weight,
+        .map(|m| {
+            if m.len() == 1 {
+                m[0].0
+            } else {
+                mixtures.push(m.clone());
+                pops.len() + mixtures.len() - 1
             }
         })
         .collect();
     let couplings = config
         .projections
         .iter()
-        .map(|proj| Coupling {
-            source: proj.source,
-            target: proj.target,
-            indegree: indegree(config, proj),
-            weight: proj.weight,
-            delay: f64::from(proj.delay_steps) * config.dt,
+        .flat_map(|proj| {
+            let c = Coupling {
+                source: source[proj.source],
+                target: 0,
+                indegree: indegree(config, proj),
+                weight: proj.weight,
+                delay: f64::from(proj.delay_steps) * config.dt,
+            };
+            members[proj.target]
+                .iter()
+                .map(move |&(q, _)| Coupling { target: q, ..c })
         })
         .collect();
     let (v_min, _, cells) = grid(config);
+    let v_reset: Vec<f64> = pops.iter().map(|p| p.v_reset).collect();
     let mut solver =
-        LifSolver::new(pops, couplings, v_min, cells).map_err(|e| Error::Argument {
-            key: "meanfield".into(),
-            value: config.raw.meanfield.cells.to_string(),
-            reason: e,
+        LifSolver::new_mixed(pops, mixtures, couplings, v_min, cells).map_err(|e| {
+            Error::Argument {
+                key: "meanfield".into(),
+                value: config.raw.meanfield.cells.to_string(),
+                reason: e,
+            }
         })?;
     solver.set_dt(config.raw.meanfield.dt);
     if stimulated {
+        // A stimulus of a heterogeneous population drives each of its nodes.
         for s in &config.stimuli {
-            solver
-                .add_stimulus(s.target, s.clone())
-                .map_err(|e| no_limit(format!("stimulus.{}.kind", s.name), &e))?;
+            for &(q, _) in &members[s.target] {
+                solver
+                    .add_stimulus(q, s.clone())
+                    .map_err(|e| no_limit(format!("stimulus.{}.kind", s.name), &e))?;
+            }
         }
     }
     // The run's initial law of V, on the solver's own cells.
-    for (p, pop) in config.populations.iter().enumerate() {
+    for (pop, m) in config.populations.iter().zip(&members) {
         let b = &pop.model.base;
         let (lo, hi) = b.v_init;
-        if lo < v_min || hi >= b.v_th {
-            return Err(Error::Argument {
-                key: format!("population.{}.v_init_min", pop.name),
-                value: format!("{lo} (v_init_max {hi})"),
-                reason: format!(
-                    "the limit starts from initial potentials inside [meanfield.v_min, v_th) = [{v_min}, {}) [mV]",
-                    b.v_th
-                ),
-            });
+        for &(q, _) in m {
+            let v_th = solver.edges(q).last().copied().expect("cells");
+            if lo < v_min || hi >= v_th {
+                return Err(Error::Argument {
+                    key: format!("population.{}.v_init_min", pop.name),
+                    value: format!("{lo} (v_init_max {hi})"),
+                    reason: format!(
+                        "the limit starts from initial potentials inside [meanfield.v_min, v_th) = [{v_min}, {v_th}) [mV]{}",
+                        if m.len() > 1 { " at every quadrature node of the varied parameters" } else { "" }
+                    ),
+                });
+            }
+            let density = InitialLaw::of(b).histogram(&solver.edges(q));
+            solver
+                .set_density(q, &density)
+                .map_err(|e| Error::Argument {
+                    key: format!("population.{}.v_init_min", pop.name),
+                    value: lo.to_string(),
+                    reason: e,
+                })?;
         }
-        let density = InitialLaw::of(b).histogram(&solver.edges(p));
-        solver
-            .set_density(p, &density)
-            .map_err(|e| Error::Argument {
-                key: format!("population.{}.v_init_min", pop.name),
-                value: lo.to_string(),
-                reason: e,
-            })?;
     }
     Ok(LifLimit {
         solver,
         groups: PopulationGroups::new(config),
-        v_reset: config
-            .populations
-            .iter()
-            .map(|p| p.model.base.v_reset)
-            .collect(),
+        members,
+        v_reset,
     })
 }
 
@@ -803,28 +902,34 @@ fn stationary(config: &Config, family: Family) -> Result<Stationary, Error> {
 /// of `r_p = siegert(mu_p(r), sigma_p(r))`), and whether the iteration converged.
 pub fn siegert_rates(config: &Config) -> (Vec<f64>, bool) {
     let n = config.populations.len();
+    // A heterogeneous population's rate is the mixture over its quadrature nodes.
+    let nodes: Vec<Vec<(Values, f64)>> = (0..n).map(|p| nodes_or_scalars(config, p)).collect();
     let mut r = vec![0.01; n];
     for _ in 0..20_000 {
         let mut next = vec![0.0; n];
-        for (p, pop) in config.populations.iter().enumerate() {
-            let b = &pop.model.base;
-            let (mut mu, mut var) = (
-                b.i_e + b.poisson_rate / 1000.0 * b.poisson_weight,
-                b.sigma * b.sigma + b.poisson_rate / 1000.0 * b.poisson_weight * b.poisson_weight,
-            );
-            for proj in config.projections.iter().filter(|x| x.target == p) {
-                let k = indegree(config, proj);
-                mu += k * proj.weight * r[proj.source];
-                var += k * proj.weight * proj.weight * r[proj.source];
+        for (p, nodes) in nodes.iter().enumerate() {
+            for (v, w) in nodes {
+                let ext = v[vary::POISSON_RATE] / 1000.0;
+                let j = v[vary::POISSON_WEIGHT];
+                let (mut mu, mut var) = (
+                    v[vary::I_E] + ext * j,
+                    v[vary::SIGMA] * v[vary::SIGMA] + ext * j * j,
+                );
+                for proj in config.projections.iter().filter(|x| x.target == p) {
+                    let k = indegree(config, proj);
+                    mu += k * proj.weight * r[proj.source];
+                    var += k * proj.weight * proj.weight * r[proj.source];
+                }
+                let tau = v[vary::TAU_M];
+                next[p] += w * lif::siegert_rate(
+                    v[vary::E_L] + tau * mu,
+                    (var * tau).sqrt(),
+                    tau,
+                    v[vary::V_TH],
+                    v[vary::V_RESET],
+                    v[vary::T_REF],
+                );
             }
-            next[p] = lif::siegert_rate(
-                b.e_l + b.tau_m * mu,
-                (var * b.tau_m).sqrt(),
-                b.tau_m,
-                b.v_th,
-                b.v_reset,
-                f64::from(b.ref_steps) * config.dt,
-            );
         }
         let change: f64 = next
             .iter()
@@ -841,6 +946,17 @@ pub fn siegert_rates(config: &Config) -> (Vec<f64>, bool) {
     (r, false)
 }
 
+/// The sub-populations of population `p` ([`vary_nodes`]), or its scalars alone where they
+/// cannot be formed (the limit itself reports why).
+fn nodes_or_scalars(config: &Config, p: usize) -> Vec<(Values, f64)> {
+    vary_nodes(config, p).unwrap_or_else(|_| {
+        vec![(
+            vary::base_values(&config.populations[p].model.base, config.dt),
+            1.0,
+        )]
+    })
+}
+
 /// The balance rates [1/ms] of a LIF network: the rates at which the recurrent and external
 /// mean inputs cancel, `sum_q K_pq J_pq r_q + i_e_p + rate_ext_p J_ext_p = 0` (the leading
 /// order for large in-degrees with `J ~ 1/sqrt(K)`). Populations alike in their neurons and in
@@ -849,9 +965,14 @@ pub fn siegert_rates(config: &Config) -> (Vec<f64>, bool) {
 pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
     let n = config.populations.len();
     let mut a = vec![vec![0.0; n + 1]; n];
-    for (p, pop) in config.populations.iter().enumerate() {
-        let b = &pop.model.base;
-        a[p][n] = -(b.i_e + b.poisson_rate / 1000.0 * b.poisson_weight);
+    for (p, row) in a.iter_mut().enumerate() {
+        // The mean over a heterogeneous population's nodes.
+        row[n] = -nodes_or_scalars(config, p)
+            .iter()
+            .map(|(v, w)| {
+                w * (v[vary::I_E] + v[vary::POISSON_RATE] / 1000.0 * v[vary::POISSON_WEIGHT])
+            })
+            .sum::<f64>();
     }
     for proj in &config.projections {
         a[proj.target][proj.source] += indegree(config, proj) * proj.weight;
@@ -863,6 +984,7 @@ pub fn balance_rates(config: &Config) -> Option<Vec<f64>> {
                 .find(|&q| {
                     a[q] == a[p]
                         && config.populations[q].model.base == config.populations[p].model.base
+                        && config.populations[q].model.vary == config.populations[p].model.vary
                 })
                 .expect("p itself matches")
         })
@@ -944,13 +1066,7 @@ pub fn meanfield(config: &Config, path: &Path) -> Result<String, Error> {
     let mut out = format!(
         "lapicque: wrote {} ({} limit, {} ms)\n",
         path.display(),
-        match family {
-            Family::Lif => "threshold LIF Fokker-Planck",
-            Family::Escape => "escape-noise Fokker-Planck",
-            Family::Balanced => "balanced kinetic Fokker-Planck",
-            Family::McKean => "McKean-Vlasov Fokker-Planck",
-            Family::Labels => "labelled-network Fokker-Planck",
-        },
+        family_name(family),
         config.n_steps as f64 * config.dt
     );
     for (p, pop) in config.populations.iter().enumerate() {

@@ -6,3 +6,4 @@ pub mod labels;
 pub mod lif;
 pub mod neuron;
 pub mod poisson;
+pub mod vary;

@@ -68,6 +68,8 @@ pub struct Neuron {
     pub spike: SpikeRule,
     pub escape: Option<RawEscape>,
     pub labels: Option<Labels>,
+    /// Heterogeneous parameters (empty: every neuron has the scalars of `base`).
+    pub vary: super::vary::Vary,
 }
 
 /// The escape intensity `nu(V)` \[Hz\].
@@ -149,6 +151,73 @@ impl Neuron {
             // below v_th does not apply).
             p.v_reset = p.v_th - 1.0;
         }
+        let vary = super::vary::Vary::from_raw(
+            &p.vary,
+            p.coordinates == crate::space::Geometry::Torus,
+            key,
+        )?;
+        if let Some(first) = vary.entries.first() {
+            let why = match (p.model, p.noise, p.synapse, p.spike, &p.labels) {
+                (
+                    ModelKind::Lif,
+                    NoiseKind::Additive,
+                    SynapseKind::Delta,
+                    SpikeRule::Threshold,
+                    None,
+                ) => None,
+                (
+                    ModelKind::Lif,
+                    NoiseKind::Additive,
+                    SynapseKind::Delta,
+                    SpikeRule::Threshold,
+                    Some(_),
+                ) => Some("labels"),
+                (ModelKind::Lif, NoiseKind::Additive, SynapseKind::Delta, _, _) => Some("spike"),
+                (ModelKind::Lif, NoiseKind::Additive, _, _, _) => Some("synapse"),
+                (ModelKind::Lif, _, _, _, _) => Some("noise"),
+                _ => Some("model"),
+            };
+            if let Some(what) = why {
+                return Err(invalid(
+                    &format!("vary.{}", first.name()),
+                    "(table)".into(),
+                    &format!(
+                        "heterogeneous parameters need the plain LIF neuron (model = \"lif\", additive noise, delta synapses, threshold spikes, no labels); this population sets {what}"
+                    ),
+                ));
+            }
+            // The scalars validated (and shown) are the laws' means and the profiles'
+            // averages; each neuron's own values are checked when they are drawn.
+            for e in &vary.entries {
+                let c = e.centre();
+                match e.param {
+                    super::vary::TAU_M => p.tau_m = c,
+                    super::vary::E_L => p.e_l = c,
+                    super::vary::V_TH => p.v_th = c,
+                    super::vary::V_RESET => p.v_reset = c,
+                    super::vary::I_E => p.i_e = c,
+                    super::vary::SIGMA => p.sigma = c,
+                    super::vary::T_REF => p.t_ref = f64::from(super::vary::ref_steps(c, dt)) * dt,
+                    super::vary::POISSON_RATE => p.poisson_rate = c,
+                    _ => p.poisson_weight = c,
+                }
+            }
+            if p.v_reset >= p.v_th {
+                let varied = if vary.get(super::vary::V_TH).is_some() {
+                    "v_th"
+                } else {
+                    "v_reset"
+                };
+                return Err(invalid(
+                    &format!("vary.{varied}"),
+                    "(table)".into(),
+                    &format!(
+                        "the mean reset {} does not lie below the mean threshold {} [mV]",
+                        p.v_reset, p.v_th
+                    ),
+                ));
+            }
+        }
         let base = Lif::from_raw(&p, dt, key)?;
         let lin = (
             finite(&key("a"), p.a, "[mV/ms]")?,
@@ -213,6 +282,7 @@ impl Neuron {
             spike: p.spike,
             escape: p.escape.clone(),
             labels,
+            vary,
         })
     }
 
