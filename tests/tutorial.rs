@@ -49,7 +49,7 @@ fn the_tutorial_runs_as_written() {
         }
     }
     assert!(
-        blocks.iter().filter(|(k, _)| k == "python").count() >= 2
+        blocks.iter().filter(|(k, _)| k == "python").count() >= 3
             && blocks.iter().any(|(k, _)| k == "sh"),
         "the tutorial has too few blocks: {}",
         blocks.len()
@@ -109,5 +109,5 @@ fn the_tutorial_runs_as_written() {
         );
         pictures += 1;
     }
-    assert!(pictures >= 3, "{pictures} pictures");
+    assert!(pictures >= 4, "{pictures} pictures");
 }
