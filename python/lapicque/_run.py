@@ -100,14 +100,16 @@ def set_arguments(overrides: Mapping[str, Any] | None) -> list[str]:
 
 
 def _resolve_relative_paths(config: dict, base: Path) -> dict:
-    """Edge files of `rule = "file"` projections are relative to the configuration file; a
-    dict has none, so its relative paths are made absolute against `base`."""
-    for proj in (config.get("projection") or {}).values():
-        if isinstance(proj, dict):
-            for key in ("file", "edge_types"):
-                f = proj.get(key)
-                if isinstance(f, str) and not os.path.isabs(f):
-                    proj[key] = str(base / f)
+    """Edge files of `rule = "file"` projections and spike files of replay stimuli are
+    relative to the configuration file; a dict has none, so its relative paths are made
+    absolute against `base`."""
+    for section, keys in (("projection", ("file", "edge_types")), ("stimulus", ("file",))):
+        for entry in (config.get(section) or {}).values():
+            if isinstance(entry, dict):
+                for key in keys:
+                    f = entry.get(key)
+                    if isinstance(f, str) and not os.path.isabs(f):
+                        entry[key] = str(base / f)
     return config
 
 

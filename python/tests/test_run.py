@@ -78,6 +78,24 @@ def test_a_dict_config_equal_to_the_file_gives_the_same_spikes(smoke_cli):
         np.testing.assert_array_equal(res.spikes(p)[1], want[p][1])
 
 
+def test_a_dict_config_replays_a_spike_file_relative_to_base_dir(smoke_cli, tmp_path):
+    """A replay stimulus naming `source.h5` in a dict reads it from `base_dir`: each neuron of
+    a population that only counts (perfect integrator, weight 1 mV) ends at the number of
+    spikes of its node in the file stamped before the end of the run, counted here."""
+    os.symlink(smoke_cli, tmp_path / "source.h5")
+    t_stop = 100.0
+    config = {
+        "simulation": {"t_stop": t_stop},
+        "population": {"R": {"size": 1600, "model": "perfect", "v_th": 1e9, "v_reset": 0.0}},
+        "stimulus": {"r": {"target": "R", "kind": "replay", "file": "source.h5",
+                           "population": "E", "weight": 1.0}},
+    }
+    res = lapicque.run(config, ranks=2, base_dir=tmp_path)
+    ids, times = spikes_of(smoke_cli)["E"]
+    want = np.bincount(ids[times < t_stop - 1e-9].astype(int), minlength=1600)
+    np.testing.assert_array_equal(res.state["v"], want.astype(float))
+
+
 def test_one_rank_and_two_ranks_give_the_same_spikes(smoke_cli):
     res = lapicque.run(SMOKE, ranks=1, overrides=SHORT)
     assert res.attrs["n_ranks"] == 1
