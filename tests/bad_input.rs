@@ -699,6 +699,16 @@ fn rows() -> Vec<Row> {
             "population.E.vary.v_th = (table) (gid 0)",
         ),
         row(
+            "vary: a gamma law that overflows",
+            Set(&["population.E.vary.tau_m={dist=\"gamma\",mean=1e300,sd=1e-300}"]),
+            "population.E.vary.tau_m.sd = 1e-300",
+        ),
+        row(
+            "vary: a uniform range that overflows",
+            Set(&["population.E.vary.i_e={dist=\"uniform\",min=-1e308,max=1e308}"]),
+            "population.E.vary.i_e.max",
+        ),
+        row(
             "vary: not the plain LIF neuron",
             Set(&[
                 "population.E.model=\"perfect\"",

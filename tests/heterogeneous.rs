@@ -325,3 +325,46 @@ fn per_neuron_step_equals_the_shared_step() {
         .iter()
         .any(|(n, _)| n == "/populations/E/parameters/v_th"));
 }
+
+/// Functions of the same coordinate are binned together in the limit: `i_e` and `v_th` as
+/// blocks over x give two kinds of neurons (low drive and low threshold, high drive and high
+/// threshold), not the four an independent product would make. The limit's stationary rate is
+/// the two-point mixture of independent Siegert rates; the four-point product differs by more
+/// than 5%.
+#[test]
+fn functions_of_one_coordinate_are_binned_together() {
+    let dir = common::scratch("heterogeneous_blocks");
+    let text = UNCOUPLED.replace("size = 20000", "size = 1000").replace(
+        "v_th = { dist = \"normal\", mean = 20.0, sd = 1.5 }",
+        "v_th = { of = \"x\", kind = \"blocks\", values = [19.0, 21.0] }\n\
+         i_e = { of = \"x\", kind = \"blocks\", values = [0.6, 0.9] }",
+    );
+    let config = write_config(&dir, &text);
+    let out = dir.join("limit.h5");
+    let o = std::process::Command::new(common::binary())
+        .args(["meanfield", config.to_str().unwrap(), "-o"])
+        .arg(&out)
+        .args(["--force", "--set", "meanfield.cells=1000"])
+        .args([
+            "--set",
+            "simulation.t_stop=10",
+            "--set",
+            "observables.rates.start=0",
+        ])
+        .args(["--set", "observables.rates.every=10"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let r = hdf5::File::open(&out)
+        .unwrap()
+        .dataset("meanfield/stationary_rate")
+        .unwrap()
+        .read_raw::<f64>()
+        .unwrap()[0];
+    let s = |i_e: f64, th: f64| common::siegert(20.0 * i_e, SIGMA_V, 20.0, th, 10.0, 2.0);
+    let joint = 0.5 * (s(0.6, 19.0) + s(0.9, 21.0));
+    let product = 0.25 * (s(0.6, 19.0) + s(0.9, 21.0) + s(0.6, 21.0) + s(0.9, 19.0));
+    println!("limit {r:.5} Hz, joint mixture {joint:.5} Hz, independent product {product:.5} Hz");
+    assert!((r - joint).abs() < 1e-3 * joint, "{r} vs {joint}");
+    assert!((product - joint).abs() > 0.05 * joint);
+}

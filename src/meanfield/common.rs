@@ -389,6 +389,9 @@ fn stieltjes(x: &[f64], w: &[f64], m: usize) -> Vec<(f64, f64)> {
     golub_welsch(&diag, &off)
 }
 
+/// One node of a factor of the tensor product: `(parameter index, value)` pairs and a weight.
+type Node = (Vec<(usize, f64)>, f64);
+
 /// The most sub-populations one heterogeneous population is split into in the threshold-LIF
 /// limit (the tensor product of `meanfield.vary_nodes` per varied parameter).
 pub const MAX_VARY_NODES: usize = 1024;
@@ -398,10 +401,11 @@ pub const MAX_VARY_NODES: usize = 1024;
 /// gives its Gauss nodes ([`law_quadrature`], `meanfield.vary_nodes` of them); a function of
 /// the coordinate gives one node per block (`blocks`) or per each of `vary_nodes` equal bins
 /// of the coordinate (`cosine`, `linear`), at the mean of the function over the population's
-/// neurons in the bin, with the bin's share of them. Several varied parameters: the tensor
-/// product (independent laws; coordinate functions of the same axis are binned jointly only
-/// through the product, which is exact for blocks and first order otherwise). `t_ref` nodes
-/// are rounded to whole steps of the run, as each neuron's is.
+/// neurons in the bin, with the bin's share of them; the functions of one axis are binned
+/// together (one node per distinct tuple of block values, or per bin, carrying every function
+/// of that axis), since they are functions of the same coordinate. Several random laws, and
+/// the two axes of the torus, are independent: the tensor product. `t_ref` nodes are rounded
+/// to whole steps of the run, as each neuron's is.
 pub(super) fn vary_nodes(
     config: &Config,
     p: usize,
@@ -410,28 +414,87 @@ pub(super) fn vary_nodes(
     let pop = &config.populations[p];
     let base = vary::base_values(&pop.model.base, config.dt);
     let m = config.raw.meanfield.vary_nodes as usize;
-    let mut nodes = vec![(base, 1.0)];
+    // Factors of the tensor product: `(values of some parameters, weight)` rules. A random law
+    // is one factor; the functions of one coordinate axis form one factor together, binned
+    // jointly (they are functions of the same x, not independent).
+    let mut factors: Vec<Vec<Node>> = Vec::new();
     for e in &pop.model.vary.entries {
-        let rule: Vec<(f64, f64)> = match &e.source {
-            Source::Random { law, low, high } => law_quadrature(law, *low, *high, m),
-            Source::Coordinate { axis, profile } => {
-                let bins = match profile {
-                    Profile::Blocks(v) => v.len(),
-                    _ => m,
-                };
-                let (mut sum, mut count) = (vec![0.0; bins], vec![0.0; bins]);
-                for gid in pop.gids() {
-                    let x = pop.coordinate(config.seed, gid)[*axis];
-                    let b = ((x * bins as f64) as usize).min(bins - 1);
-                    sum[b] += profile.at(x);
-                    count[b] += 1.0;
+        if let Source::Random { law, low, high } = &e.source {
+            factors.push(
+                law_quadrature(law, *low, *high, m)
+                    .into_iter()
+                    .map(|(x, w)| (vec![(e.param, x)], w))
+                    .collect(),
+            );
+        }
+    }
+    for axis in 0..2 {
+        let profiles: Vec<(usize, &Profile)> = pop
+            .model
+            .vary
+            .entries
+            .iter()
+            .filter_map(|e| match &e.source {
+                Source::Coordinate { axis: a, profile } if *a == axis => Some((e.param, profile)),
+                _ => None,
+            })
+            .collect();
+        if profiles.is_empty() {
+            continue;
+        }
+        let xs: Vec<f64> = pop
+            .gids()
+            .map(|g| pop.coordinate(config.seed, g)[axis])
+            .collect();
+        let n = xs.len() as f64;
+        let rule = if profiles
+            .iter()
+            .all(|(_, p)| matches!(p, Profile::Blocks(_)))
+        {
+            // Blocks: one node per distinct tuple of values, with its share of the neurons:
+            // exact for the configured network.
+            let mut groups: Vec<(Vec<f64>, f64)> = Vec::new();
+            for &x in &xs {
+                let t: Vec<f64> = profiles.iter().map(|(_, p)| p.at(x)).collect();
+                match groups.iter_mut().find(|(u, _)| *u == t) {
+                    Some(g) => g.1 += 1.0,
+                    None => groups.push((t, 1.0)),
                 }
-                (0..bins)
-                    .filter(|&b| count[b] > 0.0)
-                    .map(|b| (sum[b] / count[b], count[b] / pop.size as f64))
-                    .collect()
             }
+            groups
+                .into_iter()
+                .map(|(t, c)| {
+                    let vals = profiles.iter().zip(t).map(|((q, _), x)| (*q, x)).collect();
+                    (vals, c / n)
+                })
+                .collect()
+        } else {
+            // `m` equal bins of the axis, each function at its mean over the bin's neurons.
+            let mut sums = vec![vec![0.0; profiles.len()]; m];
+            let mut count = vec![0.0; m];
+            for &x in &xs {
+                let b = ((x * m as f64) as usize).min(m - 1);
+                for (s, (_, p)) in sums[b].iter_mut().zip(&profiles) {
+                    *s += p.at(x);
+                }
+                count[b] += 1.0;
+            }
+            (0..m)
+                .filter(|&b| count[b] > 0.0)
+                .map(|b| {
+                    let vals = profiles
+                        .iter()
+                        .zip(&sums[b])
+                        .map(|((q, _), s)| (*q, s / count[b]))
+                        .collect();
+                    (vals, count[b] / n)
+                })
+                .collect()
         };
+        factors.push(rule);
+    }
+    let mut nodes = vec![(base, 1.0)];
+    for rule in &factors {
         if nodes.len() * rule.len() > MAX_VARY_NODES {
             return Err(crate::Error::Argument {
                 key: "meanfield.vary_nodes".into(),
@@ -445,13 +508,15 @@ pub(super) fn vary_nodes(
         nodes = nodes
             .iter()
             .flat_map(|(v, w)| {
-                rule.iter().map(move |&(x, wx)| {
+                rule.iter().map(move |(vals, wx)| {
                     let mut v = *v;
-                    v[e.param] = if e.param == vary::T_REF {
-                        f64::from(vary::ref_steps(x, config.dt)) * config.dt
-                    } else {
-                        x
-                    };
+                    for &(q, x) in vals {
+                        v[q] = if q == vary::T_REF {
+                            f64::from(vary::ref_steps(x, config.dt)) * config.dt
+                        } else {
+                            x
+                        };
+                    }
                     (v, w * wx)
                 })
             })

@@ -387,10 +387,18 @@ fn source(
                                 s: s2.sqrt(),
                             }
                         }
-                        _ => Law::Gamma {
-                            shape: (mean / sd).powi(2),
-                            scale: sd * sd / mean,
-                        },
+                        _ => {
+                            let (shape, scale) = ((mean / sd).powi(2), sd * sd / mean);
+                            let ok = |x: f64| x.is_finite() && x > 0.0;
+                            if !(ok(shape) && ok(scale)) {
+                                return Err(invalid(
+                                    k("sd"),
+                                    format!("{sd:e}"),
+                                    format!("gives no gamma law with mean {mean:e} (shape {shape:e}, scale {scale:e}) {unit}"),
+                                ));
+                            }
+                            Law::Gamma { shape, scale }
+                        }
                     }
                 }
                 "uniform" => {
@@ -401,6 +409,13 @@ fn source(
                     let why = "dist = \"uniform\" needs min and max";
                     let min = finite(&k("min"), need("min", s.min, why)?, unit)?;
                     let max = finite(&k("max"), need("max", s.max, why)?, unit)?;
+                    if !(max - min).is_finite() {
+                        return Err(invalid(
+                            k("max"),
+                            format!("{max:e}"),
+                            format!("max - min overflows (min = {min:e}) {unit}"),
+                        ));
+                    }
                     if max <= min {
                         return Err(invalid(k("max"), max, format!("must exceed min {unit}")));
                     }
@@ -637,6 +652,13 @@ pub fn check_values(
             varied,
         )
     };
+    if let Some(e) = vary.entries.iter().find(|e| !v[e.param].is_finite()) {
+        return Err(invalid(
+            key(&format!("vary.{}", e.name())),
+            format!("{} ({what})", v[e.param]),
+            "the law gave a value that is not finite",
+        ));
+    }
     if v[V_RESET] >= v[V_TH] {
         let (k, _) = if vary.get(V_RESET).is_some() {
             named(V_RESET)
