@@ -70,9 +70,7 @@
 //! is a mixture of one law per node and needs more nodes (docs/meanfield.md). Measured in
 //! `tests/labels.rs`.
 
-use super::common::{
-    add_point_mass, golub_welsch, indegree, phi_at, rebin, Limit, PopulationGroups,
-};
+use super::common::{add_point_mass, indegree, phi_at, rebin, Limit, PopulationGroups};
 use super::lif::{reset_split, sg_coefficients, Tridiagonal};
 use crate::aggregate::{AggregateKind, RawS};
 use crate::config::trees::TestFunction;
@@ -95,37 +93,18 @@ pub const MAX_CELLS: usize = 20_000_000;
 /// probability)` pairs, exact for polynomials of degree `2m - 1` in the law's variable (`z` of
 /// the lognormal's `exp(mu + sigma z)`).
 pub fn environment_quadrature(law: EnvironmentLaw, m: usize) -> Vec<(f64, f64)> {
-    let m = m.max(1);
-    let idx = |n: usize| n as f64;
-    match law {
-        EnvironmentLaw::Constant(c) => vec![(c, 1.0)],
-        EnvironmentLaw::Uniform { lo, width } => {
-            let off: Vec<f64> = (1..m)
-                .map(|n| idx(n) / (4.0 * idx(n) * idx(n) - 1.0).sqrt())
-                .collect();
-            golub_welsch(&vec![0.0; m], &off)
-                .into_iter()
-                .map(|(x, w)| (lo + width * 0.5 * (x + 1.0), w))
-                .collect()
-        }
-        EnvironmentLaw::Lognormal { mu, sigma } => {
-            let off: Vec<f64> = (1..m).map(|n| idx(n).sqrt()).collect();
-            golub_welsch(&vec![0.0; m], &off)
-                .into_iter()
-                .map(|(z, w)| ((mu + sigma * z).exp(), w))
-                .collect()
-        }
-        EnvironmentLaw::Gamma { shape, scale } => {
-            let diag: Vec<f64> = (0..m).map(|n| 2.0 * idx(n) + shape).collect();
-            let off: Vec<f64> = (1..m)
-                .map(|n| (idx(n) * (idx(n) + shape - 1.0)).sqrt())
-                .collect();
-            golub_welsch(&diag, &off)
-                .into_iter()
-                .map(|(x, w)| (scale * x, w))
-                .collect()
-        }
-    }
+    use crate::model::vary::Law;
+    let law = match law {
+        EnvironmentLaw::Constant(c) => return vec![(c, 1.0)],
+        EnvironmentLaw::Uniform { lo, width } => Law::Uniform {
+            min: lo,
+            max: lo + width,
+        },
+        EnvironmentLaw::Lognormal { mu, sigma } => Law::Lognormal { mu, s: sigma },
+        EnvironmentLaw::Gamma { shape, scale } => Law::Gamma { shape, scale },
+    };
+    // The rules of the varied parameters' laws, untruncated.
+    super::common::law_quadrature(&law, f64::NEG_INFINITY, f64::INFINITY, m)
 }
 
 /// The environments of the limit: per node the `K x K` coefficients (row-major, diagonal 0)
