@@ -193,7 +193,7 @@ pub struct Stimulus {
 }
 
 impl Stimulus {
-    /// Validates `raw`; `t_stop` is the end of the run \[ms\].
+    /// Validates `raw` (a replay reads its spike file here); `dt` is the step \[ms\].
     pub fn from_raw(
         name: &str,
         raw: &RawStimulus,

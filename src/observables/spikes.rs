@@ -217,11 +217,6 @@ impl Spikes {
         .expect("the spike records can be read back");
         all
     }
-
-    /// Whether some records went to the spill file.
-    pub fn spilled(&self) -> bool {
-        self.spill.is_some()
-    }
 }
 
 impl Observer for Spikes {
