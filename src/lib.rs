@@ -29,14 +29,15 @@
 //! ## Modules
 //!
 //! [`config`] (TOML -> validated config), [`model`] (neuron dynamics), [`aggregate`]
-//! (mean-field coupling), [`space`] (coordinates and kernels), [`network`] (per-target
+//! (mean-field coupling), [`space`] (coordinates and kernels), [`stimulus`] (time-dependent
+//! currents, Poisson drives and replayed spikes), [`network`] (per-target
 //! synapse generation), [`sonata`] (the network as a SONATA edges file), [`partition`]
 //! (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
 //! ring buffers and delivery), [`fixed`] (exact order-free sums), [`rng`],
 //! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`] (one
 //! file per observable behind one interface: rates, moments, histograms, trees, pair histogram,
-//! balance, statistics, snapshots, spikes),
+//! balance, statistics, snapshots, recorded neurons, spikes in bounded memory),
 //! [`output`] (the HDF5 layout of a run), [`h5`] (writing HDF5 files collectively), [`inspect`], [`compare`] (distances between two outputs),
 //! [`checkpoint`] (save and resume the state), [`meanfield`] (the limit equations, solved on
 //! grids), [`app`] (the commands), [`cli`], [`progress`], and the fault handling: [`claim`]
