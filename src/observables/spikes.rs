@@ -172,8 +172,9 @@ impl Spikes {
         Ok(())
     }
 
-    /// The records of bucket `b`, sorted by gid, then step.
-    fn bucket(&self, b: usize) -> Result<Vec<Record>, String> {
+    /// The records of bucket `b`, sorted by gid, then step; `buffered` are the buffer's records
+    /// of that bucket, already in that order.
+    fn bucket(&self, b: usize, buffered: &[Record]) -> Result<Vec<Record>, String> {
         use std::os::unix::fs::FileExt;
         let mut out = Vec::new();
         if let Some(spill) = &self.spill {
@@ -193,16 +194,25 @@ impl Spikes {
                 }));
             }
         }
-        out.extend(self.buffer.iter().filter(|r| self.bucket_of(r.0) == b));
-        // Stable: each neuron's records stay in arrival (= step) order.
+        out.extend_from_slice(buffered);
+        // Stable: each neuron's records stay in arrival (= step) order (the spilled ones, of
+        // earlier steps, come first).
         out.sort_by_key(|&(g, _)| g);
         Ok(out)
     }
 
     /// Calls `f` with the local records by gid, then step, one bucket at a time.
     fn by_gid(&self, mut f: impl FnMut(&[Record]) -> hdf5::Result<()>) -> hdf5::Result<()> {
+        // The buffer sorted by gid once (stable: steps stay in order), then cut by bucket.
+        let mut buffered = self.buffer.clone();
+        buffered.sort_by_key(|&(g, _)| g);
+        let mut lo = 0;
         for b in 0..self.buckets() {
-            f(&self.bucket(b).map_err(|e| hdf5::Error::from(e.as_str()))?)?;
+            let hi = lo + buffered[lo..].partition_point(|r| self.bucket_of(r.0) == b);
+            f(&self
+                .bucket(b, &buffered[lo..hi])
+                .map_err(|e| hdf5::Error::from(e.as_str()))?)?;
+            lo = hi;
         }
         Ok(())
     }
