@@ -235,19 +235,7 @@ fn general_model_state_resumes_identically() {
         );
     }
     drop(f);
-    let saved = dir.join("saved.checkpoint.h5");
-    std::fs::rename(&checkpoint, &saved).unwrap();
-    for (i, ranks) in [1, 3].into_iter().enumerate() {
-        std::fs::copy(&saved, &checkpoint).unwrap();
-        let resumed = dir.join(format!("resumed{i}.h5"));
-        complete(
-            GENERAL,
-            ranks,
-            &resumed,
-            &["--restart", checkpoint.to_str().unwrap()],
-        );
-        common::assert_same_results(&full, &resumed);
-    }
+    resume_on_one_and_three_ranks(GENERAL, &dir, &full, &checkpoint);
 }
 
 #[test]
@@ -258,17 +246,23 @@ fn varied_parameters_resume_identically() {
     let out = dir.join("out.h5");
     let checkpoint = dir.join("out.checkpoint.h5");
     interrupt(VARIED, &out, &checkpoint);
+    resume_on_one_and_three_ranks(VARIED, &dir, &full, &checkpoint);
+}
+
+/// Resumes from `checkpoint` on 1 and on 3 ranks (each from a copy of it) and asserts that
+/// each output equals the uninterrupted run `full`.
+fn resume_on_one_and_three_ranks(setup: Setup, dir: &Path, full: &Path, checkpoint: &Path) {
     let saved = dir.join("saved.checkpoint.h5");
-    std::fs::rename(&checkpoint, &saved).unwrap();
+    std::fs::rename(checkpoint, &saved).unwrap();
     for (i, ranks) in [1, 3].into_iter().enumerate() {
-        std::fs::copy(&saved, &checkpoint).unwrap();
+        std::fs::copy(&saved, checkpoint).unwrap();
         let resumed = dir.join(format!("resumed{i}.h5"));
         complete(
-            VARIED,
+            setup,
             ranks,
             &resumed,
             &["--restart", checkpoint.to_str().unwrap()],
         );
-        common::assert_same_results(&full, &resumed);
+        common::assert_same_results(full, &resumed);
     }
 }
