@@ -229,23 +229,35 @@ def run(config, *, ranks: int = 1, overrides=None, output=None, create: bool = F
     Raises LapicqueError (with lapicque's one-line message and exit code) on failure.
     Units of everything returned: ms, mV, Hz (docs/output.md).
     """
-    from .results import Results
-
     if int(ranks) < 1:
         raise ValueError(f"ranks = {ranks}: must be at least 1")
-    out, out_tmp = _output_path(output, "run.h5")
-    try:
+
+    def produce(out):
         with _Config(config, base_dir) as cfg, \
                 tempfile.TemporaryDirectory(prefix="lapicque-mpi-") as mpi_tmp:
             launcher = mpirun or os.environ.get("LAPICQUE_MPIRUN") or "mpirun"
             command = [launcher, "-n", str(int(ranks)), "--oversubscribe",
                        "--mca", "orte_tmpdir_base", mpi_tmp, *mpirun_args,
-                       find_binary(), "run", cfg.path, "-o", out, *set_arguments(overrides)]
-            if create:
-                command.append("--create")
-            if force:
-                command.append("--force")
+                       find_binary(), "run", cfg.path, "-o", out, *set_arguments(overrides),
+                       *_flags(create, force)]
             _execute(command, quiet, timeout)
+
+    return _written(output, "run.h5", produce)
+
+
+def _flags(create: bool, force: bool) -> list:
+    """`--create` and `--force` as asked."""
+    return (["--create"] if create else []) + (["--force"] if force else [])
+
+
+def _written(output, name: str, produce):
+    """Calls `produce(path)` to write an output at `output` (or at `name` in a temporary
+    directory that lives as long as the returned `Results`, and is removed on failure)."""
+    from .results import Results
+
+    out, out_tmp = _output_path(output, name)
+    try:
+        produce(out)
     except BaseException:
         if out_tmp is not None:
             out_tmp.cleanup()
@@ -258,31 +270,21 @@ def meanfield(config, *, overrides=None, output=None, create: bool = False, forc
     """Solves the mean-field limit of a configuration (`lapicque meanfield`, one process) and
     returns its `Results` (kind "meanfield": the run's layout, without spikes and state).
     Arguments as in `run`."""
-    from .results import Results
 
-    out, out_tmp = _output_path(output, "meanfield.h5")
-    try:
+    def produce(out):
         with _Config(config, base_dir) as cfg:
             command = [find_binary(), "meanfield", cfg.path, "-o", out,
-                       *set_arguments(overrides)]
-            if create:
-                command.append("--create")
-            if force:
-                command.append("--force")
+                       *set_arguments(overrides), *_flags(create, force)]
             _execute(command, quiet, timeout)
-    except BaseException:
-        if out_tmp is not None:
-            out_tmp.cleanup()
-        raise
-    return Results(out, _keep=out_tmp)
+
+    return _written(output, "meanfield.h5", produce)
 
 
 def check(config, *, overrides=None, create: bool = False, base_dir=None) -> dict:
     """The resolved configuration (`lapicque check --resolved`: every default filled in,
     expressions evaluated) as a dict; raises LapicqueError on invalid input."""
     with _Config(config, base_dir) as cfg:
-        command = [find_binary(), "check", cfg.path, "--resolved", *set_arguments(overrides)]
-        if create:
-            command.append("--create")
+        command = [find_binary(), "check", cfg.path, "--resolved", *set_arguments(overrides),
+                   *_flags(create, False)]
         done = _execute(command, True, None)
     return tomllib.loads(done.stdout)
