@@ -522,16 +522,26 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             proj.delay_steps
         );
     }
-    // Synapse tables: 4 bytes per synapse plus 8 per (source, projection) per rank; neuron
-    // state: V, refractory counter, random stream and one ring-buffer slot per delay step.
+    // Synapse tables: 4 bytes per synapse and the source index (its blocks are on every
+    // rank); neuron state: V, refractory counter, random stream and one ring-buffer slot per
+    // delay step.
     let n = c.n_neurons() as f64;
-    let offsets = 8.0
-        * c.projections
+    let index = |synapses: f64| -> f64 {
+        c.projections
             .iter()
-            .map(|p| c.populations[p.source].size as f64)
+            .map(|p| {
+                crate::connectivity::SourceIndex::estimate_bytes(
+                    c.populations[p.source].size as f64,
+                    synapses * c.expected_synapses(p),
+                    p.delay_set().len() as f64,
+                )
+            })
             .sum::<f64>()
             // An empty sum is -0.0.
-            .max(0.0);
+            .max(0.0)
+    };
+    let offsets = index(1.0);
+    let per_rank = index(0.0);
     let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
     let bytes = 4.0 * total + offsets + state;
     let _ = writeln!(
@@ -548,9 +558,9 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
     );
     let _ = writeln!(
         out,
-        "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source offsets per extra rank)",
+        "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source index per extra rank)",
         bytes / 1048576.0,
-        offsets / 1048576.0
+        per_rank / 1048576.0
     );
     describe_observables(&c, &mut out);
     Ok(out)

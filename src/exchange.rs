@@ -252,20 +252,29 @@ impl RingBuffer {
             &scales[lo..hi]
         };
         let spikes = &spikes[lo..hi];
-        for (i, &g) in spikes.iter().enumerate() {
+        let mut next_run = spikes
+            .first()
+            .and_then(|&g| table.run(u64::from(g) - table.source_start));
+        for i in 0..spikes.len() {
+            let run = next_run.take();
             // Runs lie at random places of a table much larger than the caches: fetch the
             // next spike's whole run while this one is scattered.
             if let Some(&next) = spikes.get(i + 1) {
-                let next = u64::from(next) - table.source_start;
-                for line in table.targets_of(next).chunks(16) {
-                    prefetch(line.as_ptr());
-                }
-                for line in table.weights_of(next).unwrap_or_default().chunks(16) {
-                    prefetch(line.as_ptr());
+                next_run = table.run(u64::from(next) - table.source_start);
+                if let Some((_, r)) = &next_run {
+                    for line in table.targets[r.clone()].chunks(16) {
+                        prefetch(line.as_ptr());
+                    }
+                    for line in table.weights_at(r.clone()).unwrap_or_default().chunks(16) {
+                        prefetch(line.as_ptr());
+                    }
                 }
             }
-            let s = u64::from(g) - table.source_start;
-            let targets = table.targets_of(s);
+            // A source without targets here costs one look at its block of the index.
+            let Some((j, range)) = run else {
+                continue;
+            };
+            let targets = &table.targets[range.clone()];
             events += targets.len() as u64;
             let scale = scales.get(i).copied();
             let e = scale.map_or(ONE, crate::fixed::fixed);
@@ -273,13 +282,13 @@ impl RingBuffer {
                 input[usize::from(e < 0)] += e * targets.len() as i128;
             } else {
                 // A negative efficacy turns positive weights into negative input.
-                let [pos, neg] = table.weight_sums[s as usize];
+                let [pos, neg] = table.weight_sums[j];
                 let parts = if e < 0 { [neg, pos] } else { [pos, neg] };
                 for (sum, part) in input.iter_mut().zip(parts) {
                     *sum += part * e;
                 }
             }
-            match (table.weights_of(s), &mut slot_neg) {
+            match (table.weights_at(range), &mut slot_neg) {
                 (None, neg) => {
                     // One value for the whole run, hence one slot.
                     let we = scale.map_or(w, |e| w * e);

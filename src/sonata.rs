@@ -59,9 +59,9 @@ fn write_edges(
         let mut e = Edges::default();
         for table in conn.tables_of(k) {
             let delay = config.time(u64::from(table.delay_steps));
-            for s in 0..table.n_sources() {
+            for (s, _, range) in table.runs() {
                 let source = table.source_start + s - src.gid_start;
-                for k in table.range_of(s) {
+                for k in range {
                     e.source.push(source);
                     e.target
                         .push(local.start + u64::from(table.targets[k]) - tgt.gid_start);

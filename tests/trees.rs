@@ -157,9 +157,9 @@ fn dense_w(config: &Config, projections: &[&str]) -> Vec<Vec<f64>> {
         if !projections.is_empty() && !projections.contains(&name.as_str()) {
             continue;
         }
-        for s in 0..table.n_sources() {
+        for (s, _, range) in table.runs() {
             let j = (table.source_start + s) as usize;
-            for pos in table.range_of(s) {
+            for pos in range {
                 w[table.targets[pos] as usize][j] += table.weight_at(pos);
             }
         }

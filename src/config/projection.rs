@@ -180,8 +180,8 @@ pub struct FileEdge {
     pub delay: u32,
 }
 
-/// Most distinct delays of one projection: each has its own synapse table, with 8 bytes of
-/// offsets per source neuron on every rank.
+/// Most distinct delays of one projection: each has its own synapse table, whose source index
+/// costs 0.375 bytes per source neuron on every rank (`connectivity::SourceIndex`).
 pub const MAX_DELAYS: usize = 10_000;
 
 /// Edges per chunk read from a file.

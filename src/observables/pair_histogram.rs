@@ -153,15 +153,15 @@ fn pair_histogram(
         let counts = &mut counts[kk * cells..(kk + 1) * cells];
         for table in conn.tables_of(k) {
             let start = table.source_start as usize;
-            let sources = &gathered[start..start + table.n_sources() as usize];
             any_weighted |= !table.weights.is_empty();
-            for (s, &bs) in sources.iter().enumerate() {
+            for (s, _, range) in table.runs() {
+                let bs = gathered[start + s as usize];
                 if bs == OUT {
                     continue;
                 }
                 let row = bs as usize * bins..(bs as usize + 1) * bins;
-                let targets = table.targets_of(s as u64);
-                match table.weights_of(s as u64) {
+                let targets = &table.targets[range.clone()];
+                match table.weights_at(range) {
                     None => {
                         let row = &mut counts[row];
                         for &t in targets {

@@ -496,15 +496,15 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
         for table in conn.tables_of(k) {
             let w = table.weight;
             let start = table.source_start as usize;
-            let n_sources = table.n_sources() as usize;
             if m == 1 {
                 // The common case: one vector, the loop of spike delivery.
-                for (s, &x) in u[start..start + n_sources].iter().enumerate() {
+                for (s, _, range) in table.runs() {
+                    let x = u[start + s as usize];
                     if x == 0.0 {
                         continue;
                     }
-                    let targets = table.targets_of(s as u64);
-                    match table.weights_of(s as u64) {
+                    let targets = &table.targets[range.clone()];
+                    match table.weights_at(range) {
                         None => {
                             let wx = w * x;
                             for &t in targets {
@@ -520,13 +520,14 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
                 }
                 continue;
             }
-            let sources = &u[start * m..(start + n_sources) * m];
-            for (s, us) in sources.chunks_exact(m).enumerate() {
+            for (s, _, range) in table.runs() {
+                let at = (start + s as usize) * m;
+                let us = &u[at..at + m];
                 if us.iter().all(|&x| x == 0.0) {
                     continue;
                 }
-                let targets = table.targets_of(s as u64);
-                let weights = table.weights_of(s as u64);
+                let targets = &table.targets[range.clone()];
+                let weights = table.weights_at(range);
                 // One kernel per batch size, so that the interleaved sums of a target are
                 // added with fixed-size array code.
                 match m {
