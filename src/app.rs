@@ -109,7 +109,7 @@ fn claim_output(
 
 /// Every rank compares what it will hold ([`memory::parts`]) times the ranks on its node with
 /// what the node has, before anything is built; all learn the first refusal.
-fn fits_in_memory(config: &Config, comm: &dyn Comm) -> Result<(), Error> {
+fn fits_in_memory(config: &Config, comm: &dyn Comm, ranks: usize) -> Result<(), Error> {
     let here = memory::host_key();
     let ranks_here = comm
         .all_gather_u64(here)
@@ -117,7 +117,7 @@ fn fits_in_memory(config: &Config, comm: &dyn Comm) -> Result<(), Error> {
         .filter(|&&h| h == here)
         .count();
     let verdict = match memory::available() {
-        Some(avail) => memory::verdict(&memory::parts(config, comm.size()), ranks_here, avail),
+        Some(avail) => memory::verdict(&memory::parts(config, ranks), ranks_here, avail),
         None => None,
     };
     let local = match verdict {
@@ -125,6 +125,82 @@ fn fits_in_memory(config: &Config, comm: &dyn Comm) -> Result<(), Error> {
         None => Ok(()),
     };
     crate::comm::agree(comm, local)
+}
+
+/// The emulated decomposition asked for on the command line, checked: one process, a rank
+/// below P, neither a restart nor periodic checkpoints (an emulated run holds one rank's share).
+fn emulation(
+    args: &RunArgs,
+    config: &Config,
+    comm: &dyn Comm,
+) -> Result<Option<crate::emulate::Emulation>, Error> {
+    let Some(ranks) = args.emulate_ranks else {
+        return Ok(None);
+    };
+    let refuse = |key: &str, value: String, reason: String| {
+        Err(Error::Argument {
+            key: key.into(),
+            value,
+            reason,
+        })
+    };
+    let rank = args.as_rank.unwrap_or(0);
+    if ranks == 0 || ranks > crate::config::MAX_EMULATED_RANKS {
+        return refuse(
+            "--emulate-ranks",
+            ranks.to_string(),
+            format!("must lie in 1..={}", crate::config::MAX_EMULATED_RANKS),
+        );
+    }
+    if rank >= ranks {
+        return refuse(
+            "--as-rank",
+            rank.to_string(),
+            format!("must be below --emulate-ranks = {ranks}"),
+        );
+    }
+    if comm.size() != 1 {
+        return refuse(
+            "--emulate-ranks",
+            ranks.to_string(),
+            format!(
+                "emulates ranks in one process, but this job has {} ranks; start it without \
+                 mpirun (or with -n 1)",
+                comm.size()
+            ),
+        );
+    }
+    if let Some(r) = &args.restart {
+        return refuse(
+            "--restart",
+            r.display().to_string(),
+            "an emulated run cannot continue a checkpoint".into(),
+        );
+    }
+    if let Some(every) = config.checkpoint_every {
+        return refuse(
+            "checkpoint.every",
+            config.time(every).to_string(),
+            "an emulated run holds one rank's share and writes no checkpoint".into(),
+        );
+    }
+    let rates =
+        match &args.emulate_rates {
+            None => None,
+            Some(text) => Some(crate::emulate::parse_rates(text, config).map_err(|reason| {
+                Error::Argument {
+                    key: "--emulate-rates".into(),
+                    value: text.clone(),
+                    reason,
+                }
+            })?),
+        };
+    Ok(Some(crate::emulate::Emulation {
+        ranks,
+        rank,
+        replay: args.emulate_replay.clone(),
+        rates,
+    }))
 }
 
 fn now() -> String {
@@ -176,7 +252,9 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
         args.force || resumes_from_it,
         comm,
     )?;
-    fits_in_memory(&config, comm)?;
+    let emulation = emulation(args, &config, comm)?;
+    let ranks = emulation.as_ref().map_or(comm.size(), |e| e.ranks);
+    fits_in_memory(&config, comm, ranks)?;
     let restart = match &args.restart {
         Some(p) => Some((p.as_path(), checkpoint::verify(p, &config, comm)?)),
         None => None,
@@ -184,11 +262,19 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
     let talk = comm.rank() == 0;
     if talk {
         eprintln!(
-            "lapicque: {} neurons, {} ms at dt = {} ms, {} rank(s)",
+            "lapicque: {} neurons, {} ms at dt = {} ms, {}",
             config.n_neurons(),
             config.n_steps as f64 * config.dt,
             config.dt,
-            comm.size()
+            match &emulation {
+                Some(e) => format!(
+                    "rank {} of {} emulated (other ranks' spikes {})",
+                    e.rank,
+                    e.ranks,
+                    crate::emulate::describe(&config, e)
+                ),
+                None => format!("{} rank(s)", comm.size()),
+            }
         );
     }
 
@@ -210,6 +296,7 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
         stop,
         checkpoint: &checkpoint_path,
         restart,
+        emulate: emulation.as_ref(),
     };
     let result = simulation::run(&config, comm, &mut progress, &control)?;
 
@@ -285,7 +372,7 @@ pub fn edges(args: &crate::cli::EdgesArgs, comm: &dyn Comm) -> Result<(), Error>
         warn(&config);
     }
     let _claim = claim_output("--output", &args.output, args.force, comm)?;
-    fits_in_memory(&config, comm)?;
+    fits_in_memory(&config, comm, comm.size())?;
     let partition = crate::partition::Partition::new(config.n_neurons(), comm.size());
     let local = partition.range(comm.rank());
     let conn = crate::comm::first_error(

@@ -105,6 +105,28 @@ pub struct RunArgs {
     /// number of ranks); the output is identical to that of an uninterrupted run.
     #[arg(long, value_name = "CHECKPOINT")]
     pub restart: Option<PathBuf>,
+    /// Emulate one rank of a job on P ranks, in this one process: build and simulate exactly
+    /// that rank's share, with the other ranks' spikes made up at the model's rates (or
+    /// replayed), to measure one rank's memory and time per phase of a large job.
+    #[arg(long, value_name = "P")]
+    pub emulate_ranks: Option<usize>,
+    /// The rank to emulate, 0 to P - 1 (default 0).
+    #[arg(long, value_name = "R", requires = "emulate_ranks")]
+    pub as_rank: Option<usize>,
+    /// Replay the other ranks' spikes from this output of a real run of the same
+    /// configuration, step by step (default: made up at the model's rates).
+    #[arg(long, value_name = "OUTPUT", requires = "emulate_ranks")]
+    pub emulate_replay: Option<PathBuf>,
+    /// The rates of the other ranks' made-up spikes, per population, as `E=8.5,I=12` in Hz
+    /// (default: the limit's stationary rates of a threshold-LIF network, else the emulated
+    /// rank's own).
+    #[arg(
+        long,
+        value_name = "POP=HZ,...",
+        requires = "emulate_ranks",
+        conflicts_with = "emulate_replay"
+    )]
+    pub emulate_rates: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -22,6 +22,11 @@ pub trait Comm {
     /// One value from every rank, in rank order.
     fn all_gather_u64(&self, local: u64) -> Vec<u64>;
 
+    /// Personalised exchange (an all-to-all-v): `send` holds one part per rank, in rank order,
+    /// `counts[q]` words for rank `q`; `out` receives the parts addressed to this rank by every
+    /// rank, concatenated in rank order.
+    fn all_to_all_u32(&self, send: &[u32], counts: &[usize], out: &mut Vec<u32>);
+
     /// Element-wise sum over ranks, in place.
     fn sum_u64(&self, buf: &mut [u64]);
 
@@ -118,6 +123,11 @@ impl Comm for SerialComm {
     fn all_gather_u64(&self, local: u64) -> Vec<u64> {
         vec![local]
     }
+    fn all_to_all_u32(&self, send: &[u32], counts: &[usize], out: &mut Vec<u32>) {
+        debug_assert_eq!(counts, [send.len()]);
+        out.clear();
+        out.extend_from_slice(send);
+    }
     fn sum_u64(&self, _buf: &mut [u64]) {}
     fn sum_i128(&self, _buf: &mut [i128]) {}
     fn broadcast_bytes(&self, _bytes: &mut Vec<u8>) {}
@@ -187,6 +197,31 @@ impl Comm for MpiComm {
         let mut out = vec![0u64; self.size()];
         self.world.all_gather_into(&local, &mut out[..]);
         out
+    }
+
+    fn all_to_all_u32(&self, send: &[u32], counts: &[usize], out: &mut Vec<u32>) {
+        let n = self.size();
+        assert_eq!(counts.len(), n, "one part per rank");
+        let send_counts: Vec<Count> = counts.iter().map(|&c| count(c)).collect();
+        let mut recv_counts = vec![0 as Count; n];
+        self.world
+            .all_to_all_into(&send_counts[..], &mut recv_counts[..]);
+        let displs = |c: &[Count]| -> Vec<Count> {
+            c.iter()
+                .scan(0usize, |at, &k| {
+                    let d = *at;
+                    *at += k as usize;
+                    Some(count(d))
+                })
+                .collect()
+        };
+        let (sd, rd) = (displs(&send_counts), displs(&recv_counts));
+        let total: usize = recv_counts.iter().map(|&c| c as usize).sum();
+        out.clear();
+        out.resize(total, 0);
+        let sendbuf = mpi::datatype::Partition::new(send, send_counts, sd);
+        let mut recvbuf = PartitionMut::new(&mut out[..], recv_counts, rd);
+        self.world.all_to_all_varcount_into(&sendbuf, &mut recvbuf);
     }
 
     fn sum_u64(&self, buf: &mut [u64]) {

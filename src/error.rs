@@ -58,6 +58,8 @@ pub enum Error {
     },
     #[error("stopped by a signal at t = {time} ms after writing checkpoint {checkpoint}; continue with `lapicque run ... --restart {checkpoint}`")]
     Stopped { time: f64, checkpoint: String },
+    #[error("stopped by a signal at t = {time} ms (an emulated run writes no checkpoint)")]
+    StoppedEmulated { time: f64 },
 }
 
 impl Error {
@@ -72,7 +74,7 @@ impl Error {
             | Error::Mismatch { .. }
             | Error::NoLimit { .. } => 2,
             Error::Diverged { .. } => 3,
-            Error::Stopped { .. } => 4,
+            Error::Stopped { .. } | Error::StoppedEmulated { .. } => 4,
             Error::Hdf5(_) | Error::Io { .. } => 1,
             Error::Elsewhere { code, .. } => *code,
         }

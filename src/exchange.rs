@@ -20,7 +20,7 @@ use crate::model::lif::DIVERGED;
 /// The last word measures waiting without another collective: every rank leaves an
 /// all-gather at about the same moment, so in the next one rank `r` waits for the slowest,
 /// `max_k work_k - work_r`.
-const HEADER: usize = 4;
+pub(crate) const HEADER: usize = 4;
 
 /// What every rank learns from one exchange, the same on all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,11 +37,15 @@ pub struct Received {
 /// The spike exchange of a window of steps. Each rank sends one message: a header of four words (`HEADER`), the
 /// number of its spikes in each step, then step by step their gids (ascending), each step's
 /// gids followed by their efficacies as two words each (the bits of an `f64`) where spikes
-/// carry one. One all-gather gives every rank every message; the ranks' gids of one step,
-/// concatenated in rank order, are that step's globally ascending list, so delivering the
-/// steps in order makes the same additions in the same order as exchanging every step.
+/// carry one. The [`Route`] gives every rank every message (or the part of it that concerns
+/// the rank); the ranks' gids of one step, concatenated in rank order, are that step's globally
+/// ascending list (or the part of it with local targets), so delivering the steps in order
+/// makes the same additions in the same order as exchanging every step.
 pub struct Exchange {
     carries_efficacy: bool,
+    route: Route,
+    /// The first step of the current window.
+    first_step: u64,
     send: Vec<u32>,
     gathered: Vec<u32>,
     /// Per rank, after [`Exchange::exchange`]: where its counts start, and its next unread
@@ -51,24 +55,139 @@ pub struct Exchange {
     /// Where the current step's gids start in `send`, and how many there are.
     step_start: usize,
     step_count: usize,
+    /// \[s\] Spent making the other ranks' messages of an emulated run (inside
+    /// [`Exchange::exchange`], but not the collective's cost).
+    pub synthetic: f64,
+}
+
+/// How the ranks' messages travel.
+pub enum Route {
+    /// Every rank's whole message to every rank: one all-gather-v.
+    AllGather,
+    /// Each spike only to the ranks that hold targets of its source (an all-to-all-v; every
+    /// rank still gets every header).
+    Targeted(Targeted),
+    /// One rank of a decomposition emulated in one process: the other ranks' messages are made
+    /// up ([`crate::emulate`]).
+    Emulated(Box<crate::emulate::Emulator>),
+}
+
+/// The routing table of [`Route::Targeted`]: for each rank, which local neurons it needs.
+pub struct Targeted {
+    /// Per rank `q`, a bitmap over the local neurons (bit `i` of word `i / 32`): `q` holds
+    /// targets of local neuron `i`.
+    needs: Vec<Vec<u32>>,
+    /// The gid of local neuron 0.
+    first_gid: u64,
+    /// The parts of the current message, rank by rank, and their lengths.
+    parts: Vec<u32>,
+    counts: Vec<usize>,
+}
+
+impl Targeted {
+    /// The routing table of the rank holding `local` under `partition` (collective): every rank
+    /// marks the sources with synapses on it and sends each rank the marks of its neurons.
+    pub fn new(
+        conn: &Connectivity,
+        partition: &crate::partition::Partition,
+        local: &std::ops::Range<u64>,
+        comm: &dyn Comm,
+    ) -> Self {
+        let ranks = comm.size();
+        // The sources present here, by gid.
+        let mut present = std::collections::BTreeSet::new();
+        for table in &conn.tables {
+            for (s, _, _) in table.runs() {
+                present.insert(table.source_start + s);
+            }
+        }
+        let mut send = Vec::new();
+        let mut counts = Vec::with_capacity(ranks);
+        for q in 0..ranks {
+            let r = partition.range(q);
+            let words = (r.end - r.start).div_ceil(32) as usize;
+            let at = send.len();
+            send.resize(at + words, 0u32);
+            for g in present.range(r.clone()) {
+                let i = (g - r.start) as usize;
+                send[at + i / 32] |= 1 << (i % 32);
+            }
+            counts.push(words);
+        }
+        let mut got = Vec::new();
+        comm.all_to_all_u32(&send, &counts, &mut got);
+        let words = (local.end - local.start).div_ceil(32) as usize;
+        let needs = got.chunks(words.max(1)).map(<[u32]>::to_vec).collect();
+        Targeted {
+            needs: if words == 0 {
+                vec![Vec::new(); ranks]
+            } else {
+                needs
+            },
+            first_gid: local.start,
+            parts: Vec::new(),
+            counts: vec![0; ranks],
+        }
+    }
+
+    /// Cuts `message` (a window of `steps` steps, `words` words per spike) into one part per
+    /// rank: the header, and per step the spikes that rank needs.
+    fn split(&mut self, message: &[u32], steps: usize, words: usize) {
+        self.parts.clear();
+        let counts_at = HEADER;
+        for (q, needs) in self.needs.iter().enumerate() {
+            let start = self.parts.len();
+            self.parts.extend_from_slice(&message[..HEADER + steps]);
+            let mut at = HEADER + steps;
+            for k in 0..steps {
+                let n = message[counts_at + k] as usize;
+                let gids = &message[at..at + n];
+                let mut kept = 0;
+                for &g in gids {
+                    let i = (u64::from(g) - self.first_gid) as usize;
+                    if needs[i / 32] >> (i % 32) & 1 == 1 {
+                        self.parts.push(g);
+                        kept += 1;
+                    }
+                }
+                if words == 3 {
+                    // The efficacies follow the step's gids, two words each.
+                    let effs = &message[at + n..at + 3 * n];
+                    for (j, &g) in gids.iter().enumerate() {
+                        let i = (u64::from(g) - self.first_gid) as usize;
+                        if needs[i / 32] >> (i % 32) & 1 == 1 {
+                            self.parts.extend_from_slice(&effs[2 * j..2 * j + 2]);
+                        }
+                    }
+                }
+                self.parts[start + counts_at + k] = kept;
+                at += words * n;
+            }
+            self.counts[q] = self.parts.len() - start;
+        }
+    }
 }
 
 impl Exchange {
     /// `carries_efficacy`: spikes carry their source's efficacy (some population has labels).
-    pub fn new(carries_efficacy: bool) -> Self {
+    pub fn new(carries_efficacy: bool, route: Route) -> Self {
         Exchange {
             carries_efficacy,
+            route,
+            first_step: 0,
             send: Vec::new(),
             gathered: Vec::new(),
             parts: Vec::new(),
             steps: 0,
             step_start: 0,
             step_count: 0,
+            synthetic: 0.0,
         }
     }
 
-    /// Starts a window of `steps` steps.
-    pub fn begin_window(&mut self, steps: usize) {
+    /// Starts a window of `steps` steps, the first of them step `first_step`.
+    pub fn begin_window(&mut self, first_step: u64, steps: usize) {
+        self.first_step = first_step;
         self.send.clear();
         self.send.resize(HEADER + steps, 0);
         self.steps = steps;
@@ -121,8 +240,19 @@ impl Exchange {
     pub fn exchange(&mut self, comm: &dyn Comm, stop: bool, work: u32) -> Received {
         self.send[2] = u32::from(stop);
         self.send[3] = work;
-        comm.all_gather_u32(&self.send, &mut self.gathered);
         let words_per_spike = if self.carries_efficacy { 3 } else { 1 };
+        match &mut self.route {
+            Route::AllGather => comm.all_gather_u32(&self.send, &mut self.gathered),
+            Route::Targeted(t) => {
+                t.split(&self.send, self.steps, words_per_spike);
+                comm.all_to_all_u32(&t.parts, &t.counts, &mut self.gathered);
+            }
+            Route::Emulated(e) => {
+                let t = std::time::Instant::now();
+                e.messages(&self.send, self.first_step, self.steps, &mut self.gathered);
+                self.synthetic += t.elapsed().as_secs_f64();
+            }
+        }
         let g = &self.gathered;
         let mut r = Received {
             diverged: None,

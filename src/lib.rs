@@ -34,7 +34,7 @@
 //! synapse generation), [`sonata`] (the network as a SONATA edges file), [`partition`]
 //! (gid <-> rank), [`connectivity`] (per-rank CSR tables),
 //! [`comm`] (collectives, serial and MPI), [`exchange`] (the spike exchange: each rank's message,
-//! ring buffers and delivery), [`fixed`] (exact order-free sums), [`rng`],
+//! its route, ring buffers and delivery), [`emulate`] (one rank of a large job in one process), [`fixed`] (exact order-free sums), [`rng`],
 //! [`simulation`] (the step loop), [`state`] (what it advances and a checkpoint saves), [`observables`] (one
 //! file per observable behind one interface: rates, moments, histograms, trees, pair histogram,
 //! balance, statistics, snapshots, recorded neurons, spikes in bounded memory),
@@ -53,6 +53,7 @@ pub mod comm;
 pub mod compare;
 pub mod config;
 pub mod connectivity;
+pub mod emulate;
 pub mod error;
 pub mod exchange;
 pub mod fixed;

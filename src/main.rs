@@ -15,7 +15,10 @@ fn report(result: Result<(), lapicque::Error>, speaks: bool) -> u8 {
         Err(e) => {
             if speaks {
                 // A stop on a signal is an outcome the user asked for, not an error.
-                let kind = if matches!(e, lapicque::Error::Stopped { .. }) {
+                let kind = if matches!(
+                    e,
+                    lapicque::Error::Stopped { .. } | lapicque::Error::StoppedEmulated { .. }
+                ) {
                     ""
                 } else {
                     "error: "

@@ -69,6 +69,10 @@ fn write_contents(
     attr_str(root, "started", &prov.started)?;
     attr_str(root, "finished", &prov.finished)?;
     attr(root, "wall_time", prov.wall_time)?;
+    if let Some((rank, ranks)) = run.emulated {
+        attr(root, "emulated_rank", rank as u64)?;
+        attr(root, "emulated_ranks", ranks as u64)?;
+    }
     write_parameters(file, config, &run.local, w)?;
 
     run.observers.write(&mut crate::observables::Output {

@@ -29,6 +29,8 @@ pub enum Purpose {
     Connect(u32),
     /// The neuron's value of varied parameter number `k` (`model::vary::PARAMETERS`).
     Parameter(u32),
+    /// The made-up spikes of another rank in an emulated run (keyed by that rank, not a gid).
+    Emulation,
 }
 
 impl Purpose {
@@ -38,6 +40,7 @@ impl Purpose {
             Purpose::Init => 2,
             Purpose::Position => 3,
             Purpose::Environment => 4,
+            Purpose::Emulation => 5,
             Purpose::Connect(k) => 0x1_0000_0000 | u64::from(k),
             Purpose::Parameter(k) => 0x2_0000_0000 | u64::from(k),
         }

@@ -8,10 +8,11 @@
 //! 2. **observe**: at every boundary `b = n + 1`, each observable
 //!    ([`crate::observables`]) takes its local part; they are reduced across ranks in batches
 //!    after an exchange.
-//! 3. **exchange**: one all-gather-v of the spiking gids. Blocks are contiguous and gathered in
-//!    rank order, so every rank holds the same globally ascending list.
-//! 4. **deliver**: each spike adds its weight into slot `n + delay` of its local targets; the
-//!    population spike counts are taken from the global list.
+//! 3. **exchange**: one all-gather-v of the spiking gids (or, with `simulation.collective =
+//!    "all_to_all"`, an all-to-all-v sending each spike only to the ranks holding targets of its
+//!    source). Blocks are contiguous and gathered in rank order, so every rank holds the
+//!    globally ascending list (or the part of it with local targets).
+//! 4. **deliver**: each spike adds its weight into slot `n + delay` of its local targets.
 //!
 //! With `simulation.exchange = "window"` (and `"auto"`, the default, unless a window's largest
 //! message could exceed one MPI message), steps 3 and 4 run once per window of `W` steps, `W`
@@ -25,7 +26,8 @@ use crate::checkpoint;
 use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
-use crate::exchange::{Exchange, RingBuffer};
+use crate::emulate::{Emulation, Emulator};
+use crate::exchange::{Exchange, RingBuffer, Route, Targeted};
 use crate::memory::peak_rss_bytes;
 use crate::model::lif::{LifState, LifUpdate};
 use crate::model::neuron::{GeneralState, GeneralStep};
@@ -58,6 +60,9 @@ pub struct Control<'a> {
     pub checkpoint: &'a Path,
     /// A verified checkpoint to continue from, and its step.
     pub restart: Option<(&'a Path, u64)>,
+    /// Run one rank of an emulated decomposition instead of this process's share
+    /// ([`crate::emulate`]).
+    pub emulate: Option<&'a Emulation>,
 }
 
 impl<'a> Control<'a> {
@@ -69,6 +74,7 @@ impl<'a> Control<'a> {
             stop: &NEVER,
             checkpoint,
             restart: None,
+            emulate: None,
         }
     }
 }
@@ -92,8 +98,11 @@ pub fn run(
 ) -> Result<RunResult, Error> {
     let mut timers = Timers::default();
     let t = Instant::now();
-    let partition = Partition::new(config.n_neurons(), comm.size());
-    let local = partition.range(comm.rank());
+    let (rank, ranks) = control
+        .emulate
+        .map_or((comm.rank(), comm.size()), |e| (e.rank, e.ranks));
+    let partition = Partition::new(config.n_neurons(), ranks);
+    let local = partition.range(rank);
     let n_local = (local.end - local.start) as usize;
     let blocks = blocks(config, &local);
 
@@ -194,14 +203,21 @@ pub fn run(
 
     let mut per_projection = vec![crate::exchange::Delivered::default(); config.projections.len()];
     let window = config.exchange_window();
-    let mut exchange = Exchange::new(payload);
+    let route = match (control.emulate, config.raw.simulation.collective) {
+        (Some(e), _) => Route::Emulated(Box::new(Emulator::new(config, e, &partition, payload)?)),
+        (None, crate::config::Collective::AllToAll) => {
+            Route::Targeted(Targeted::new(&conn, &partition, &local, comm))
+        }
+        (None, crate::config::Collective::AllGather) => Route::AllGather,
+    };
+    let mut exchange = Exchange::new(payload, route);
     let mut step_spikes = Vec::new();
     let mut step_scales: Vec<f64> = Vec::new();
     let mut events = 0u64;
     let mut since_exchange = Instant::now();
     while n0 < config.n_steps {
         let w = window.min(config.n_steps - n0) as usize;
-        exchange.begin_window(w);
+        exchange.begin_window(n0, w);
         for k in 0..w {
             let n = n0 + k as u64;
             let t = Instant::now();
@@ -345,10 +361,11 @@ pub fn run(
 
         let work = u32::try_from(since_exchange.elapsed().as_micros()).unwrap_or(u32::MAX);
         let t = Instant::now();
+        let synthetic = exchange.synthetic;
         let received = exchange.exchange(comm, control.stop.load(Ordering::Relaxed), work);
         let t1 = Instant::now();
         since_exchange = t1;
-        let gather = (t1 - t).as_secs_f64();
+        let gather = (t1 - t).as_secs_f64() - (exchange.synthetic - synthetic);
         let wait = (f64::from(received.slowest - work) * 1e-6).min(gather);
         timers.wait += wait;
         timers.exchange += gather - wait;
@@ -375,9 +392,7 @@ pub fn run(
                 &step_scales,
                 &mut per_projection,
             );
-            state
-                .observers
-                .delivered(n0 + k as u64, &step_spikes, &per_projection);
+            state.observers.delivered(n0 + k as u64, &per_projection);
         }
         timers.deliver += t1.elapsed().as_secs_f64();
         n0 += w as u64;
@@ -385,6 +400,12 @@ pub fn run(
             .checkpoint_every
             .is_some_and(|e| n0 / e != (n0 - w as u64) / e);
         let stop = stop && n0 < config.n_steps;
+        if stop && control.emulate.is_some() {
+            progress.finish();
+            return Err(Error::StoppedEmulated {
+                time: n0 as f64 * config.dt,
+            });
+        }
         let save = (periodic || stop) && n0 < config.n_steps;
         if save || state.observers.pending() >= REDUCE_BATCH || n0 == config.n_steps {
             let t = Instant::now();
@@ -424,5 +445,6 @@ pub fn run(
         n_synapses,
         bytes,
         timers,
+        emulated: control.emulate.map(|e| (e.rank, e.ranks)),
     })
 }

@@ -79,4 +79,6 @@ pub struct RunResult {
     /// Bytes held by synapse tables, ring buffers and neuron state on this rank.
     pub bytes: u64,
     pub timers: Timers,
+    /// (rank, ranks) of an emulated decomposition ([`crate::emulate`]).
+    pub emulated: Option<(usize, usize)>,
 }

@@ -520,7 +520,11 @@ fn wave_keys(w: WaveformKind) -> &'static [&'static str] {
 
 /// The spikes of `/spikes/<population>` of a SONATA spike file as (node id, time \[ms\]),
 /// sorted by time, then node id; node ids must lie below `size`.
-fn read_spikes(path: &str, population: &str, size: u64) -> Result<Vec<(u64, f64)>, String> {
+pub(crate) fn read_spikes(
+    path: &str,
+    population: &str,
+    size: u64,
+) -> Result<Vec<(u64, f64)>, String> {
     let file = hdf5::File::open(path)
         .map_err(|e| format!("cannot be opened as HDF5 (missing or damaged): {e}"))?;
     let group = format!("/spikes/{population}");

@@ -473,6 +473,27 @@ fn rows() -> Vec<Row> {
             Args(&["{config}", "-o", "{dir}"]),
             "is a directory",
         ),
+        // Emulated ranks (the rows run on 3 ranks; tests/emulate.rs has the one-process rows).
+        row(
+            "no ranks to emulate",
+            Args(&["{config}", "-o", "{out}", "--emulate-ranks", "0"]),
+            "--emulate-ranks = 0",
+        ),
+        row(
+            "emulated rank beyond the ranks",
+            Args(&["{config}", "-o", "{out}", "--emulate-ranks", "4", "--as-rank", "4"]),
+            "--as-rank = 4",
+        ),
+        row(
+            "emulation under mpirun",
+            Args(&["{config}", "-o", "{out}", "--emulate-ranks", "16"]),
+            "this job has 3 ranks",
+        ),
+        row(
+            "unknown collective",
+            Set(&["simulation.collective=\"all_to_all\"", "simulation.collective=\"bcast\""]),
+            "simulation.collective",
+        ),
         row(
             "output not writable",
             Args(&["{config}", "-o", "/proc/out.h5"]),

@@ -529,6 +529,7 @@ fn a_resumed_run_continues_the_series() {
             stop: &stop,
             checkpoint: &dir.join("b.checkpoint.h5"),
             restart: Some((&ckpt, step)),
+            emulate: None,
         },
     )
     .unwrap();

@@ -49,6 +49,10 @@ type Result<T> = std::result::Result<T, ConfigError>;
 /// one MPI message, whose counts are 32-bit.
 pub const MAX_NEURONS: u64 = (1 << 31) - (1 << 20);
 
+/// Most ranks `lapicque run --emulate-ranks` emulates (each window it makes up a message per
+/// rank).
+pub const MAX_EMULATED_RANKS: usize = 1 << 20;
+
 /// Largest projection, in expected synapses (2^40: 4 TiB of synapse tables).
 pub const MAX_SYNAPSES: f64 = 1_099_511_627_776.0;
 

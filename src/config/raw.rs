@@ -48,6 +48,19 @@ pub struct RawSimulation {
     /// How often spikes are exchanged between ranks; results are identical either way.
     #[serde(default = "d_exchange")]
     pub exchange: Exchange,
+    /// How spikes travel between ranks; results are identical either way.
+    #[serde(default = "d_collective")]
+    pub collective: Collective,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Collective {
+    /// Every spike to every rank (an all-gather-v).
+    AllGather,
+    /// Each spike only to the ranks holding targets of its source (an all-to-all-v), for
+    /// networks with spatial locality.
+    AllToAll,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Serialize)]
@@ -666,6 +679,9 @@ fn d_seed() -> u64 {
 fn d_exchange() -> Exchange {
     Exchange::Auto
 }
+fn d_collective() -> Collective {
+    Collective::AllGather
+}
 fn d_path() -> String {
     "lapicque.h5".into()
 }
@@ -747,6 +763,7 @@ impl Default for RawSimulation {
             t_stop: d_t_stop(),
             seed: d_seed(),
             exchange: d_exchange(),
+            collective: d_collective(),
         }
     }
 }

@@ -128,7 +128,7 @@ impl Observer for Balance {
         }
     }
 
-    fn delivered(&mut self, step: u64, _spikes: &[u32], input: &[Delivered]) {
+    fn delivered(&mut self, step: u64, input: &[Delivered]) {
         let Some(bin) = self.schedule.and_then(|b| b.bin_of_step(step)) else {
             return;
         };

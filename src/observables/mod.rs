@@ -122,9 +122,10 @@ pub trait Observer: Any {
     /// over the local neurons ([`crate::aggregate::Aggregates::balance`]).
     fn aggregate_input(&mut self, _step: u64, _parts: &[i128]) {}
 
-    /// The global spikes of step `step` (gids ascending, the same list on every rank) and the
-    /// input they delivered to local neurons, per projection.
-    fn delivered(&mut self, _step: u64, _spikes: &[u32], _input: &[Delivered]) {}
+    /// The input the spikes of step `step` delivered to local neurons, per projection. (Which
+    /// spikes reached a rank depends on the route, [`crate::exchange::Route`]; an observable
+    /// counts its own neurons' spikes at the boundary and reduces.)
+    fn delivered(&mut self, _step: u64, _input: &[Delivered]) {}
 
     /// Local values waiting for [`Observer::reduce`] (the same number on every rank).
     fn pending(&self) -> usize {
@@ -195,9 +196,9 @@ impl Observers {
         }
     }
 
-    pub fn delivered(&mut self, step: u64, spikes: &[u32], input: &[Delivered]) {
+    pub fn delivered(&mut self, step: u64, input: &[Delivered]) {
         for o in &mut self.list {
-            o.delivered(step, spikes, input);
+            o.delivered(step, input);
         }
     }
 

@@ -1,8 +1,8 @@
 //! Population rates: spikes per population in the bins of `observables.rates` (`/rates`).
 
-use super::{Observer, Observers, Output, Restored, Saved};
+use super::{Boundary, Observer, Observers, Output, Restored, Saved};
+use crate::comm::Comm;
 use crate::config::{Config, Schedule};
-use crate::exchange::Delivered;
 use crate::h5::{attr, replicated, RawWrites};
 use hdf5::File;
 use std::any::Any;
@@ -10,10 +10,16 @@ use std::any::Any;
 /// Its group in output files (and in checkpoints, under `/observables`).
 pub const GROUP: &str = "rates";
 
-/// Spike counts per population and rate bin (global: counted from the gathered spikes).
+/// Spike counts per population and rate bin: each rank counts its own neurons' spikes, and
+/// the counts of the bins filled since the last reduction are summed over ranks (integers:
+/// the same for any decomposition; and correct whatever route spikes take between ranks).
 pub struct Rates {
-    /// Per population, the spikes in each bin.
+    /// Per population, the spikes in each bin (reduced).
     pub counts: Vec<Vec<u64>>,
+    /// Per population, this rank's spikes in the bins `dirty`, not yet reduced.
+    local: Vec<Vec<u64>>,
+    /// The bins with steps since the last reduction (the same on every rank).
+    dirty: std::ops::Range<usize>,
     /// The rate bins, in steps.
     pub schedule: Schedule,
     sizes: Vec<u64>,
@@ -25,6 +31,8 @@ impl Rates {
     pub fn new(config: &Config) -> Self {
         Rates {
             counts: vec![vec![0; config.rates.bins()]; config.populations.len()],
+            local: vec![vec![0; config.rates.bins()]; config.populations.len()],
+            dirty: 0..0,
             schedule: config.rates,
             sizes: config.populations.iter().map(|p| p.size).collect(),
             pop_starts: config.populations.iter().map(|p| p.gid_start).collect(),
@@ -64,17 +72,54 @@ impl Observer for Rates {
         GROUP
     }
 
-    fn delivered(&mut self, step: u64, spikes: &[u32], _input: &[Delivered]) {
-        let Some(bin) = self.schedule.bin_of_spike(step) else {
+    fn at_boundary(&mut self, at: &Boundary) {
+        let Some(bin) =
+            at.b.checked_sub(1)
+                .and_then(|step| self.schedule.bin_of_spike(step))
+        else {
             return;
         };
+        self.dirty = if self.dirty.is_empty() {
+            bin..bin + 1
+        } else {
+            self.dirty.start.min(bin)..self.dirty.end.max(bin + 1)
+        };
         let mut lo = 0;
-        for (p, counts) in self.counts.iter_mut().enumerate() {
+        for (p, local) in self.local.iter_mut().enumerate() {
             let end = self.pop_starts[p] + self.sizes[p];
-            let hi = lo + spikes[lo..].partition_point(|&g| u64::from(g) < end);
-            counts[bin] += (hi - lo) as u64;
+            let hi = lo + at.fired[lo..].partition_point(|&g| u64::from(g) < end);
+            local[bin] += (hi - lo) as u64;
             lo = hi;
         }
+    }
+
+    fn pending(&self) -> usize {
+        self.dirty.len() * self.local.len()
+    }
+
+    fn reduce(&mut self, comm: &dyn Comm) {
+        if self.dirty.is_empty() {
+            return;
+        }
+        let d = self.dirty.clone();
+        let mut sums: Vec<u64> = self
+            .local
+            .iter()
+            .flat_map(|l| l[d.clone()].to_vec())
+            .collect();
+        comm.sum_u64(&mut sums);
+        for ((counts, local), part) in self
+            .counts
+            .iter_mut()
+            .zip(&mut self.local)
+            .zip(sums.chunks(d.len()))
+        {
+            for (c, x) in counts[d.clone()].iter_mut().zip(part) {
+                *c += x;
+            }
+            local[d.clone()].fill(0);
+        }
+        self.dirty = 0..0;
     }
 
     fn write(&self, out: &mut Output, _all: &Observers) -> hdf5::Result<()> {
