@@ -279,7 +279,7 @@ impl LifStep {
     /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
     ///
     /// The neurons advance several at a time, their streams stepped side by side
-    /// ([`super::lanes`]): four per AVX2 register where the CPU has AVX2 ([`avx2`]), otherwise
+    /// ([`super::lanes`]): four per AVX2 register where the CPU has AVX2, otherwise
     /// in lanes of [`LANES`] in the baseline instruction set, with the same arithmetic and so
     /// the same numbers. Every neuron draws the
     /// same numbers from its stream at every step, refractory or not, whatever the outcome: a
