@@ -18,11 +18,11 @@
 //! during which arriving inputs are discarded (the convention of NEST's `iaf_psc_delta`). The
 //! spike is stamped at the end of the step.
 
-use super::poisson::PoissonSampler;
+use super::lanes::{self, Lanes, LANES};
+use super::poisson::{PoissonAlias, PoissonSampler};
 use crate::config::{ConfigError, Integrator, RawPopulation};
 use crate::rng::{self, Purpose, Stream};
-use rand::RngExt;
-use rand_distr::{Distribution, StandardNormal};
+use rand::{Rng, RngExt};
 
 /// Validated parameters of a LIF population (units as in the configuration).
 #[derive(Clone, Debug, PartialEq)]
@@ -147,7 +147,7 @@ impl Lif {
         let lambda = self.poisson_rate * dt / 1000.0;
         LifStep {
             c: self.coef(dt),
-            poisson: (lambda > 0.0).then(|| PoissonSampler::new(lambda)),
+            poisson: (lambda > 0.0).then(|| Drive::new(lambda)),
         }
     }
 }
@@ -167,11 +167,51 @@ struct Coef {
     poisson_weight: f64,
 }
 
+impl Coef {
+    /// Whether the Brownian bridge from `v0` to `vc` crossed the threshold, by the 64 random
+    /// bits `x`: with probability `e^arg`, `arg = -2 (v_th - v0)(v_th - vc) / (sigma^2 dt)`, as
+    /// `ln u < arg` for a uniform `u` on (0, 1) (true whenever `vc >= v_th`, false for NaN).
+    #[inline(always)]
+    fn bridge_crossed(&self, v0: f64, vc: f64, x: u64) -> bool {
+        let arg = self.bridge_coef * (self.v_th - v0) * (self.v_th - vc);
+        lanes::ln(lanes::uniform_open(x)) < arg
+    }
+}
+
 /// One step of a LIF population whose neurons share their parameters.
 #[derive(Clone, Debug)]
 pub struct LifStep {
     c: Coef,
-    poisson: Option<PoissonSampler>,
+    /// The external Poisson input, `None` without it.
+    poisson: Option<Drive>,
+}
+
+/// How [`LifStep`] draws its external Poisson counts.
+#[derive(Clone, Debug)]
+enum Drive {
+    /// One 64-bit draw per count, branch-free (means up to [`PoissonAlias`]'s limit).
+    Alias(PoissonAlias),
+    /// Larger means: the scalar sampler, one lane after another.
+    Sampler(PoissonSampler),
+}
+
+impl Drive {
+    /// The sampler of Poisson(`mean`), `mean > 0`: the alias table when it fits.
+    fn new(mean: f64) -> Drive {
+        match PoissonAlias::new(mean) {
+            Some(table) => Drive::Alias(table),
+            None => Drive::Sampler(PoissonSampler::new(mean)),
+        }
+    }
+
+    /// One count from `rng`, the same as the lane update draws.
+    #[inline]
+    fn sample(&self, rng: &mut Stream) -> u32 {
+        match self {
+            Drive::Alias(table) => table.count(rng.next_u64()),
+            Drive::Sampler(sampler) => sampler.sample(rng),
+        }
+    }
 }
 
 /// The state of the local neurons of one population (slices of the rank's arrays).
@@ -185,7 +225,9 @@ pub struct LifState<'a> {
 
 /// One step of one neuron with coefficients `c`; `poisson` draws its external Poisson count
 /// (`None` without external input). Appends `gid` to `spikes` if it spiked (with [`DIVERGED`]
-/// set if its potential became NaN or infinite).
+/// set if its potential became NaN or infinite). The same draws and arithmetic as
+/// [`LifStep::advance`], so a population whose neurons share their values gives the same
+/// numbers on either path.
 // The negated comparison is the point: it is true for NaN.
 #[allow(clippy::neg_cmp_op_on_partial_ord, clippy::too_many_arguments)]
 #[inline(always)]
@@ -200,29 +242,23 @@ fn advance_one(
     spikes: &mut Vec<u32>,
 ) {
     let arriving = std::mem::take(inp);
-    if *r > 0 {
-        *r -= 1;
-        return;
-    }
     let v0 = *v;
     let mut vc = c.a * v0 + c.b;
+    // Drawn in every step, refractory or not, as by the lanes.
     if c.s > 0.0 {
-        let xi: f64 = StandardNormal.sample(rng);
-        vc += c.s * xi;
+        vc += c.s * lanes::normal(rng.next_u64());
     }
     let mut spiked = vc >= c.v_th;
-    if !spiked && c.bridge_coef != 0.0 {
-        let arg = c.bridge_coef * (c.v_th - v0) * (c.v_th - vc);
-        // Below e^-40 a crossing is never drawn in practice; skipping the draw keeps
-        // the update cheap and still depends on this neuron's state alone.
-        if arg > -40.0 {
-            let u: f64 = rng.random();
-            spiked = u < arg.exp();
-        }
+    if c.bridge_coef != 0.0 {
+        spiked |= c.bridge_crossed(v0, vc, rng.next_u64());
     }
     let mut jump = arriving;
     if let Some(k) = poisson(rng) {
         jump += f64::from(k) * c.poisson_weight;
+    }
+    if *r > 0 {
+        *r -= 1;
+        return;
     }
     let v1 = vc + jump;
     // `!(v1 < v_th)` also sends NaN, and the second test -inf, down the rare spike
@@ -242,61 +278,436 @@ impl LifStep {
     /// (`first_gid` is the gid of the first neuron of the slices) in ascending order. A neuron
     /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
     ///
-    /// The same update as `advance_one`, written out: the shared fast path keeps the loop
-    /// it was benchmarked with (calling the factored function here gave 1.23 times the
-    /// baseline's update time on the Brunel benchmark, this loop 0.99, one 3-rep sitting each).
-    // The negated comparison is the point: it is true for NaN.
-    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    /// The neurons advance several at a time, their streams stepped side by side
+    /// ([`super::lanes`]): four per AVX2 register where the CPU has AVX2, otherwise
+    /// in lanes of [`LANES`] in the baseline instruction set, with the same arithmetic and so
+    /// the same numbers. Every neuron draws the
+    /// same numbers from its stream at every step, refractory or not, whatever the outcome: a
+    /// normal variate by inversion (with noise), a uniform for the bridge (with the bridge
+    /// correction), a Poisson count (with external input), in that order.
     pub fn advance(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU has AVX2, checked just above.
+            unsafe { self.advance_avx2(state, first_gid, spikes) };
+            return;
+        }
+        self.advance_lanes(state, first_gid, spikes);
+    }
+
+    /// [`LifStep::advance`] with AVX2 intrinsics ([`avx2`]) for groups of four neurons, and
+    /// the baseline code for the last few and for the scalar Poisson sampler.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    unsafe fn advance_avx2(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
+        let noise = self.c.s > 0.0;
+        let bridge = self.c.bridge_coef != 0.0;
+        let table = match &self.poisson {
+            Some(Drive::Alias(t)) => Some(t),
+            Some(Drive::Sampler(_)) => return self.advance_lanes(state, first_gid, spikes),
+            None => None,
+        };
         let LifState {
             v,
             refractory,
             rng,
             input,
         } = state;
+        let n = v.len();
+        let full = n - n % 4;
+        let (v, v_rest) = v.split_at_mut(full);
+        let (r, r_rest) = refractory.split_at_mut(full);
+        let (s, s_rest) = rng.split_at_mut(full);
+        let (i, i_rest) = input.split_at_mut(full);
+        let main = avx2::Slices { v, r, s, input: i };
         let c = &self.c;
-        for (i, (((v, r), rng), inp)) in v
-            .iter_mut()
-            .zip(refractory.iter_mut())
-            .zip(rng.iter_mut())
-            .zip(input.iter_mut())
-            .enumerate()
-        {
-            let arriving = std::mem::take(inp);
-            if *r > 0 {
-                *r -= 1;
-                continue;
+        // SAFETY: AVX2 is enabled in this function.
+        unsafe {
+            match (noise, bridge) {
+                (false, false) => avx2::advance::<false, false>(c, table, main, first_gid, spikes),
+                (true, false) => avx2::advance::<true, false>(c, table, main, first_gid, spikes),
+                (_, true) => avx2::advance::<true, true>(c, table, main, first_gid, spikes),
             }
-            let v0 = *v;
-            let mut vc = c.a * v0 + c.b;
-            if c.s > 0.0 {
-                let xi: f64 = StandardNormal.sample(rng);
-                vc += c.s * xi;
+        }
+        let rest = LifState {
+            v: v_rest,
+            refractory: r_rest,
+            rng: s_rest,
+            input: i_rest,
+        };
+        self.advance_lanes(rest, first_gid + full as u32, spikes);
+    }
+
+    /// [`LifStep::advance`] in the baseline instruction set (the fallback, and for tests):
+    /// one loop per combination of the switches, so that each loop holds only its own work.
+    #[inline(always)]
+    fn advance_lanes(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
+        let noise = self.c.s > 0.0;
+        let bridge = self.c.bridge_coef != 0.0;
+        let alias = matches!(self.poisson, Some(Drive::Alias(_)));
+        match (noise, bridge, alias) {
+            (false, false, true) => {
+                self.advance_with::<false, false, true>(state, first_gid, spikes)
             }
-            let mut spiked = vc >= c.v_th;
-            if !spiked && c.bridge_coef != 0.0 {
-                let arg = c.bridge_coef * (c.v_th - v0) * (c.v_th - vc);
-                // Below e^-40 a crossing is never drawn in practice; skipping the draw keeps
-                // the update cheap and still depends on this neuron's state alone.
-                if arg > -40.0 {
-                    let u: f64 = rng.random();
-                    spiked = u < arg.exp();
+            (false, false, false) => {
+                self.advance_with::<false, false, false>(state, first_gid, spikes)
+            }
+            (true, false, true) => self.advance_with::<true, false, true>(state, first_gid, spikes),
+            (true, false, false) => {
+                self.advance_with::<true, false, false>(state, first_gid, spikes)
+            }
+            (_, true, true) => self.advance_with::<true, true, true>(state, first_gid, spikes),
+            (_, true, false) => self.advance_with::<true, true, false>(state, first_gid, spikes),
+        }
+    }
+
+    /// [`LifStep::advance_lanes`] for one combination of the switches: `NOISE` (with `s > 0`),
+    /// `BRIDGE` (bridge correction on), `ALIAS` (Poisson input by the alias table; otherwise
+    /// none or the scalar sampler).
+    #[inline(always)]
+    fn advance_with<const NOISE: bool, const BRIDGE: bool, const ALIAS: bool>(
+        &self,
+        state: LifState<'_>,
+        first_gid: u32,
+        spikes: &mut Vec<u32>,
+    ) {
+        let LifState {
+            v,
+            refractory,
+            rng,
+            input,
+        } = state;
+        let n = v.len();
+        let full = n - n % LANES;
+        let lanes = v[..full]
+            .chunks_exact_mut(LANES)
+            .zip(refractory[..full].chunks_exact_mut(LANES))
+            .zip(rng[..full].chunks_exact_mut(LANES))
+            .zip(input[..full].chunks_exact_mut(LANES));
+        for (k, (((v, r), s), inp)) in lanes.enumerate() {
+            let mut streams = Lanes::load(s);
+            let (fired, diverged) = self.lane::<NOISE, BRIDGE, ALIAS>(
+                v.try_into().expect("a lane"),
+                r.try_into().expect("a lane"),
+                inp.try_into().expect("a lane"),
+                &mut streams,
+            );
+            streams.store(s);
+            if fired != 0 {
+                push_spikes(first_gid + (k * LANES) as u32, fired, diverged, spikes);
+            }
+        }
+        let rest = n - full;
+        if rest > 0 {
+            // The last neurons in a lane filled up with stand-ins, whose results are dropped.
+            let mut vv = [self.c.v_reset; LANES];
+            let mut rr = [0u32; LANES];
+            let mut ii = [0.0; LANES];
+            let pad = rng::stream(0, 0, Purpose::Dynamics);
+            let mut ss: [Stream; LANES] = std::array::from_fn(|_| pad.clone());
+            vv[..rest].copy_from_slice(&v[full..]);
+            rr[..rest].copy_from_slice(&refractory[full..]);
+            ii[..rest].copy_from_slice(&input[full..]);
+            ss[..rest].clone_from_slice(&rng[full..]);
+            let mut streams = Lanes::load(&ss);
+            let (fired, diverged) =
+                self.lane::<NOISE, BRIDGE, ALIAS>(&mut vv, &mut rr, &mut ii, &mut streams);
+            streams.store(&mut ss);
+            v[full..].copy_from_slice(&vv[..rest]);
+            refractory[full..].copy_from_slice(&rr[..rest]);
+            input[full..].copy_from_slice(&ii[..rest]);
+            rng[full..].clone_from_slice(&ss[..rest]);
+            let keep = (1u32 << rest) - 1;
+            if fired & keep != 0 {
+                push_spikes(first_gid + full as u32, fired & keep, diverged, spikes);
+            }
+        }
+    }
+
+    /// One step of a lane of neurons; returns the bit masks of the neurons that spiked and of
+    /// those whose potential became NaN or infinite (bit `j`: neuron `j` of the lane).
+    // The negated comparison is the point: it is true for NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
+    #[inline(always)]
+    fn lane<const NOISE: bool, const BRIDGE: bool, const ALIAS: bool>(
+        &self,
+        v: &mut [f64; LANES],
+        r: &mut [u32; LANES],
+        input: &mut [f64; LANES],
+        streams: &mut Lanes,
+    ) -> (u32, u32) {
+        let c = &self.c;
+        let mut vc = [0.0; LANES];
+        for j in 0..LANES {
+            vc[j] = c.a * v[j] + c.b;
+        }
+        if NOISE {
+            let x = streams.next_words();
+            for j in 0..LANES {
+                vc[j] += c.s * lanes::normal(x[j]);
+            }
+        }
+        let mut spiked = [false; LANES];
+        for j in 0..LANES {
+            spiked[j] = vc[j] >= c.v_th;
+        }
+        if BRIDGE {
+            // A crossing between the end points with probability e^arg: ln u < arg.
+            let x = streams.next_words();
+            for j in 0..LANES {
+                spiked[j] |= c.bridge_crossed(v[j], vc[j], x[j]);
+            }
+        }
+        let mut jump = std::mem::replace(input, [0.0; LANES]);
+        match &self.poisson {
+            Some(Drive::Alias(table)) if ALIAS => {
+                let x = streams.next_words();
+                for j in 0..LANES {
+                    let k = lanes::small_to_f64(i64::from(table.count(x[j])));
+                    jump[j] += k * c.poisson_weight;
                 }
             }
-            let mut jump = arriving;
-            if let Some(poisson) = &self.poisson {
-                jump += f64::from(poisson.sample(rng)) * c.poisson_weight;
+            Some(Drive::Sampler(sampler)) if !ALIAS => {
+                for (j, jump) in jump.iter_mut().enumerate() {
+                    let mut s = streams.stream(j);
+                    *jump += f64::from(sampler.sample(&mut s)) * c.poisson_weight;
+                    streams.set_stream(j, &s);
+                }
             }
-            let v1 = vc + jump;
-            // `!(v1 < v_th)` also sends NaN, and the second test -inf, down the rare spike
-            // path, where they are marked: no state is carried through the loop for it.
-            if spiked || !(v1 < c.v_th) || v1 == f64::NEG_INFINITY {
-                let mark = if v1.is_finite() { 0 } else { DIVERGED };
-                *v = c.v_reset;
-                *r = c.ref_steps;
-                spikes.push((first_gid + i as u32) | mark);
-            } else {
-                *v = v1;
+            _ => {}
+        }
+        let (mut fired, mut diverged) = (0u32, 0u32);
+        for j in 0..LANES {
+            let v1 = vc[j] + jump[j];
+            let active = r[j] == 0;
+            // `!(v1 < v_th)` also sends NaN, and the second test -inf, to a spike.
+            let fire = spiked[j] | !(v1 < c.v_th) | (v1 == f64::NEG_INFINITY);
+            let after = if fire { c.v_reset } else { v1 };
+            let hold = if fire { c.ref_steps } else { 0 };
+            v[j] = if active { after } else { v[j] };
+            r[j] = if active { hold } else { r[j].wrapping_sub(1) };
+            fired |= u32::from(active & fire) << j;
+            diverged |= u32::from(!v1.is_finite()) << j;
+        }
+        (fired, diverged)
+    }
+}
+
+/// Appends the gids `first_gid + j` of the bits `j` set in `fired`, in ascending order, with
+/// [`DIVERGED`] set where `diverged` has bit `j`.
+#[cold]
+fn push_spikes(first_gid: u32, mut fired: u32, diverged: u32, spikes: &mut Vec<u32>) {
+    while fired != 0 {
+        let j = fired.trailing_zeros();
+        let mark = if diverged >> j & 1 != 0 { DIVERGED } else { 0 };
+        spikes.push((first_gid + j) | mark);
+        fired &= fired - 1;
+    }
+}
+
+/// The LIF step on four neurons per AVX2 register: the same arithmetic as
+/// [`LifStep::advance_lanes`] operation for operation (multiplications and additions in the
+/// same order, no fused multiply-add), so the same numbers. The normal and bridge variates are
+/// computed by the same scalar functions ([`lanes::normal`], [`Coef::bridge_crossed`]) on the
+/// vector's words.
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::Coef;
+    use crate::model::lanes;
+    use crate::model::poisson::PoissonAlias;
+    use crate::rng::Stream;
+    use std::arch::x86_64::*;
+
+    /// The state of a multiple of four neurons.
+    pub struct Slices<'a> {
+        pub v: &'a mut [f64],
+        pub r: &'a mut [u32],
+        pub s: &'a mut [Stream],
+        pub input: &'a mut [f64],
+    }
+
+    /// `x` rotated left by `K` bits (`L = 64 - K`).
+    #[inline(always)]
+    unsafe fn rotl<const K: i32, const L: i32>(x: __m256i) -> __m256i {
+        _mm256_or_si256(_mm256_slli_epi64::<K>(x), _mm256_srli_epi64::<L>(x))
+    }
+
+    /// Four Xoshiro256++ states, word `w` of the four in `s[w]`.
+    #[inline(always)]
+    unsafe fn next(s: &mut [__m256i; 4]) -> __m256i {
+        let out = _mm256_add_epi64(rotl::<23, 41>(_mm256_add_epi64(s[0], s[3])), s[0]);
+        let t = _mm256_slli_epi64::<17>(s[1]);
+        s[2] = _mm256_xor_si256(s[2], s[0]);
+        s[3] = _mm256_xor_si256(s[3], s[1]);
+        s[1] = _mm256_xor_si256(s[1], s[2]);
+        s[0] = _mm256_xor_si256(s[0], s[3]);
+        s[2] = _mm256_xor_si256(s[2], t);
+        s[3] = rotl::<45, 19>(s[3]);
+        out
+    }
+
+    /// The 4x4 transpose of 64-bit words: four streams' states to their words side by side,
+    /// and back.
+    #[inline(always)]
+    unsafe fn transpose(m: [__m256i; 4]) -> [__m256i; 4] {
+        let t0 = _mm256_unpacklo_epi64(m[0], m[1]);
+        let t1 = _mm256_unpackhi_epi64(m[0], m[1]);
+        let t2 = _mm256_unpacklo_epi64(m[2], m[3]);
+        let t3 = _mm256_unpackhi_epi64(m[2], m[3]);
+        [
+            _mm256_permute2x128_si256::<0x20>(t0, t2),
+            _mm256_permute2x128_si256::<0x20>(t1, t3),
+            _mm256_permute2x128_si256::<0x31>(t0, t2),
+            _mm256_permute2x128_si256::<0x31>(t1, t3),
+        ]
+    }
+
+    #[inline(always)]
+    unsafe fn words(x: __m256i) -> [u64; 4] {
+        let mut w = [0u64; 4];
+        _mm256_storeu_si256(w.as_mut_ptr().cast(), x);
+        w
+    }
+
+    /// [`super::LifStep::advance_with`] for `NOISE` and `BRIDGE`, with the alias table's
+    /// Poisson input or none.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2; the slices have one length, a multiple of four.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn advance<const NOISE: bool, const BRIDGE: bool>(
+        c: &Coef,
+        table: Option<&PoissonAlias>,
+        state: Slices<'_>,
+        first_gid: u32,
+        spikes: &mut Vec<u32>,
+    ) {
+        let Slices { v, r, s, input } = state;
+        let n = v.len();
+        assert!(n % 4 == 0 && r.len() == n && s.len() == n && input.len() == n);
+        let a = _mm256_set1_pd(c.a);
+        let b = _mm256_set1_pd(c.b);
+        let sd = _mm256_set1_pd(c.s);
+        let v_th = _mm256_set1_pd(c.v_th);
+        let neg_inf = _mm256_set1_pd(f64::NEG_INFINITY);
+        let w = _mm256_set1_pd(c.poisson_weight);
+        let (bits, cells, mask) = match table {
+            Some(t) => {
+                let (bits, cells) = t.parts();
+                (
+                    bits,
+                    cells.as_ptr(),
+                    _mm256_set1_epi64x(((1u64 << bits) - 1) as i64),
+                )
+            }
+            None => (1, std::ptr::null(), _mm256_setzero_si256()),
+        };
+        let shift_up = _mm_cvtsi32_si128(bits as i32);
+        let shift_down = _mm_cvtsi32_si128(64 - bits as i32);
+        let sign = _mm256_set1_epi64x(i64::MIN);
+        let magic = _mm256_set1_epi64x(0x4330_0000_0000_0000);
+        let two52 = _mm256_set1_pd(4_503_599_627_370_496.0);
+        let zero = _mm256_setzero_pd();
+        let vp = v.as_mut_ptr();
+        let rp = r.as_mut_ptr();
+        // `Stream` is `repr(C)` over `[u64; 4]`: four streams are 128 contiguous bytes.
+        let sp = s.as_mut_ptr().cast::<__m256i>();
+        let ip = input.as_mut_ptr();
+        for g in (0..n).step_by(4) {
+            let mut st = transpose([
+                _mm256_loadu_si256(sp.add(g)),
+                _mm256_loadu_si256(sp.add(g + 1)),
+                _mm256_loadu_si256(sp.add(g + 2)),
+                _mm256_loadu_si256(sp.add(g + 3)),
+            ]);
+            let v0 = _mm256_loadu_pd(vp.add(g));
+            let mut vc = _mm256_add_pd(_mm256_mul_pd(a, v0), b);
+            if NOISE {
+                let x = words(next(&mut st));
+                let xi = _mm256_setr_pd(
+                    lanes::normal(x[0]),
+                    lanes::normal(x[1]),
+                    lanes::normal(x[2]),
+                    lanes::normal(x[3]),
+                );
+                vc = _mm256_add_pd(vc, _mm256_mul_pd(sd, xi));
+            }
+            let mut spiked = _mm256_cmp_pd::<_CMP_GE_OQ>(vc, v_th);
+            if BRIDGE {
+                let x = words(next(&mut st));
+                let mut v0s = [0.0; 4];
+                let mut vcs = [0.0; 4];
+                _mm256_storeu_pd(v0s.as_mut_ptr(), v0);
+                _mm256_storeu_pd(vcs.as_mut_ptr(), vc);
+                let crossed = |j: usize| {
+                    if c.bridge_crossed(v0s[j], vcs[j], x[j]) {
+                        -1i64
+                    } else {
+                        0
+                    }
+                };
+                let m = _mm256_setr_epi64x(crossed(0), crossed(1), crossed(2), crossed(3));
+                spiked = _mm256_or_pd(spiked, _mm256_castsi256_pd(m));
+            }
+            let mut jump = _mm256_loadu_pd(ip.add(g));
+            _mm256_storeu_pd(ip.add(g), zero);
+            if !cells.is_null() {
+                // `PoissonAlias::count` on four draws.
+                let x = next(&mut st);
+                let cell = _mm256_srl_epi64(x, shift_down);
+                let e = _mm256_i64gather_epi64::<8>(cells.cast(), cell);
+                let key = _mm256_or_si256(_mm256_sll_epi64(x, shift_up), mask);
+                // Unsigned key < e, as signed after flipping the sign bits.
+                let keep =
+                    _mm256_cmpgt_epi64(_mm256_xor_si256(e, sign), _mm256_xor_si256(key, sign));
+                let k = _mm256_blendv_epi8(_mm256_and_si256(e, mask), cell, keep);
+                // k < 2^52 as a double: the mantissa of 2^52 + k, minus 2^52.
+                let kf = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(k, magic)), two52);
+                jump = _mm256_add_pd(jump, _mm256_mul_pd(kf, w));
+            }
+            let v1 = _mm256_add_pd(vc, jump);
+            let fire = _mm256_or_pd(
+                _mm256_or_pd(spiked, _mm256_cmp_pd::<_CMP_NLT_UQ>(v1, v_th)),
+                _mm256_cmp_pd::<_CMP_EQ_OQ>(v1, neg_inf),
+            );
+            let r0 = _mm_loadu_si128(rp.add(g).cast());
+            let refr = _mm_cmpeq_epi32(r0, _mm_setzero_si128());
+            let active = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(refr));
+            // Refractory neurons count down and keep their potential; active ones take v1,
+            // and the few that fire are reset below.
+            _mm_storeu_si128(
+                rp.add(g).cast(),
+                _mm_add_epi32(r0, _mm_andnot_si128(refr, _mm_set1_epi32(-1))),
+            );
+            _mm256_storeu_pd(vp.add(g), _mm256_blendv_pd(v0, v1, active));
+            let fired = _mm256_movemask_pd(_mm256_and_pd(fire, active)) as u32;
+            if fired != 0 {
+                let mut v1s = [0.0; 4];
+                _mm256_storeu_pd(v1s.as_mut_ptr(), v1);
+                reset(c, fired, &mut v[g..g + 4], &mut r[g..g + 4]);
+                let mut diverged = 0;
+                for (j, x) in v1s.iter().enumerate() {
+                    diverged |= u32::from(!x.is_finite()) << j;
+                }
+                super::push_spikes(first_gid + g as u32, fired, diverged, spikes);
+            }
+            let out = transpose(st);
+            for (j, x) in out.into_iter().enumerate() {
+                _mm256_storeu_si256(sp.add(g + j), x);
+            }
+        }
+    }
+
+    /// Resets the neurons of the bits set in `fired`.
+    #[cold]
+    fn reset(c: &Coef, fired: u32, v: &mut [f64], r: &mut [u32]) {
+        for j in 0..4 {
+            if fired >> j & 1 != 0 {
+                v[j] = c.v_reset;
+                r[j] = c.ref_steps;
             }
         }
     }
@@ -314,11 +725,11 @@ pub struct LifSteps {
 #[derive(Clone, Debug)]
 enum Poissons {
     /// One rate for all (or none).
-    Shared(Option<PoissonSampler>),
+    Shared(Option<Drive>),
     /// A varied rate taking few distinct values (blocks, a law with few values): one table
     /// sampler per value, and each neuron's (`u32::MAX`: no input).
     Table {
-        samplers: Vec<PoissonSampler>,
+        samplers: Vec<Drive>,
         which: Vec<u32>,
     },
     /// A varied rate with many values: each neuron's mean count per step and `exp(-mean)`,
@@ -357,14 +768,14 @@ impl LifSteps {
             .collect();
         let poisson = if shared_rate {
             let lambda = means.first().copied().unwrap_or(0.0);
-            Poissons::Shared((lambda > 0.0).then(|| PoissonSampler::new(lambda)))
+            Poissons::Shared((lambda > 0.0).then(|| Drive::new(lambda)))
         } else {
             let mut distinct: Vec<f64> = means.iter().copied().filter(|&m| m > 0.0).collect();
             distinct.sort_by(f64::total_cmp);
             distinct.dedup();
             if distinct.len() <= MAX_POISSON_TABLES {
                 Poissons::Table {
-                    samplers: distinct.iter().map(|&m| PoissonSampler::new(m)).collect(),
+                    samplers: distinct.iter().map(|&m| Drive::new(m)).collect(),
                     which: means
                         .iter()
                         .map(|m| {
@@ -535,5 +946,74 @@ mod tests {
         let period = 2.0 + 20.0 * ((mu - 10.0) / (mu - 20.0)).ln();
         let measured = (times[times.len() - 1] - times[1]) / (times.len() - 2) as f64;
         assert!((measured - period).abs() <= 0.1, "{measured} vs {period}");
+    }
+
+    /// The AVX2 update and the baseline one give the same bits: potentials, refractory counts,
+    /// stream positions and spikes, for every combination of noise, bridge and Poisson input,
+    /// with a population size that is not a multiple of the lane width, synaptic input that
+    /// makes neurons fire, and one input that makes a potential NaN.
+    #[test]
+    fn vector_and_baseline_updates_agree() {
+        #[cfg(target_arch = "x86_64")]
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        return;
+        #[cfg(target_arch = "x86_64")]
+        for extra in [
+            "poisson_rate = 20000.0\npoisson_weight = 0.1",
+            "sigma = 2.0\nbridge = true\npoisson_rate = 5000.0\npoisson_weight = 0.4",
+            "sigma = 2.0\nbridge = false\npoisson_rate = 800000.0\npoisson_weight = 0.01",
+            "sigma = 3.0\nintegrator = \"euler\"",
+            "i_e = 1.2",
+        ] {
+            let m = lif(&format!("v_th = 20.0\nt_ref = 0.5\n{extra}"));
+            let step = m.stepper(0.1);
+            let n = 37;
+            let mut v = [vec![5.0; n], vec![5.0; n]];
+            let mut r = [vec![0u32; n], vec![0u32; n]];
+            let mut s = [0, 1].map(|_| -> Vec<Stream> {
+                (0..n as u64)
+                    .map(|g| rng::stream(2, g, Purpose::Dynamics))
+                    .collect()
+            });
+            let mut spikes = [Vec::new(), Vec::new()];
+            let mut drive = rng::stream(3, 0, Purpose::Init);
+            for t in 0..3000 {
+                let inp: Vec<f64> = (0..n)
+                    .map(|i| {
+                        if t == 1500 && i == 30 {
+                            f64::NAN
+                        } else {
+                            drive.random::<f64>() * 2.0 - 0.9
+                        }
+                    })
+                    .collect();
+                for (k, simd) in [false, true].into_iter().enumerate() {
+                    let mut input = inp.clone();
+                    let st = LifState {
+                        v: &mut v[k],
+                        refractory: &mut r[k],
+                        rng: &mut s[k],
+                        input: &mut input,
+                    };
+                    if simd {
+                        // SAFETY: AVX2 was detected above.
+                        unsafe { step.advance_avx2(st, 100, &mut spikes[k]) };
+                    } else {
+                        step.advance_lanes(st, 100, &mut spikes[k]);
+                    }
+                    assert!(input.iter().all(|&x| x == 0.0));
+                }
+            }
+            let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&v[0]), bits(&v[1]), "{extra}");
+            assert_eq!(r[0], r[1], "{extra}");
+            assert_eq!(s[0], s[1], "{extra}");
+            assert_eq!(spikes[0], spikes[1], "{extra}");
+            assert!(spikes[0].len() > 100, "{extra}: {} spikes", spikes[0].len());
+            assert!(spikes[0].contains(&(130 | DIVERGED)), "{extra}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod extra;
 pub mod labels;
+pub mod lanes;
 pub mod lif;
 pub mod neuron;
 pub mod poisson;

@@ -42,8 +42,8 @@ use crate::config::{
     RawPopulation, SpikeRule, SynapseKind,
 };
 use crate::rng::Stream;
-use rand::RngExt;
-use rand_distr::{Distribution, StandardNormal};
+use rand::{Rng, RngExt};
+use rand_distr::Distribution;
 
 /// Validated parameters of a population: the LIF parameters every model shares (threshold,
 /// reset, refractoriness, drive, noise amplitude, external Poisson input, initial potential)
@@ -518,8 +518,9 @@ impl GeneralStep {
                     Integrator::Euler => (v0 + (a - c * v0) * dt, g * dt.sqrt()),
                 };
                 if s > 0.0 {
-                    let z: f64 = StandardNormal.sample(rng);
-                    vc += s * z;
+                    // The normal variate of the fast LIF update (`model::lanes`): one 64-bit
+                    // draw, by inversion.
+                    vc += s * super::lanes::normal(rng.next_u64());
                 }
                 if n.kind == ModelKind::Fhn {
                     let (fa, fb, eps) = n.fhn;
@@ -636,10 +637,12 @@ mod tests {
     }
 
     /// The general step of a plain LIF neuron follows the same trajectory as the fast step (same
-    /// draws from the same stream), to round-off: both are the exact OU transition.
+    /// draws from the same stream), to round-off: both are the exact OU transition. Without a
+    /// refractory period: the fast step also draws during it (a fixed number of draws per
+    /// step), the general step only outside it.
     #[test]
     fn general_step_of_a_lif_neuron_matches_the_fast_step() {
-        let m = neuron("i_e = 1.2\nsigma = 2.0\nbridge = false");
+        let m = neuron("i_e = 1.2\nsigma = 2.0\nbridge = false\nt_ref = 0.0");
         let fast = m.base.stepper(0.1);
         let (mut v, mut r, mut inp) = ([0.0], [0u32], [0.0]);
         let mut rng = [rng::stream(1, 0, Purpose::Dynamics)];
