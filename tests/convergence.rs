@@ -109,16 +109,19 @@ fn uncoupled_lif_approaches_its_limit_at_rate_n_minus_half() {
 }
 
 /// `configs/nonexchangeable_escape.toml` (two blocks, lognormal weights scaled by 1/K) in the
-/// sparse regime K ~ N^(1/2), N = 500 ... 4,000, eight seeds, 500 ms from 100 ms, with the
+/// sparse regime K ~ N^(1/2), N = 500 ... 4,000, sixteen seeds, 500 ms from 100 ms, with the
 /// tree observable `edge_nu` added (an edge with the intensity at the source: the mean
 /// synaptic drive `(1/N) sum_ij w_ij nu(V_j)`): its value averaged over the networks approaches
 /// the limit's. The error of the average is a bias of order 1/K plus the seed noise (measured:
-/// 0.0219, 0.0081, 0.0117, 0.0052 mV/ms at N = 500 ... 4,000, i.e. 19% to 4.5%, standard
-/// errors 0.0043 ... 0.0014; the path tree `path_nu` varies too much from network to network
+/// 0.0191, 0.0148, 0.0064, 0.0072 mV/ms at N = 500 ... 4,000, i.e. 17% to 6%, standard
+/// errors 0.0034 ... 0.0009; the path tree `path_nu` varies too much from network to network
 /// for a test of this size). The test asks that the error is significant at the smallest N
-/// (more than 3 standard errors; measured 5.1), at most half as large at the largest N, and
-/// that a weighted fit `a + b N^(-1/2)` over the sizes extrapolates to the limit (|a| within 3
-/// of its standard errors; measured a = -0.0021 +- 0.0030). The seed means are recomputed here
+/// (more than 3 standard errors; measured 5.6), at most half as large at the largest N
+/// (measured 0.38), and that a weighted fit `a + b N^(-1/2)` over the sizes extrapolates to the
+/// limit (|a| within 3 of its standard errors; measured a = -0.0007 +- 0.0022). With eight
+/// seeds the first requirement had too little power (the bias, about 0.02, is 3.3 standard
+/// errors of eight seeds: one realisation measured 5.1, another, after the neurons' random
+/// numbers changed, 2.9). The seed means are recomputed here
 /// from the runs' files.
 #[test]
 fn sparse_two_block_tree_observables_approach_the_limit() {
@@ -130,7 +133,7 @@ fn sparse_two_block_tree_observables_approach_the_limit() {
             "--sizes",
             "500,1000,2000,4000",
             "--seeds",
-            "8",
+            "16",
             "--t-stop",
             "500",
             "--from",
@@ -155,7 +158,7 @@ fn sparse_two_block_tree_observables_approach_the_limit() {
     assert_eq!(trees.len(), 4);
     for r in &trees {
         let n: u64 = r["n"].parse().unwrap();
-        let means: Vec<f64> = (1..=8)
+        let means: Vec<f64> = (1..=16)
             .map(|seed| {
                 let file = dir.join(format!("n{n}-seed{seed}.h5"));
                 let (t, v) = (
@@ -171,7 +174,7 @@ fn sparse_two_block_tree_observables_approach_the_limit() {
                 kept.iter().sum::<f64>() / kept.len() as f64
             })
             .collect();
-        let m = means.iter().sum::<f64>() / 8.0;
+        let m = means.iter().sum::<f64>() / 16.0;
         assert!((num(r, "seed_mean") - m).abs() < 1e-9 * m.abs(), "{r:?}");
     }
     let err = |r: &HashMap<String, String>| num(r, "seed_mean") - num(r, "limit");
