@@ -214,6 +214,46 @@ mod tests {
     use super::*;
     use crate::rng::{stream, Purpose};
 
+    /// Draws of Poisson(`mean`): their mean within 5 standard errors, their variance within
+    /// `var_tol` of the mean (relative), and a chi-square over the values expected at least 20
+    /// times below its mean + 5 sd.
+    fn assert_poisson(draws: &[u32], mean: f64, var_tol: f64) {
+        let n = draws.len() as f64;
+        let m = draws.iter().map(|&k| f64::from(k)).sum::<f64>() / n;
+        let v = draws
+            .iter()
+            .map(|&k| (f64::from(k) - m).powi(2))
+            .sum::<f64>()
+            / n;
+        assert!(
+            (m - mean).abs() < 5.0 * (mean / n).sqrt(),
+            "mean {mean}: sample mean {m}"
+        );
+        assert!(
+            (v / mean - 1.0).abs() < var_tol,
+            "mean {mean}: sample variance {v}"
+        );
+        let top = draws.iter().copied().max().unwrap_or(0) as usize;
+        let mut counts = vec![0f64; top + 1];
+        for &k in draws {
+            counts[k as usize] += 1.0;
+        }
+        let (mut chi2, mut dof) = (0.0, 0);
+        let mut log_p = -mean;
+        for (k, &c) in counts.iter().enumerate() {
+            if k > 0 {
+                log_p += mean.ln() - (k as f64).ln();
+            }
+            let e = n * log_p.exp();
+            if e >= 20.0 {
+                chi2 += (c - e).powi(2) / e;
+                dof += 1;
+            }
+        }
+        let bound = dof as f64 + 5.0 * (2.0 * dof as f64).sqrt();
+        assert!(chi2 < bound, "mean {mean}: chi2 {chi2} with {dof} cells");
+    }
+
     /// Empirical frequencies against the exact probability mass function (chi-square), and
     /// the sample mean and variance against the mean.
     #[test]
@@ -223,41 +263,7 @@ mod tests {
             let mut rng = stream(3, 0, Purpose::Dynamics);
             let n = 400_000;
             let draws: Vec<u32> = (0..n).map(|_| s.sample(&mut rng)).collect();
-            let m = draws.iter().map(|&k| f64::from(k)).sum::<f64>() / n as f64;
-            let v = draws
-                .iter()
-                .map(|&k| (f64::from(k) - m).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let se = (mean / n as f64).sqrt();
-            assert!((m - mean).abs() < 5.0 * se, "mean {mean}: sample mean {m}");
-            assert!(
-                (v / mean - 1.0).abs() < 0.02,
-                "mean {mean}: sample variance {v}"
-            );
-            // Chi-square over the values with expected count >= 20, pooled tails excluded.
-            let kmax = (mean + 12.0 * mean.sqrt() + 12.0) as usize;
-            let mut counts = vec![0f64; kmax + 1];
-            for &k in &draws {
-                if (k as usize) <= kmax {
-                    counts[k as usize] += 1.0;
-                }
-            }
-            let (mut chi2, mut dof) = (0.0, 0);
-            let mut log_p = -mean;
-            for (k, &c) in counts.iter().enumerate() {
-                if k > 0 {
-                    log_p += mean.ln() - (k as f64).ln();
-                }
-                let e = n as f64 * log_p.exp();
-                if e >= 20.0 {
-                    chi2 += (c - e).powi(2) / e;
-                    dof += 1;
-                }
-            }
-            // Mean + 5 sd of a chi-square with `dof` degrees of freedom.
-            let bound = dof as f64 + 5.0 * (2.0 * dof as f64).sqrt();
-            assert!(chi2 < bound, "mean {mean}: chi2 {chi2} with {dof} cells");
+            assert_poisson(&draws, mean, 0.02);
         }
     }
 
@@ -302,38 +308,7 @@ mod tests {
             let mut rng = stream(5, 0, Purpose::Dynamics);
             let n = 400_000;
             let draws: Vec<u32> = (0..n).map(|_| t.count(rng.next_u64())).collect();
-            let m = draws.iter().map(|&k| f64::from(k)).sum::<f64>() / n as f64;
-            let v = draws
-                .iter()
-                .map(|&k| (f64::from(k) - m).powi(2))
-                .sum::<f64>()
-                / n as f64;
-            let se = (mean / n as f64).sqrt();
-            assert!((m - mean).abs() < 5.0 * se, "mean {mean}: sample mean {m}");
-            if mean > 0.01 {
-                assert!(
-                    (v / mean - 1.0).abs() < 0.03,
-                    "mean {mean}: sample variance {v}"
-                );
-            }
-            let mut counts = vec![0f64; units.len()];
-            for &k in &draws {
-                counts[k as usize] += 1.0;
-            }
-            let (mut chi2, mut dof) = (0.0, 0);
-            let mut log_p = -mean;
-            for (k, &c) in counts.iter().enumerate() {
-                if k > 0 {
-                    log_p += mean.ln() - (k as f64).ln();
-                }
-                let e = n as f64 * log_p.exp();
-                if e >= 20.0 {
-                    chi2 += (c - e).powi(2) / e;
-                    dof += 1;
-                }
-            }
-            let bound = dof as f64 + 5.0 * (2.0 * dof as f64).sqrt();
-            assert!(chi2 < bound, "mean {mean}: chi2 {chi2} with {dof} cells");
+            assert_poisson(&draws, mean, if mean > 0.01 { 0.03 } else { f64::INFINITY });
         }
         assert!(PoissonAlias::new(500.0).is_none());
     }
