@@ -12,6 +12,7 @@
 use crate::comm::Comm;
 use crate::connectivity::{Connectivity, ProjectionTable};
 use crate::model::lif::DIVERGED;
+use std::ops::Range;
 
 /// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
 /// whose state diverged (0: none), the step, within the window, when it did, whether this
@@ -382,16 +383,25 @@ impl RingBuffer {
             &scales[lo..hi]
         };
         let spikes = &spikes[lo..hi];
-        let mut next_run = spikes
-            .first()
-            .and_then(|&g| table.run(u64::from(g) - table.source_start));
+        // Runs lie at random places of a table much larger than the caches. The runs of a
+        // chunk of spikes are looked up together, their index blocks asked for first, so that
+        // the lookups' cache misses overlap; each spike's whole run is fetched while the one
+        // before it is scattered.
+        const CHUNK: usize = 32;
+        let mut runs: [Option<(usize, Range<usize>)>; CHUNK] = std::array::from_fn(|_| None);
         for i in 0..spikes.len() {
-            let run = next_run.take();
-            // Runs lie at random places of a table much larger than the caches: fetch the
-            // next spike's whole run while this one is scattered.
-            if let Some(&next) = spikes.get(i + 1) {
-                next_run = table.run(u64::from(next) - table.source_start);
-                if let Some((_, r)) = &next_run {
+            let k = i % CHUNK;
+            if k == 0 {
+                let chunk = &spikes[i..(i + CHUNK).min(spikes.len())];
+                for &g in chunk {
+                    prefetch(table.index.block_ptr(u64::from(g) - table.source_start));
+                }
+                for (run, &g) in runs.iter_mut().zip(chunk) {
+                    *run = table.run(u64::from(g) - table.source_start);
+                }
+            }
+            if i + 1 < spikes.len() {
+                if let Some(Some((_, r))) = runs.get(k + 1) {
                     for line in table.targets[r.clone()].chunks(16) {
                         prefetch(line.as_ptr());
                     }
@@ -401,7 +411,7 @@ impl RingBuffer {
                 }
             }
             // A source without targets here costs one look at its block of the index.
-            let Some((j, range)) = run else {
+            let Some((j, range)) = runs[k].clone() else {
                 continue;
             };
             let targets = &table.targets[range.clone()];

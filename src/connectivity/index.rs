@@ -197,6 +197,13 @@ impl SourceIndex {
         Some((b, block.first_run as usize + below.count_ones() as usize))
     }
 
+    /// Where the block of source `s` lies (to ask the caches for it ahead of a lookup).
+    #[inline(always)]
+    pub fn block_ptr(&self, s: u64) -> *const u8 {
+        let b = ((s / BLOCK) as usize).min(self.blocks.len() - 1);
+        (&self.blocks[b] as *const Block).cast()
+    }
+
     /// Source `s`'s run number and the positions of its synapses (`None`: it has none here).
     #[inline(always)]
     pub fn lookup(&self, s: u64) -> Option<(usize, Range<usize>)> {
