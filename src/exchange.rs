@@ -95,25 +95,28 @@ impl Targeted {
         comm: &dyn Comm,
     ) -> Self {
         let ranks = comm.size();
-        // The sources present here, by gid.
-        let mut present = std::collections::BTreeSet::new();
+        // One bitmap per rank over its neurons, concatenated: the sources present here.
+        let ranges: Vec<_> = (0..ranks).map(|q| partition.range(q)).collect();
+        let counts: Vec<usize> = ranges
+            .iter()
+            .map(|r| (r.end - r.start).div_ceil(32) as usize)
+            .collect();
+        let starts: Vec<usize> = counts
+            .iter()
+            .scan(0, |at, &c| {
+                let s = *at;
+                *at += c;
+                Some(s)
+            })
+            .collect();
+        let mut send = vec![0u32; counts.iter().sum()];
         for table in &conn.tables {
             for (s, _, _) in table.runs() {
-                present.insert(table.source_start + s);
+                let g = table.source_start + s;
+                let q = partition.owner(g);
+                let i = (g - ranges[q].start) as usize;
+                send[starts[q] + i / 32] |= 1 << (i % 32);
             }
-        }
-        let mut send = Vec::new();
-        let mut counts = Vec::with_capacity(ranks);
-        for q in 0..ranks {
-            let r = partition.range(q);
-            let words = (r.end - r.start).div_ceil(32) as usize;
-            let at = send.len();
-            send.resize(at + words, 0u32);
-            for g in present.range(r.clone()) {
-                let i = (g - r.start) as usize;
-                send[at + i / 32] |= 1 << (i % 32);
-            }
-            counts.push(words);
         }
         let mut got = Vec::new();
         comm.all_to_all_u32(&send, &counts, &mut got);
