@@ -183,10 +183,10 @@ impl Emulator {
             source,
         })
     }
+}
 
-    /// Every rank's message of the window of `steps` steps from `first_step`, concatenated in
-    /// rank order into `out`, the emulated rank's being `own`.
-    pub fn messages(&mut self, own: &[u32], first_step: u64, steps: usize, out: &mut Vec<u32>) {
+impl crate::exchange::OtherRanks for Emulator {
+    fn messages(&mut self, own: &[u32], first_step: u64, steps: usize, out: &mut Vec<u32>) {
         use crate::exchange::HEADER;
         out.clear();
         let words = if self.carries_efficacy { 3 } else { 1 };

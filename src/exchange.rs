@@ -70,7 +70,14 @@ pub enum Route {
     Targeted(Targeted),
     /// One rank of a decomposition emulated in one process: the other ranks' messages are made
     /// up ([`crate::emulate`]).
-    Emulated(Box<crate::emulate::Emulator>),
+    Emulated(Box<dyn OtherRanks>),
+}
+
+/// The other ranks of an emulated decomposition.
+pub trait OtherRanks {
+    /// Every rank's message of the window of `steps` steps from `first_step`, concatenated in
+    /// rank order into `out`, the emulated rank's being `own`.
+    fn messages(&mut self, own: &[u32], first_step: u64, steps: usize, out: &mut Vec<u32>);
 }
 
 /// The routing table of [`Route::Targeted`]: for each rank, which local neurons it needs.
