@@ -191,8 +191,7 @@ impl crate::exchange::OtherRanks for Emulator {
         out.clear();
         let words = if self.carries_efficacy { 3 } else { 1 };
         // Each population's probability of a spike per neuron and step.
-        // Each population's probability of a spike per neuron and step.
-        let mut own_rates = match &self.source {
+        let mut p_step = match &self.source {
             Source::Fixed { p_step, .. } => p_step.clone(),
             _ => Vec::new(),
         };
@@ -215,7 +214,7 @@ impl crate::exchange::OtherRanks for Emulator {
             *so_far += steps as u64;
             let all = spikes.iter().sum::<u64>() as f64
                 / (neurons.iter().sum::<u64>() as f64 * *so_far as f64).max(1.0);
-            own_rates = spikes
+            p_step = spikes
                 .iter()
                 .zip(neurons.iter())
                 .map(|(&s, &n)| {
@@ -244,7 +243,7 @@ impl crate::exchange::OtherRanks for Emulator {
                         for (p, pop) in self.populations.iter().enumerate() {
                             let (lo, hi) = (pop.start.max(range.start), pop.end.min(range.end));
                             if lo < hi {
-                                bernoulli_run(&mut streams[q], lo..hi, own_rates[p], out);
+                                bernoulli_run(&mut streams[q], lo..hi, p_step[p], out);
                             }
                         }
                     }

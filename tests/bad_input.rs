@@ -413,9 +413,9 @@ fn rows() -> Vec<Row> {
             "population = 3000000010",
         ),
         row(
-            "N x K beyond 2^40 synapses",
+            "N x K beyond 2^50 synapses",
             Set(&[
-                "population.E.size=2000000",
+                "population.E.size=2000000000",
                 "projection.EE.indegree=1000000",
             ]),
             "projection.EE.indegree = 1000000",

@@ -53,8 +53,10 @@ pub const MAX_NEURONS: u64 = (1 << 31) - (1 << 20);
 /// rank).
 pub const MAX_EMULATED_RANKS: usize = 1 << 20;
 
-/// Largest projection, in expected synapses (2^40: 4 TiB of synapse tables).
-pub const MAX_SYNAPSES: f64 = 1_099_511_627_776.0;
+/// Largest projection, in expected synapses (2^50, about 10^15: 16,384 ranks of 10^5 neurons
+/// with 10^4 synapses each hold 1.6 x 10^13). A bound against mistyped sizes only: what each
+/// rank will hold is checked against its node's memory before anything is built.
+pub const MAX_SYNAPSES: f64 = 1_125_899_906_842_624.0;
 
 /// The name a configuration gives a value (`lif`, `exp_if`, `{ kind = "sigmoid", ... }`).
 pub fn toml_name<T: serde::Serialize>(x: &T) -> String {

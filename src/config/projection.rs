@@ -707,7 +707,7 @@ pub(super) fn resolve(
         return Err(invalid(
             key(k),
             v,
-            format!("{expected:.3e} synapses expected; at most 2^40 per projection"),
+            format!("{expected:.3e} synapses expected; at most 2^50 per projection"),
         ));
     }
     Ok(projection)
