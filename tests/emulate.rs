@@ -178,7 +178,7 @@ fn the_targeted_exchange_changes_no_result() {
     let dir = common::scratch("emulate_targeted");
     let cases = [
         (
-            "local_torus.toml",
+            "examples/local_torus.toml",
             &[
                 "--set",
                 "simulation.t_stop=100",
@@ -189,18 +189,19 @@ fn the_targeted_exchange_changes_no_result() {
             ][..],
         ),
         (
-            "multi_agent_labels.toml",
+            "configs/multi_agent_labels.toml",
             &["--set", "simulation.t_stop=100"][..],
         ),
     ];
     for (config, set) in cases {
-        let path = common::repo().join("configs").join(config);
-        let gather = dir.join(format!("{config}-gather.h5"));
+        let path = common::repo().join(config);
+        let name = path.file_stem().unwrap().to_str().unwrap();
+        let gather = dir.join(format!("{name}-gather.h5"));
         let a2a = ["--set", "simulation.collective=\"all_to_all\""];
         let ag = ["--set", "simulation.collective=\"all_gather\""];
         common::run_ok(2, &path, &gather, &[set, &ag[..]].concat());
         for ranks in 1..=4 {
-            let out = dir.join(format!("{config}-a2a{ranks}.h5"));
+            let out = dir.join(format!("{name}-a2a{ranks}.h5"));
             common::run_ok(ranks, &path, &out, &[set, &a2a[..]].concat());
             common::assert_same_results(&gather, &out);
         }
