@@ -151,18 +151,19 @@ impl TreeRecorder {
         self.trees.iter().any(|t| t.spec.schedule.fires(b))
     }
 
-    /// Samples at boundary `b` (a collective: every rank calls it at the same boundaries).
+    /// Samples at boundary `b`, time `time` (`Config::time(b)`; a collective: every rank calls
+    /// it at the same boundaries).
     /// `v`: the potentials of the local neurons; `fired`: the local gids that spiked in the
     /// step ending at `b`, ascending.
     pub fn sample(
         &mut self,
         b: u64,
+        time: f64,
         v: &[f64],
         fired: &[u32],
         conn: &Connectivity,
         comm: &dyn Comm,
     ) {
-        let time = b as f64 * self.dt;
         let firing: Vec<usize> = (0..self.trees.len())
             .filter(|&k| self.trees[k].spec.schedule.fires(b))
             .collect();
@@ -226,7 +227,7 @@ impl Observer for TreeRecorder {
 
     fn at_boundary(&mut self, at: &Boundary) {
         if self.fires(at.b) {
-            self.sample(at.b, at.v, at.fired, at.conn, at.comm);
+            self.sample(at.b, at.time, at.v, at.fired, at.conn, at.comm);
         }
     }
 
