@@ -184,7 +184,7 @@ fn emulation(
             "an emulated run holds one rank's share and writes no checkpoint".into(),
         );
     }
-    let rates =
+    let given =
         match &args.emulate_rates {
             None => None,
             Some(text) => Some(crate::emulate::parse_rates(text, config).map_err(|reason| {
@@ -195,12 +195,13 @@ fn emulation(
                 }
             })?),
         };
-    Ok(Some(crate::emulate::Emulation {
+    Ok(Some(crate::emulate::Emulation::new(
+        config,
         ranks,
         rank,
-        replay: args.emulate_replay.clone(),
-        rates,
-    }))
+        args.emulate_replay.clone(),
+        given,
+    )))
 }
 
 fn now() -> String {
@@ -271,7 +272,7 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
                     "rank {} of {} emulated (other ranks' spikes {})",
                     e.rank,
                     e.ranks,
-                    crate::emulate::describe(&config, e)
+                    e.describe(&config)
                 ),
                 None => format!("{} rank(s)", comm.size()),
             }

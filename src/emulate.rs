@@ -30,14 +30,83 @@ use rand::RngExt;
 use std::ops::Range;
 use std::path::PathBuf;
 
-/// What `--emulate-ranks P --as-rank r [--emulate-replay FILE]` asks for.
+/// What `--emulate-ranks P --as-rank r [--emulate-replay FILE | --emulate-rates ...]` asks
+/// for, with the other ranks' spikes resolved once.
 #[derive(Clone, Debug)]
 pub struct Emulation {
     pub ranks: usize,
     pub rank: usize,
-    pub replay: Option<PathBuf>,
-    /// \[Hz\] Per population, the rate of the made-up spikes (`None`: the model's).
-    pub rates: Option<Vec<f64>>,
+    pub others: Others,
+}
+
+/// Where the other ranks' spikes come from.
+#[derive(Clone, Debug)]
+pub enum Others {
+    /// Made up at these rates \[Hz\], one per population; `given` with `--emulate-rates`,
+    /// else the limit's stationary rates.
+    Rates { hz: Vec<f64>, given: bool },
+    /// Made up at the rates the emulated rank's own neurons fire.
+    Own,
+    /// Replayed from a real run's output.
+    Replay(PathBuf),
+}
+
+impl Emulation {
+    /// `given`: the rates of `--emulate-rates`; without them and without a replay, the limit's
+    /// stationary rates of a threshold-LIF network, else the rank's own.
+    pub fn new(
+        config: &Config,
+        ranks: usize,
+        rank: usize,
+        replay: Option<PathBuf>,
+        given: Option<Vec<f64>>,
+    ) -> Emulation {
+        let others = match (replay, given) {
+            (Some(path), _) => Others::Replay(path),
+            (None, Some(hz)) => Others::Rates { hz, given: true },
+            (None, None) => match limit_rates(config) {
+                Some(hz) => Others::Rates { hz, given: false },
+                None => Others::Own,
+            },
+        };
+        Emulation {
+            ranks,
+            rank,
+            others,
+        }
+    }
+
+    /// What the other ranks' spikes are, as the run's banner says it.
+    pub fn describe(&self, config: &Config) -> String {
+        match &self.others {
+            Others::Replay(_) => "replayed".into(),
+            Others::Own => "at the emulated rank's own rates".into(),
+            Others::Rates { hz, given } => {
+                let list: Vec<String> = config
+                    .populations
+                    .iter()
+                    .zip(hz)
+                    .map(|(p, r)| format!("{} {r:.3} Hz", p.name))
+                    .collect();
+                let how = if *given {
+                    "given"
+                } else {
+                    "the limit's stationary rates"
+                };
+                format!("at {} ({how})", list.join(", "))
+            }
+        }
+    }
+}
+
+/// The limit's stationary rates \[Hz\] of a threshold-LIF network (`None` for other families
+/// or where the fixed-point iteration does not converge).
+fn limit_rates(config: &Config) -> Option<Vec<f64>> {
+    if crate::meanfield::run::family(config).ok()? != crate::meanfield::run::Family::Lif {
+        return None;
+    }
+    let (r, converged) = crate::meanfield::run::siegert_rates(config);
+    converged.then(|| r.iter().map(|x| x * 1000.0).collect())
 }
 
 /// Makes up the other ranks' messages of each window.
@@ -73,42 +142,6 @@ enum Source {
     },
 }
 
-/// What the emulated rank's neighbours fire at, as the banner and the output say it.
-pub fn describe(config: &Config, emulation: &Emulation) -> String {
-    if emulation.replay.is_some() {
-        return "replayed".into();
-    }
-    let (rates, how) = match model_rates(config, emulation) {
-        Some((r, how)) => (r, how),
-        None => return "at the emulated rank's own rates".into(),
-    };
-    let list: Vec<String> = config
-        .populations
-        .iter()
-        .zip(&rates)
-        .map(|(p, r)| format!("{} {r:.3} Hz", p.name))
-        .collect();
-    format!("at {} ({how})", list.join(", "))
-}
-
-/// The fixed rates \[Hz\] of the made-up spikes, and where they come from: given, or the
-/// limit's stationary rates of a threshold-LIF network.
-fn model_rates(config: &Config, emulation: &Emulation) -> Option<(Vec<f64>, &'static str)> {
-    if let Some(r) = &emulation.rates {
-        return Some((r.clone(), "given"));
-    }
-    if crate::meanfield::run::family(config).ok()? != crate::meanfield::run::Family::Lif {
-        return None;
-    }
-    let (r, converged) = crate::meanfield::run::siegert_rates(config);
-    converged.then(|| {
-        (
-            r.iter().map(|x| x * 1000.0).collect(),
-            "the limit's stationary rates",
-        )
-    })
-}
-
 impl Emulator {
     pub fn new(
         config: &Config,
@@ -124,27 +157,25 @@ impl Emulator {
                 .map(|q| rng::stream(config.seed, q as u64, Purpose::Emulation))
                 .collect()
         };
-        let source = match &emulation.replay {
-            None => match model_rates(config, emulation) {
-                Some((rates, _)) => Source::Fixed {
-                    p_step: rates.iter().map(|r| r * config.dt / 1000.0).collect(),
-                    streams: streams(),
-                },
-                None => Source::Own {
-                    spikes: vec![0; populations.len()],
-                    neurons: populations
-                        .iter()
-                        .map(|p| {
-                            p.end
-                                .min(local.end)
-                                .saturating_sub(p.start.max(local.start))
-                        })
-                        .collect(),
-                    steps: 0,
-                    streams: streams(),
-                },
+        let source = match &emulation.others {
+            Others::Rates { hz, .. } => Source::Fixed {
+                p_step: hz.iter().map(|r| r * config.dt / 1000.0).collect(),
+                streams: streams(),
             },
-            Some(path) => {
+            Others::Own => Source::Own {
+                spikes: vec![0; populations.len()],
+                neurons: populations
+                    .iter()
+                    .map(|p| {
+                        p.end
+                            .min(local.end)
+                            .saturating_sub(p.start.max(local.start))
+                    })
+                    .collect(),
+                steps: 0,
+                streams: streams(),
+            },
+            Others::Replay(path) => {
                 let refuse = |reason: String| Error::Argument {
                     key: "--emulate-replay".into(),
                     value: path.display().to_string(),
