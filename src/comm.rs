@@ -141,7 +141,6 @@ impl Comm for SerialComm {
 pub struct MpiComm {
     world: SimpleCommunicator,
     counts: Vec<Count>,
-    displs: Vec<Count>,
 }
 
 impl MpiComm {
@@ -150,7 +149,6 @@ impl MpiComm {
         MpiComm {
             world,
             counts: vec![0; n],
-            displs: vec![0; n],
         }
     }
 
@@ -160,17 +158,27 @@ impl MpiComm {
         let mine = count(local.len());
         let mut counts = self.counts.clone();
         self.world.all_gather_into(&mine, &mut counts[..]);
-        let mut displs = self.displs.clone();
-        let mut total: usize = 0;
-        for (d, &c) in displs.iter_mut().zip(&counts) {
-            *d = count(total);
-            total += c as usize;
-        }
+        let (displs, total) = displacements(&counts);
         out.clear();
         out.resize(total, T::default());
         let mut partition = PartitionMut::new(&mut out[..], counts, displs);
         self.world.all_gather_varcount_into(local, &mut partition);
     }
+}
+
+/// Where each rank's part starts in a buffer of the parts of `counts` elements laid end to
+/// end (an exclusive prefix sum), and the buffer's length.
+fn displacements(counts: &[Count]) -> (Vec<Count>, usize) {
+    let mut total = 0usize;
+    let displs = counts
+        .iter()
+        .map(|&c| {
+            let d = count(total);
+            total += c as usize;
+            d
+        })
+        .collect();
+    (displs, total)
 }
 
 fn count(n: usize) -> Count {
@@ -206,17 +214,8 @@ impl Comm for MpiComm {
         let mut recv_counts = vec![0 as Count; n];
         self.world
             .all_to_all_into(&send_counts[..], &mut recv_counts[..]);
-        let displs = |c: &[Count]| -> Vec<Count> {
-            c.iter()
-                .scan(0usize, |at, &k| {
-                    let d = *at;
-                    *at += k as usize;
-                    Some(count(d))
-                })
-                .collect()
-        };
-        let (sd, rd) = (displs(&send_counts), displs(&recv_counts));
-        let total: usize = recv_counts.iter().map(|&c| c as usize).sum();
+        let (sd, _) = displacements(&send_counts);
+        let (rd, total) = displacements(&recv_counts);
         out.clear();
         out.resize(total, 0);
         let sendbuf = mpi::datatype::Partition::new(send, send_counts, sd);

@@ -145,33 +145,28 @@ impl Targeted {
     /// rank: the header, and per step the spikes that rank needs.
     fn split(&mut self, message: &[u32], steps: usize, words: usize) {
         self.parts.clear();
-        let counts_at = HEADER;
+        let mut kept = Vec::new();
         for (q, needs) in self.needs.iter().enumerate() {
             let start = self.parts.len();
             self.parts.extend_from_slice(&message[..HEADER + steps]);
             let mut at = HEADER + steps;
             for k in 0..steps {
-                let n = message[counts_at + k] as usize;
+                let n = message[HEADER + k] as usize;
                 let gids = &message[at..at + n];
-                let mut kept = 0;
-                for &g in gids {
-                    let i = (u64::from(g) - self.first_gid) as usize;
-                    if needs[i / 32] >> (i % 32) & 1 == 1 {
-                        self.parts.push(g);
-                        kept += 1;
-                    }
-                }
+                kept.clear();
+                kept.extend((0..n).filter(|&j| {
+                    let i = (u64::from(gids[j]) - self.first_gid) as usize;
+                    needs[i / 32] >> (i % 32) & 1 == 1
+                }));
+                self.parts.extend(kept.iter().map(|&j| gids[j]));
                 if words == 3 {
                     // The efficacies follow the step's gids, two words each.
                     let effs = &message[at + n..at + 3 * n];
-                    for (j, &g) in gids.iter().enumerate() {
-                        let i = (u64::from(g) - self.first_gid) as usize;
-                        if needs[i / 32] >> (i % 32) & 1 == 1 {
-                            self.parts.extend_from_slice(&effs[2 * j..2 * j + 2]);
-                        }
+                    for &j in &kept {
+                        self.parts.extend_from_slice(&effs[2 * j..2 * j + 2]);
                     }
                 }
-                self.parts[start + counts_at + k] = kept;
+                self.parts[start + HEADER + k] = kept.len() as u32;
                 at += words * n;
             }
             self.counts[q] = self.parts.len() - start;
