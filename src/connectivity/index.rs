@@ -91,7 +91,13 @@ impl Counts {
     }
 
     fn get(&self, s: usize) -> u64 {
-        u64::from(self.low[s]) + 256 * self.high.get(&(s as u32)).copied().unwrap_or(0)
+        // Most tables on many ranks have no count of 256 or more: no map to look into.
+        let high = if self.high.is_empty() {
+            0
+        } else {
+            self.high.get(&(s as u32)).copied().unwrap_or(0)
+        };
+        u64::from(self.low[s]) + 256 * high
     }
 }
 
@@ -121,9 +127,10 @@ impl SourceIndex {
             };
             for i in 0..BLOCK as usize {
                 let s = b * BLOCK as usize + i;
-                if s < n && counts.get(s) > 0 {
+                let c = if s < n { counts.get(s) } else { 0 };
+                if c > 0 {
                     block.present |= 1 << i;
-                    base += counts.get(s);
+                    base += c;
                     runs += 1;
                 }
             }
