@@ -40,6 +40,23 @@ fn leave(code: u8, universe: mpi::environment::Universe) -> ExitCode {
     ExitCode::from(code)
 }
 
+/// A panic (a bug) on one rank must not leave the other ranks waiting in a collective forever,
+/// nor the rank itself, whose unwinding closes HDF5 files collectively: after the usual panic
+/// message the whole job is aborted (`MPI_Abort`, exit code 101). Installed once MPI is
+/// initialised.
+fn abort_job_on_panic() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        report(info);
+        eprintln!("lapicque: error: internal error (a bug: please report it); aborting every rank");
+        // SAFETY: MPI is initialised (the hook is set after `mpi::initialize`) and not yet
+        // finalised (the universe lives until `main` returns); MPI_Abort does not return.
+        unsafe {
+            mpi::ffi::MPI_Abort(mpi::ffi::RSMPI_COMM_WORLD, 101);
+        }
+    }));
+}
+
 /// Prints a report to stdout; a reader that has gone (`lapicque inspect F | head`) is not an
 /// error.
 fn print(text: String) {
@@ -55,6 +72,7 @@ fn main() -> ExitCode {
                 eprintln!("lapicque: error: MPI could not be initialised");
                 return ExitCode::from(1);
             };
+            abort_job_on_panic();
             let comm = MpiComm::new(universe.world());
             // SIGUSR1 (what Slurm's `--signal` sends before the time limit) and SIGTERM
             // (preemption, `scancel`, the time limit itself) ask for a checkpoint and a clean
@@ -81,6 +99,7 @@ fn main() -> ExitCode {
                 eprintln!("lapicque: error: MPI could not be initialised");
                 return ExitCode::from(1);
             };
+            abort_job_on_panic();
             let comm = MpiComm::new(universe.world());
             let result = lapicque::app::edges(&args, &comm);
             match report(result, lapicque::comm::Comm::rank(&comm) == 0) {
