@@ -21,7 +21,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "lapicque-checkpoint";
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 
 /// Where checkpoints of a run writing `output` go: `checkpoint.path`, or the output path with
 /// its extension replaced by `.checkpoint.h5`.

@@ -6,9 +6,10 @@
 //! `trees`, `meanfield::run`).
 
 use crate::comm::{agree, Comm};
+use crate::spill::Stored;
 use crate::Error;
 use hdf5::types::VarLenUnicode;
-use hdf5::{Dataset, File, Group, H5Type, Location};
+use hdf5::{Dataset, File, Group, H5Type, Hyperslab, Location, SliceOrIndex};
 use std::path::{Path, PathBuf};
 
 pub fn partial_path(path: &Path) -> PathBuf {
@@ -63,21 +64,58 @@ pub(crate) fn dataset<T: H5Type>(
     Ok(ds)
 }
 
-/// A dataset holding data every rank has: created by all, written by rank 0.
-pub(crate) fn replicated<T: H5Type>(
+/// A dataset holding data every rank has: created by all, written by rank 0, chunk by chunk
+/// along its first dimension when the data are a spilled [`Series`](crate::spill::Series).
+pub(crate) fn replicated<T: H5Type, D: Stored<T> + ?Sized>(
     g: &Group,
     name: &str,
-    data: &[T],
+    data: &D,
     shape: &[usize],
     units: &str,
     description: &str,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let ds = dataset::<T>(g, name, shape, units, description)?;
-    if w.rank == 0 && !data.is_empty() {
-        w.keep(ds.write_raw(data));
+    if w.rank == 0 && data.count() > 0 {
+        let written = write_rows(&ds, shape, data);
+        w.keep(written);
     }
     Ok(())
+}
+
+/// Writes `data` (values in the dataset's order) into `ds` of `shape`, one chunk of whole
+/// rows (of the trailing dimensions) at a time.
+fn write_rows<T: H5Type, D: Stored<T> + ?Sized>(
+    ds: &Dataset,
+    shape: &[usize],
+    data: &D,
+) -> hdf5::Result<()> {
+    let total: usize = shape.iter().product();
+    if data.count() != total {
+        return Err(format!(
+            "{}: {} values for a dataset of {total}",
+            ds.name(),
+            data.count()
+        )
+        .as_str()
+        .into());
+    }
+    let row: usize = shape.iter().skip(1).product();
+    let mut at = 0;
+    data.chunks(&mut |c| {
+        let n = c.len() / row.max(1);
+        let mut dims = vec![n];
+        dims.extend_from_slice(&shape[1.min(shape.len())..]);
+        let mut sel = vec![SliceOrIndex::from(at..at + n)];
+        sel.extend(shape.iter().skip(1).map(|_| SliceOrIndex::from(..)));
+        let view =
+            ndarray::ArrayView::from_shape(ndarray::IxDyn(&dims), c).map_err(|e| e.to_string())?;
+        ds.write_slice(view, Hyperslab::from(sel))
+            .map_err(|e| e.to_string())?;
+        at += n;
+        Ok(())
+    })
+    .map_err(|e| hdf5::Error::from(e.as_str()))
 }
 
 /// Raw data writes are independent (per rank) while creating groups, datasets and attributes

@@ -71,6 +71,7 @@ pub mod rng;
 pub mod simulation;
 pub mod sonata;
 pub mod space;
+pub mod spill;
 pub mod state;
 pub mod stimulus;
 pub mod watchdog;

@@ -20,7 +20,7 @@ fn shipped(name: &str) -> String {
 fn particle_moments(config: &Config) -> (Vec<f64>, Vec<Vec<f64>>, Vec<Vec<f64>>) {
     let control = simulation::Control::uninterrupted(Path::new("mckean.checkpoint.h5"));
     let r = simulation::run(config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     (rec.times.clone(), rec.means.clone(), rec.variances.clone())
 }
 

@@ -332,7 +332,7 @@ fn chemical_coupling_approaches_the_balance_voltages() {
         let balance = lapicque::meanfield::run::balance_voltages(&config).unwrap();
         let control = simulation::Control::uninterrupted(Path::new("balance.checkpoint.h5"));
         let r = simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-        let rec = r.observers.get::<Moments>();
+        let rec = r.observers.get::<Moments>().to_vecs();
         let mut worst: f64 = 0.0;
         for (p, x) in balance.iter().enumerate() {
             let keep: Vec<f64> = rec

@@ -410,7 +410,7 @@ fn exponential_escape_rate_matches_the_renewal_solution() {
 /// Time averages (over the moment samples from `from` ms on) of the population mean and
 /// variance of V, and the number of samples.
 fn averaged_moments(r: &RunResult, pop: usize, from: f64) -> (f64, f64, usize) {
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     let idx: Vec<usize> = (0..rec.times.len())
         .filter(|&i| rec.times[i] >= from - 1e-9)
         .collect();
@@ -544,7 +544,7 @@ fn chemical_coupling_with_a_sigmoid_reaches_the_self_consistent_state() {
          s = {{ kind = \"sigmoid\", theta = {theta}, delta = {delta}, max = 1.0 }}\n"
     );
     let r = run(&text);
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     let from = rec.times.iter().position(|&t| t >= 20.0 - 1e-9).unwrap();
     let means = &rec.means[0][from..];
     let batches: Vec<f64> = means
@@ -627,7 +627,7 @@ fn electrical_coupling_leaves_the_population_mean_unchanged() {
     let (a, c, sigma, n, dt) = (1.0f64, 0.1f64, 1.0f64, 1000.0f64, 0.1f64);
     for jn in [0.0, 1000.0] {
         let r = electrical(jn, 50.0, 29);
-        let rec = r.observers.get::<Moments>();
+        let rec = r.observers.get::<Moments>().to_vecs();
         for t in [5.0f64, 10.0, 20.0, 50.0] {
             let i = rec
                 .times
@@ -933,7 +933,7 @@ fn synapse_errors(dt: f64, inhibition: Inhibition) -> [(f64, f64); 2] {
     let f = |t: f64, v: f64| g(t, &ae, w_e, tau_e) * (e_e - v) + g(t, &ai, w_i, tau_i) * (e_i - v);
     let h = 1e-3;
     let per_sample = (dt / h).round() as usize;
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     let (mut v, mut t) = (0.0f64, 0.0f64);
     let (mut err_c, mut err_g, mut dist) = (0.0f64, 0.0f64, 0.0f64);
     for (i, &ts) in rec.times.iter().enumerate() {
@@ -1778,7 +1778,7 @@ fn sonata_edges_file_delivers_each_weight_after_its_delay() {
     }
     assert!(cut > 0, "no spike was cut by its delay");
     // The population mean of the targets after every step: the arrivals of steps < k.
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     assert!(rec.times.len() >= n_steps as usize);
     for (i, &ts) in rec.times.iter().enumerate() {
         let k = (ts / dt).round() as u32;

@@ -331,7 +331,7 @@ fn balance_includes_aggregate_input() {
     let config = Config::from_toml(text, &[]).unwrap();
     let control = simulation::Control::uninterrupted(Path::new("agg_balance.checkpoint.h5"));
     let r = simulation::run(&config, &SerialComm, &mut Progress::silent(), &control).unwrap();
-    let rec = r.observers.get::<Moments>();
+    let rec = r.observers.get::<Moments>().to_vecs();
     // J = j0 n^(alpha - 1) with alpha = 0: J n_B = j0.
     let (j1n, j2n) = (0.02, -0.05);
     let balance = r.observers.get::<Balance>();

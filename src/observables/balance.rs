@@ -2,7 +2,8 @@
 //! each population in the bins of `observables.balance`, from exact sums over the delivered
 //! events and the aggregate terms, beside the expected external drive.
 
-use super::{from_words, to_words, Observer, Observers, Output, Restored, Saved};
+use super::bins::{Bins, PerBin};
+use super::{Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::{Config, Schedule};
 use crate::exchange::Delivered;
@@ -13,99 +14,99 @@ use std::any::Any;
 /// Its group in output files (and in checkpoints, under `/observables`).
 pub const GROUP: &str = "balance";
 
+/// The input balance: sums per bin ([`Bins`]), one row per bin: per projection the two signs
+/// of [`Delivered::input`] (per-synapse weights times efficacies in units of 2^-64 mV, or for
+/// a constant weight the efficacies in units of 2^-32, by the bin of the step the spikes were
+/// emitted in), then, with aggregate terms, per population the positive and negative aggregate
+/// input summed over neurons and steps [mV/ms, 2^-32].
 pub struct Balance {
     schedule: Option<Schedule>,
-    /// Synaptic input per projection, balance bin and sign, by the step its spike was emitted
-    /// in, as [`Delivered::input`]; global, reduced; row-major (projection, bin, sign).
-    pub synaptic: Vec<i128>,
-    /// The local input not yet reduced, same shape.
-    pending: Vec<i128>,
-    /// Aggregate input per population, balance bin and sign (positive, negative), summed over
-    /// neurons and steps [mV/ms, fixed point], global; empty without aggregate terms.
-    pub aggregate: Vec<i128>,
-    pending_aggregate: Vec<i128>,
+    n_proj: usize,
+    /// Values per row.
+    width: usize,
+    sums: Bins<i128>,
+    /// The bin of the last step delivered: the bins before it take no more input.
+    last_bin: usize,
     sizes: Vec<u64>,
 }
 
 impl Balance {
     pub fn new(config: &Config) -> Self {
-        let bins = config.balance.map_or(0, |b| b.bins());
-        let len = 2 * config.projections.len() * bins;
-        let agg_len = if config.aggregates.is_empty() {
+        let n_proj = config.projections.len();
+        let agg = if config.aggregates.is_empty() {
             0
         } else {
-            2 * config.populations.len() * bins
+            2 * config.populations.len()
+        };
+        let width = if config.balance.is_some() {
+            2 * n_proj + agg
+        } else {
+            0
         };
         Balance {
             schedule: config.balance,
-            synaptic: vec![0; len],
-            pending: vec![0; len],
-            aggregate: vec![0; agg_len],
-            pending_aggregate: vec![0; agg_len],
+            n_proj,
+            width,
+            sums: Bins::new(width),
+            last_bin: 0,
             sizes: config.populations.iter().map(|p| p.size).collect(),
         }
     }
 
-    fn bins(&self) -> usize {
+    fn n_bins(&self) -> usize {
         self.schedule.map_or(0, |b| b.bins())
     }
 
     /// The mean aggregate input per neuron of population `p` in each balance bin [mV/ms]: the
     /// positive (`negative = false`) or negative part.
     pub fn mean_aggregate_input(&self, p: usize, negative: bool) -> Vec<f64> {
-        let n_bins = self.bins();
-        let (Some(b), false) = (self.schedule, self.aggregate.is_empty()) else {
-            return vec![0.0; n_bins];
-        };
-        (0..n_bins)
-            .map(|bin| {
-                let steps = b.bin_steps(bin) as f64;
-                let sum = self.aggregate[(p * n_bins + bin) * 2 + usize::from(negative)];
-                unfixed(sum) / (self.sizes[p] as f64 * steps)
+        let mut out = Vec::new();
+        self.sums
+            .each_row(self.n_bins(), &mut |bin, row| {
+                out.push(self.aggregate_input_of(p, negative, bin, row));
+                Ok(())
             })
-            .collect()
+            .expect("the balance series can be read back");
+        out
     }
 
-    /// Mean synaptic input to population `p` per neuron in each balance bin through negative
-    /// weights (`negative`) or positive ones [mV/ms]: the exact sum over its projections of
-    /// weight x efficacy over the bin's events, / (size x bin width).
-    pub fn synaptic_input(&self, config: &Config, p: usize, negative: bool) -> Vec<f64> {
-        let Some(b) = self.schedule else {
-            return Vec::new();
-        };
-        let n_bins = b.bins();
-        (0..n_bins)
-            .map(|bin| {
-                let mut sum = 0.0;
-                for (k, proj) in config.projections.iter().enumerate() {
-                    if proj.target != p {
-                        continue;
-                    }
-                    let at = 2 * (k * n_bins + bin);
-                    sum += if proj.per_synapse_weights() {
-                        self.synaptic[at + usize::from(negative)] as f64 / (FIXED * FIXED)
-                    } else {
-                        // Efficacy sums by their sign: the input's sign is that of w e.
-                        let part = usize::from(negative != (proj.weight < 0.0));
-                        proj.weight * unfixed(self.synaptic[at + part])
-                    };
-                }
-                let len = b.bin_steps(bin) as f64 * config.dt;
-                sum / (self.sizes[p] as f64 * len)
-            })
-            .collect()
+    /// The mean aggregate input per neuron of population `p` in bin `bin` whose sums are `row`
+    /// (0 without aggregate terms) [mV/ms].
+    fn aggregate_input_of(&self, p: usize, negative: bool, bin: usize, row: &[i128]) -> f64 {
+        if self.width == 2 * self.n_proj {
+            return 0.0;
+        }
+        let steps = self.schedule.expect("a balance schedule").bin_steps(bin) as f64;
+        unfixed(row[2 * self.n_proj + 2 * p + usize::from(negative)])
+            / (self.sizes[p] as f64 * steps)
     }
-}
 
-/// Adds the local part into the global sums and clears it.
-fn absorb(comm: &dyn Comm, pending: &mut [i128], global: &mut [i128]) {
-    if pending.is_empty() {
-        return;
-    }
-    comm.sum_i128(pending);
-    for (g, l) in global.iter_mut().zip(pending) {
-        *g += *l;
-        *l = 0;
+    /// Mean input per neuron of population `p` in bin `bin` whose sums are `row`, through
+    /// negative weights (`negative`) or positive ones, synaptic plus aggregate [mV/ms].
+    fn mean_input(
+        &self,
+        config: &Config,
+        p: usize,
+        negative: bool,
+        bin: usize,
+        row: &[i128],
+    ) -> f64 {
+        let b = self.schedule.expect("a balance schedule");
+        let mut sum = 0.0;
+        for (k, proj) in config.projections.iter().enumerate() {
+            if proj.target != p {
+                continue;
+            }
+            sum += if proj.per_synapse_weights() {
+                row[2 * k + usize::from(negative)] as f64 / (FIXED * FIXED)
+            } else {
+                // Efficacy sums by their sign: the input's sign is that of w e.
+                let part = usize::from(negative != (proj.weight < 0.0));
+                proj.weight * unfixed(row[2 * k + part])
+            };
+        }
+        let synaptic = sum / (self.sizes[p] as f64 * (b.bin_steps(bin) as f64 * config.dt));
+        synaptic + self.aggregate_input_of(p, negative, bin, row)
     }
 }
 
@@ -118,13 +119,12 @@ impl Observer for Balance {
         let Some(bin) = self.schedule.and_then(|b| b.bin_of_step(step)) else {
             return;
         };
-        if self.pending_aggregate.is_empty() {
+        if self.width == 2 * self.n_proj {
             return;
         }
-        let n_bins = self.bins();
-        for (p, pair) in parts.chunks_exact(2).enumerate() {
-            self.pending_aggregate[(p * n_bins + bin) * 2] += pair[0];
-            self.pending_aggregate[(p * n_bins + bin) * 2 + 1] += pair[1];
+        let at = 2 * self.n_proj;
+        for (x, part) in self.sums.local(bin)[at..].iter_mut().zip(parts) {
+            *x += part;
         }
     }
 
@@ -132,17 +132,23 @@ impl Observer for Balance {
         let Some(bin) = self.schedule.and_then(|b| b.bin_of_step(step)) else {
             return;
         };
-        let n_bins = self.bins();
+        if self.width == 0 {
+            return;
+        }
+        self.last_bin = bin;
+        let row = self.sums.local(bin);
         for (k, d) in input.iter().enumerate() {
-            let at = 2 * (k * n_bins + bin);
-            self.pending[at] += d.input[0];
-            self.pending[at + 1] += d.input[1];
+            row[2 * k] += d.input[0];
+            row[2 * k + 1] += d.input[1];
         }
     }
 
+    fn pending(&self) -> usize {
+        self.sums.pending()
+    }
+
     fn reduce(&mut self, comm: &dyn Comm) {
-        absorb(comm, &mut self.pending, &mut self.synaptic);
-        absorb(comm, &mut self.pending_aggregate, &mut self.aggregate);
+        self.sums.reduce(comm, self.last_bin);
     }
 
     /// Mean input per population and bin: recurrent excitatory (positive weights) and
@@ -154,29 +160,20 @@ impl Observer for Balance {
             return Ok(());
         };
         let g = out.file.create_group(GROUP)?;
-        let n_bins = self.bins();
+        let n_bins = b.bins();
         let starts: Vec<f64> = (0..n_bins)
             .map(|k| config.time(b.start + k as u64 * b.every))
             .collect();
         replicated(&g, "time", &starts, &[n_bins], "ms", "start of each bin", w)?;
         attr(&g, "bin_width", b.every as f64 * config.dt)?;
         for (p, pop) in config.populations.iter().enumerate() {
-            let add = |x: Vec<f64>, y: Vec<f64>| -> Vec<f64> {
-                x.iter().zip(&y).map(|(a, b)| a + b).collect()
-            };
-            let exc = add(
-                self.synaptic_input(config, p, false),
-                self.mean_aggregate_input(p, false),
-            );
-            let inh = add(
-                self.synaptic_input(config, p, true),
-                self.mean_aggregate_input(p, true),
-            );
             let m = &pop.model.base;
-            let ext = vec![m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight; n_bins];
-            let net: Vec<f64> = (0..n_bins).map(|k| exc[k] + inh[k] + ext[k]).collect();
+            let ext = m.i_e + m.poisson_rate / 1000.0 * m.poisson_weight;
+            let exc = |bin: usize, row: &[i128]| self.mean_input(config, p, false, bin, row);
+            let inh = |bin: usize, row: &[i128]| self.mean_input(config, p, true, bin, row);
+            let net = |bin: usize, row: &[i128]| exc(bin, row) + inh(bin, row) + ext;
             let pg = g.create_group(&pop.name)?;
-            let series: [(&str, &[f64], &str); 4] = [
+            let series: [(&str, &PerBin<i128>, &str); 4] = [
                 (
                     "excitatory",
                     &exc,
@@ -189,30 +186,26 @@ impl Observer for Balance {
                 ),
                 (
                     "external",
-                    &ext,
+                    &|_, _| ext,
                     "expected external drive i_e + poisson_rate * poisson_weight",
                 ),
                 ("net", &net, "excitatory + inhibitory + external"),
             ];
-            for (name, data, description) in series {
-                replicated(&pg, name, data, &[n_bins], "mV/ms", description, w)?;
+            for (name, value, description) in series {
+                let data = self.sums.per_bin(n_bins, value);
+                replicated(&pg, name, &data, &[n_bins], "mV/ms", description, w)?;
             }
         }
         Ok(())
     }
 
-    /// The reduced sums as low and high 64-bit words: `synaptic` (per projection, bin and
-    /// sign; per-synapse weights times efficacies in units of 2^-64 mV, or for a constant
-    /// weight the efficacies in units of 2^-32) and `aggregate` (per population, bin and sign,
-    /// units of 2^-32 mV/ms).
+    /// The reduced sums so far, row by row ([`Bins::save`]).
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
-        to.replicated("synaptic", &to_words(&self.synaptic))?;
-        to.replicated("aggregate", &to_words(&self.aggregate))
+        self.sums.save(to, "sums")
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
-        from_words(&from.replicated::<u64>("synaptic")?, &mut self.synaptic)?;
-        from_words(&from.replicated::<u64>("aggregate")?, &mut self.aggregate)
+        self.sums.restore(from, "sums")
     }
 
     fn as_any(&self) -> &dyn Any {

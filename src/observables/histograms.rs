@@ -2,11 +2,12 @@
 //! (V, first coordinate) (`/densities`, with `xi_bins > 1`) and the densities of the label
 //! probabilities (`/labels`), at the times of `observables.histogram`, from integer counts.
 
-use super::{rows_to_table, table_to_rows, Boundary, Observer, Observers, Output, Restored, Saved};
+use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::{Config, HistogramSpec};
 use crate::fixed::bin_of;
 use crate::h5::{replicated, RawWrites};
+use crate::spill::{Concat, Series, Stored};
 use hdf5::File;
 use std::any::Any;
 use std::ops::Range;
@@ -21,17 +22,17 @@ pub const LABELS: &str = "labels";
 pub struct Histograms {
     spec: Option<HistogramSpec>,
     /// Sample times \[ms\].
-    pub times: Vec<f64>,
+    pub times: Series<f64>,
     /// Per population, one row of `bins` densities [1/mV] per sample time, so that the sum
     /// over bins times the bin width is the fraction of neurons in range.
-    pub histograms: Vec<Vec<f64>>,
+    pub histograms: Vec<Series<f64>>,
     /// The extended density f(t, v, xi) (with `xi_bins > 1`): per population, `xi_bins x
     /// bins` densities [1/mV] per sample; the sum times the V bin width times `1 / xi_bins` is
     /// the fraction of neurons in range.
-    pub densities: Vec<Vec<f64>>,
+    pub densities: Vec<Series<f64>>,
     /// Label histograms (populations with labels): per population, `k x label_bins` densities
     /// on [0, 1] per sample, one row per class.
-    pub labels: Vec<Vec<f64>>,
+    pub labels: Vec<Series<f64>>,
     /// Coordinate bin of each local neuron (empty with `xi_bins = 1`).
     xi_bin: Vec<u32>,
     xi_bins: usize,
@@ -49,12 +50,24 @@ impl Histograms {
     pub fn new(config: &Config, local: &Range<u64>, blocks: &[(usize, Range<usize>)]) -> Self {
         let n_pop = config.populations.len();
         let xi_bins = config.histogram.as_ref().map_or(1, |h| h.xi_bins);
+        let bins = config.histogram.as_ref().map_or(0, |h| h.bins);
+        let label_bins = config.histogram.as_ref().map_or(1, |h| h.label_bins);
+        let label_k: Vec<usize> = config
+            .populations
+            .iter()
+            .map(|p| p.model.labels.as_ref().map_or(0, |l| l.k()))
+            .collect();
         Histograms {
             spec: config.histogram.clone(),
-            times: Vec::new(),
-            histograms: vec![Vec::new(); n_pop],
-            densities: vec![Vec::new(); n_pop],
-            labels: vec![Vec::new(); n_pop],
+            times: Series::new(1),
+            histograms: (0..n_pop).map(|_| Series::new(bins)).collect(),
+            densities: (0..n_pop)
+                .map(|_| Series::new(if xi_bins > 1 { xi_bins * bins } else { 0 }))
+                .collect(),
+            labels: label_k
+                .iter()
+                .map(|k| Series::new(k * label_bins))
+                .collect(),
             xi_bin: match xi_bins {
                 1 => Vec::new(),
                 b => local
@@ -66,12 +79,8 @@ impl Histograms {
                     .collect(),
             },
             xi_bins,
-            label_bins: config.histogram.as_ref().map_or(1, |h| h.label_bins),
-            label_k: config
-                .populations
-                .iter()
-                .map(|p| p.model.labels.as_ref().map_or(0, |l| l.k()))
-                .collect(),
+            label_bins,
+            label_k,
             pending: Vec::new(),
             pending_labels: Vec::new(),
             blocks: blocks.to_vec(),
@@ -84,15 +93,14 @@ impl Histograms {
     pub fn coverage(&self, p: usize) -> Option<f64> {
         let spec = self.spec.as_ref()?;
         let width = (spec.v_max - spec.v_min) / spec.bins as f64;
-        let rows = self.histograms[p].chunks_exact(spec.bins);
-        let n = rows.len();
-        let total: f64 = rows.map(|r| r.iter().sum::<f64>() * width).sum();
+        let (mut n, mut total) = (0, 0.0);
+        self.histograms[p]
+            .for_each_row(|r| {
+                n += 1;
+                total += r.iter().sum::<f64>() * width;
+            })
+            .ok()?;
         (n > 0).then(|| total / n as f64)
-    }
-
-    /// Values per sample of each population's label histogram (classes x bins; 0 without).
-    fn label_row_lengths(&self) -> Vec<usize> {
-        self.label_k.iter().map(|k| k * self.label_bins).collect()
     }
 
     /// Takes the local counts at time `t` \[ms\]; `lambda` holds `stride` entries per local
@@ -207,7 +215,7 @@ impl Observer for Histograms {
         write_labels(
             file,
             config,
-            self.times.len(),
+            self.times.count(),
             &self.label_k,
             &self.labels,
             out.w,
@@ -216,41 +224,18 @@ impl Observer for Histograms {
 
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
         to.replicated("time", &self.times)?;
-        to.replicated("histogram", &rows_to_table(&self.histograms).0)?;
-        to.replicated("density", &rows_to_table(&self.densities).0)?;
+        to.replicated("histogram", &Concat(&self.histograms))?;
+        to.replicated("density", &Concat(&self.densities))?;
         // Rows of different lengths (classes differ by population): concatenated.
-        to.replicated("label", &self.labels.concat())
+        to.replicated("label", &Concat(&self.labels))
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
-        let n_pop = self.sizes.len();
-        self.times = from.replicated("time")?;
-        let nt = self.times.len();
-        let (histograms, densities): (Vec<f64>, Vec<f64>) =
-            (from.replicated("histogram")?, from.replicated("density")?);
-        let bins = self.spec.as_ref().map_or(0, |h| h.bins);
-        let joint = if self.xi_bins > 1 {
-            self.xi_bins * bins
-        } else {
-            0
-        };
-        if histograms.len() != n_pop * nt * bins || densities.len() != n_pop * nt * joint {
-            return Err("the histograms have a different shape".into());
-        }
-        self.histograms = table_to_rows(&histograms, n_pop);
-        self.densities = table_to_rows(&densities, n_pop);
-        let labels: Vec<f64> = from.replicated("label")?;
-        let mut rest = &labels[..];
-        let lengths = self.label_row_lengths();
-        for (row, len) in self.labels.iter_mut().zip(lengths) {
-            if rest.len() < len * nt {
-                return Err("the label histograms have a different shape".into());
-            }
-            let (mine, tail) = rest.split_at(len * nt);
-            *row = mine.to_vec();
-            rest = tail;
-        }
-        Ok(())
+        from.series("time", &mut self.times)?;
+        let nt = self.times.count();
+        from.series_of("histogram", &mut self.histograms, nt)?;
+        from.series_of("density", &mut self.densities, nt)?;
+        from.series_of("label", &mut self.labels, nt)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -261,16 +246,16 @@ impl Observer for Histograms {
 /// Writes `/histograms` (sample times; with a histogram configured, the bin edges and per
 /// population the density of V, time x bin) and, with `xi_bins > 1`, `/densities` (per
 /// population time x xi bin x V bin): a run's or the limit's.
-pub(crate) fn write_series(
+pub(crate) fn write_series<S: Stored<f64> + ?Sized, P: Stored<f64>>(
     file: &File,
     config: &Config,
-    times: &[f64],
-    histograms: &[Vec<f64>],
-    densities: &[Vec<f64>],
+    times: &S,
+    histograms: &[P],
+    densities: &[P],
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let hist = file.create_group(GROUP)?;
-    let nt = times.len();
+    let nt = times.count();
     replicated(&hist, "time", times, &[nt], "ms", "sample times", w)?;
     let Some(h) = &config.histogram else {
         return Ok(());
@@ -327,12 +312,12 @@ pub(crate) fn write_series(
 
 /// `/labels/<pop>`: the label densities of the populations with labels (`classes[p] > 0`) at
 /// the `nt` histogram times, `rows[p]` time x class x bin (a run's or the limit's).
-pub(crate) fn write_labels(
+pub(crate) fn write_labels<P: Stored<f64>>(
     file: &File,
     config: &Config,
     nt: usize,
     classes: &[usize],
-    rows: &[Vec<f64>],
+    rows: &[P],
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let Some(h) = &config.histogram else {

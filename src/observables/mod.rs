@@ -11,6 +11,7 @@
 //! and one line in [`Observers::new`].
 
 pub mod balance;
+pub mod bins;
 pub mod histograms;
 pub mod moments;
 pub mod pair_histogram;
@@ -27,6 +28,7 @@ use crate::connectivity::Connectivity;
 use crate::exchange::Delivered;
 use crate::h5::{RawWrites, PER_NEURON};
 use crate::model::extra::Extra;
+use crate::spill::{Series, Stored, Word};
 use hdf5::{File, Group, H5Type};
 use std::any::Any;
 use std::ops::Range;
@@ -71,8 +73,12 @@ pub struct Saved<'a> {
 
 impl Saved<'_> {
     /// A dataset of values every rank holds (rank 0 writes it).
-    pub fn replicated<T: H5Type>(&mut self, name: &str, data: &[T]) -> hdf5::Result<()> {
-        crate::h5::replicated(&self.group, name, data, &[data.len()], "", "", self.w)
+    pub fn replicated<T: H5Type, D: Stored<T> + ?Sized>(
+        &mut self,
+        name: &str,
+        data: &D,
+    ) -> hdf5::Result<()> {
+        crate::h5::replicated(&self.group, name, data, &[data.count()], "", "", self.w)
     }
 
     /// A dataset of one value per neuron, by gid (each rank writes its slab).
@@ -96,6 +102,45 @@ impl Restored<'_> {
     /// A dataset written by [`Saved::replicated`].
     pub fn replicated<T: H5Type>(&self, name: &str) -> hdf5::Result<Vec<T>> {
         self.group.dataset(name)?.read_raw()
+    }
+
+    /// A series written by [`Saved::replicated`], read back in chunks.
+    pub fn series<T: H5Type + Word>(&self, name: &str, into: &mut Series<T>) -> hdf5::Result<()> {
+        let len = self.group.dataset(name)?.size();
+        let rows = len.checked_div(into.width()).unwrap_or(0);
+        self.series_of(name, std::slice::from_mut(into), rows)
+    }
+
+    /// Series written one after the other ([`crate::spill::Concat`]), `rows` rows each, read
+    /// back in chunks (each part emptied first).
+    pub fn series_of<T: H5Type + Word>(
+        &self,
+        name: &str,
+        parts: &mut [Series<T>],
+        rows: usize,
+    ) -> hdf5::Result<()> {
+        let ds = self.group.dataset(name)?;
+        let total: usize = parts.iter().map(|p| p.width() * rows).sum();
+        if ds.size() != total {
+            return Err(
+                format!("{name}: {} values where {total} were expected", ds.size())
+                    .as_str()
+                    .into(),
+            );
+        }
+        let mut at = 0;
+        for part in parts {
+            let w = part.width();
+            *part = Series::new(w);
+            let end = at + w * rows;
+            let step = (crate::spill::SERIES_BUFFER / T::BYTES / w.max(1)).max(1) * w.max(1);
+            while at < end {
+                let n = (end - at).min(step);
+                part.extend(ds.read_slice_1d::<T, _>(at..at + n)?);
+                at += n;
+            }
+        }
+        Ok(())
     }
 
     /// This rank's slab of a dataset written by [`Saved::per_neuron`].
@@ -270,35 +315,26 @@ pub(crate) fn variance(xs: &[f64]) -> f64 {
     xs.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n
 }
 
-/// `i128` sums as (low, high) 64-bit words, for HDF5.
-pub(crate) fn to_words(sums: &[i128]) -> Vec<u64> {
-    sums.iter()
-        .flat_map(|&x| [x as u64, (x >> 64) as u64])
-        .collect()
-}
-
-/// The `i128` sums [`to_words`] wrote, into `sums` (whose length they must have).
-pub(crate) fn from_words(words: &[u64], sums: &mut [i128]) -> hdf5::Result<()> {
-    if words.len() != 2 * sums.len() {
-        return Err("sums of a different shape".into());
-    }
-    for (x, pair) in sums.iter_mut().zip(words.chunks_exact(2)) {
-        *x = (i128::from(pair[1] as i64) << 64) | i128::from(pair[0]);
-    }
-    Ok(())
-}
-
-/// Per-population series (one row per population) flattened, with the row length.
-pub(crate) fn rows_to_table(rows: &[Vec<f64>]) -> (Vec<f64>, usize) {
-    (rows.concat(), rows.first().map_or(0, Vec::len))
-}
-
-/// The rows of a table [`rows_to_table`] flattened, `n_pop` rows.
-pub(crate) fn table_to_rows(flat: &[f64], n_pop: usize) -> Vec<Vec<f64>> {
-    let len = flat.len().checked_div(n_pop).unwrap_or(0);
-    (0..n_pop)
-        .map(|p| flat[p * len..(p + 1) * len].to_vec())
-        .collect()
+/// The population variance of the values `range` of a series of single values, as
+/// [`variance`] computes it (two passes, reading the series back twice).
+pub(crate) fn series_variance(s: &Series<f64>, range: Range<usize>) -> f64 {
+    let visit = |f: &mut dyn FnMut(f64)| {
+        let mut k = 0;
+        s.for_each_row(|x| {
+            if range.contains(&k) {
+                f(x[0]);
+            }
+            k += 1;
+        })
+        .expect("the series can be read back");
+    };
+    let n = range.len() as f64;
+    let mut sum = -0.0;
+    visit(&mut |x| sum += x);
+    let mean = sum / n;
+    let mut squares = -0.0;
+    visit(&mut |x| squares += (x - mean) * (x - mean));
+    squares / n
 }
 
 #[cfg(test)]
@@ -334,13 +370,13 @@ mod tests {
             assert_eq!(now.0.pending() + now.1.pending(), 0);
             let a = &v[0..3];
             let mean = a.iter().sum::<f64>() / 3.0;
-            assert!((now.0.means[0][k] - mean).abs() < 1e-8);
+            assert!((now.0.means[0].to_vec()[k] - mean).abs() < 1e-8);
         }
         later.0.reduce(&SerialComm);
         later.1.reduce(&SerialComm);
         assert_eq!(now.0.means, later.0.means);
         assert_eq!(now.0.variances, later.0.variances);
         assert_eq!(now.1.histograms, later.1.histograms);
-        assert_eq!(now.1.histograms[0].len(), 7 * 4);
+        assert_eq!(now.1.histograms[0].count(), 7 * 4);
     }
 }

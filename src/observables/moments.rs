@@ -1,11 +1,12 @@
 //! Mean and variance of V per population at the times of `observables.moments`
 //! (`/moments`), from exact fixed-point sums.
 
-use super::{rows_to_table, table_to_rows, Boundary, Observer, Observers, Output, Restored, Saved};
+use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::{Config, Schedule};
 use crate::fixed::{fixed_moments, unfixed};
 use crate::h5::{replicated, RawWrites};
+use crate::spill::{Concat, Series, Stored};
 use hdf5::File;
 use std::any::Any;
 use std::ops::Range;
@@ -16,14 +17,21 @@ pub const GROUP: &str = "moments";
 pub struct Moments {
     schedule: Option<Schedule>,
     /// Sample times \[ms\].
-    pub times: Vec<f64>,
+    pub times: Series<f64>,
     /// Mean \[mV\] and variance [mV^2] of V per population, one entry per sample time.
-    pub means: Vec<Vec<f64>>,
-    pub variances: Vec<Vec<f64>>,
+    pub means: Vec<Series<f64>>,
+    pub variances: Vec<Series<f64>>,
     /// Local sums not yet reduced: per sample and population, sum V and sum V^2 (fixed point).
     pending: Vec<i128>,
     blocks: Vec<(usize, Range<usize>)>,
     sizes: Vec<u64>,
+}
+
+/// The moment series in memory ([`Moments::to_vecs`]).
+pub struct MomentSeries {
+    pub times: Vec<f64>,
+    pub means: Vec<Vec<f64>>,
+    pub variances: Vec<Vec<f64>>,
 }
 
 impl Moments {
@@ -31,12 +39,21 @@ impl Moments {
         let n_pop = config.populations.len();
         Moments {
             schedule: config.moments,
-            times: Vec::new(),
-            means: vec![Vec::new(); n_pop],
-            variances: vec![Vec::new(); n_pop],
+            times: Series::new(1),
+            means: (0..n_pop).map(|_| Series::new(1)).collect(),
+            variances: (0..n_pop).map(|_| Series::new(1)).collect(),
             pending: Vec::new(),
             blocks: blocks.to_vec(),
             sizes: config.populations.iter().map(|p| p.size).collect(),
+        }
+    }
+
+    /// The series read back into memory (for tests and small runs).
+    pub fn to_vecs(&self) -> MomentSeries {
+        MomentSeries {
+            times: self.times.to_vec(),
+            means: self.means.iter().map(Series::to_vec).collect(),
+            variances: self.variances.iter().map(Series::to_vec).collect(),
         }
     }
 
@@ -102,21 +119,15 @@ impl Observer for Moments {
 
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
         to.replicated("time", &self.times)?;
-        to.replicated("mean", &rows_to_table(&self.means).0)?;
-        to.replicated("variance", &rows_to_table(&self.variances).0)
+        to.replicated("mean", &Concat(&self.means))?;
+        to.replicated("variance", &Concat(&self.variances))
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
-        let n_pop = self.sizes.len();
-        self.times = from.replicated("time")?;
-        let (means, variances): (Vec<f64>, Vec<f64>) =
-            (from.replicated("mean")?, from.replicated("variance")?);
-        if means.len() != n_pop * self.times.len() || variances.len() != means.len() {
-            return Err("the moments have a different shape".into());
-        }
-        self.means = table_to_rows(&means, n_pop);
-        self.variances = table_to_rows(&variances, n_pop);
-        Ok(())
+        from.series("time", &mut self.times)?;
+        let nt = self.times.count();
+        from.series_of("mean", &mut self.means, nt)?;
+        from.series_of("variance", &mut self.variances, nt)
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -126,16 +137,16 @@ impl Observer for Moments {
 
 /// Writes `/moments`: the sample times and, per population, the mean and variance of V (a
 /// run's or the limit's).
-pub(crate) fn write_series(
+pub(crate) fn write_series<S: Stored<f64> + ?Sized, P: Stored<f64>>(
     file: &File,
     config: &Config,
-    times: &[f64],
-    means: &[Vec<f64>],
-    variances: &[Vec<f64>],
+    times: &S,
+    means: &[P],
+    variances: &[P],
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let moments = file.create_group(GROUP)?;
-    let nt = times.len();
+    let nt = times.count();
     replicated(&moments, "time", times, &[nt], "ms", "sample times", w)?;
     for (i, p) in config.populations.iter().enumerate() {
         let g = moments.create_group(&p.name)?;

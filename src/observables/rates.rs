@@ -1,25 +1,25 @@
 //! Population rates: spikes per population in the bins of `observables.rates` (`/rates`).
 
+use super::bins::Bins;
 use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::{Config, Schedule};
 use crate::h5::{attr, replicated, RawWrites};
+use crate::spill::Stored;
 use hdf5::File;
 use std::any::Any;
 
 /// Its group in output files (and in checkpoints, under `/observables`).
 pub const GROUP: &str = "rates";
 
-/// Spike counts per population and rate bin: each rank counts its own neurons' spikes, and
-/// the counts of the bins filled since the last reduction are summed over ranks (integers:
-/// the same for any decomposition; and correct whatever route spikes take between ranks).
+/// Spike counts per rate bin and population ([`Bins`], one row per bin): each rank counts its
+/// own neurons' spikes, and the counts of the bins filled since the last reduction are summed
+/// over ranks (integers: the same for any decomposition; and correct whatever route spikes
+/// take between ranks).
 pub struct Rates {
-    /// Per population, the spikes in each bin (reduced).
-    pub counts: Vec<Vec<u64>>,
-    /// Per population, this rank's spikes in the bins `dirty`, not yet reduced.
-    local: Vec<Vec<u64>>,
-    /// The bins with steps since the last reduction (the same on every rank).
-    dirty: std::ops::Range<usize>,
+    counts: Bins<u64>,
+    /// The bin of the last spikes counted: the bins before it take no more.
+    last_bin: usize,
     /// The rate bins, in steps.
     pub schedule: Schedule,
     sizes: Vec<u64>,
@@ -30,9 +30,8 @@ pub struct Rates {
 impl Rates {
     pub fn new(config: &Config) -> Self {
         Rates {
-            counts: vec![vec![0; config.rates.bins()]; config.populations.len()],
-            local: vec![vec![0; config.rates.bins()]; config.populations.len()],
-            dirty: 0..0,
+            counts: Bins::new(config.populations.len()),
+            last_bin: 0,
             schedule: config.rates,
             sizes: config.populations.iter().map(|p| p.size).collect(),
             pop_starts: config.populations.iter().map(|p| p.gid_start).collect(),
@@ -40,30 +39,42 @@ impl Rates {
         }
     }
 
-    /// Population rate of population `p` per bin \[Hz\]: its spikes over the steps whose
-    /// spikes the bin holds ([`Schedule::spike_steps`]).
-    pub fn rates(&self, p: usize) -> Vec<f64> {
-        self.counts[p]
-            .iter()
-            .enumerate()
-            .map(|(b, &c)| {
-                let len = self.schedule.spike_steps(b) as f64 * self.dt;
-                c as f64 / (self.sizes[p] as f64 * len) * 1000.0
+    /// Calls `f` with every bin and its (reduced) count per population.
+    pub fn each_bin(&self, mut f: impl FnMut(usize, &[u64])) {
+        self.counts
+            .each_row(self.schedule.bins(), &mut |b, row| {
+                f(b, row);
+                Ok(())
             })
-            .collect()
+            .expect("the rate counts can be read back");
+    }
+
+    /// Population rate of population `p` in bin `b` of `count` spikes \[Hz\]: over the steps
+    /// whose spikes the bin holds ([`Schedule::spike_steps`]).
+    fn rate(&self, p: usize, b: usize, count: u64) -> f64 {
+        let len = self.schedule.spike_steps(b) as f64 * self.dt;
+        count as f64 / (self.sizes[p] as f64 * len) * 1000.0
+    }
+
+    /// Population rate of population `p` per bin \[Hz\].
+    pub fn rates(&self, p: usize) -> Vec<f64> {
+        let mut out = Vec::new();
+        self.each_bin(|b, row| out.push(self.rate(p, b, row[p])));
+        out
     }
 
     /// Mean rate of population `p` over the whole rates window \[Hz\] (NaN for an empty window).
     pub fn mean_rate(&self, p: usize) -> f64 {
         let r = self.schedule;
         let steps: u64 = (0..r.bins()).map(|b| r.spike_steps(b)).sum();
-        let spikes: u64 = self.counts[p].iter().sum();
-        spikes as f64 / (self.sizes[p] as f64 * steps as f64 * self.dt) * 1000.0
+        self.spikes(p) as f64 / (self.sizes[p] as f64 * steps as f64 * self.dt) * 1000.0
     }
 
     /// Spikes of population `p` in the rates window.
     pub fn spikes(&self, p: usize) -> u64 {
-        self.counts[p].iter().sum()
+        let mut n = 0;
+        self.each_bin(|_, row| n += row[p]);
+        n
     }
 }
 
@@ -79,68 +90,43 @@ impl Observer for Rates {
         else {
             return;
         };
-        self.dirty = if self.dirty.is_empty() {
-            bin..bin + 1
-        } else {
-            self.dirty.start.min(bin)..self.dirty.end.max(bin + 1)
-        };
+        self.last_bin = bin;
+        let row = self.counts.local(bin);
         let mut lo = 0;
-        for (p, local) in self.local.iter_mut().enumerate() {
+        for (p, count) in row.iter_mut().enumerate() {
             let end = self.pop_starts[p] + self.sizes[p];
             let hi = lo + at.fired[lo..].partition_point(|&g| u64::from(g) < end);
-            local[bin] += (hi - lo) as u64;
+            *count += (hi - lo) as u64;
             lo = hi;
         }
     }
 
     fn pending(&self) -> usize {
-        self.dirty.len() * self.local.len()
+        self.counts.pending()
     }
 
     fn reduce(&mut self, comm: &dyn Comm) {
-        if self.dirty.is_empty() {
-            return;
-        }
-        let d = self.dirty.clone();
-        let mut sums: Vec<u64> = self
-            .local
-            .iter()
-            .flat_map(|l| l[d.clone()].to_vec())
-            .collect();
-        comm.sum_u64(&mut sums);
-        for ((counts, local), part) in self
-            .counts
-            .iter_mut()
-            .zip(&mut self.local)
-            .zip(sums.chunks(d.len()))
-        {
-            for (c, x) in counts[d.clone()].iter_mut().zip(part) {
-                *c += x;
-            }
-            local[d.clone()].fill(0);
-        }
-        self.dirty = 0..0;
+        self.counts.reduce(comm, self.last_bin);
     }
 
     fn write(&self, out: &mut Output, _all: &Observers) -> hdf5::Result<()> {
-        let rates: Vec<Vec<f64>> = (0..self.counts.len()).map(|p| self.rates(p)).collect();
-        write_series(out.file, out.config, &rates, out.w)
+        let n_bins = self.schedule.bins();
+        let rates: Vec<_> = (0..self.sizes.len())
+            .map(|p| move |b: usize, row: &[u64]| self.rate(p, b, row[p]))
+            .collect();
+        let series: Vec<_> = rates
+            .iter()
+            .map(|f| self.counts.per_bin(n_bins, f))
+            .collect();
+        write_series(out.file, out.config, &series, out.w)
     }
 
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
-        to.replicated("counts", &self.counts.concat())
+        self.counts.save(to, "counts")
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
-        let flat: Vec<u64> = from.replicated("counts")?;
-        let bins = self.schedule.bins();
-        if flat.len() != bins * self.counts.len() {
-            return Err("the rate counts have a different shape".into());
-        }
-        for (row, part) in self.counts.iter_mut().zip(flat.chunks(bins.max(1))) {
-            row.copy_from_slice(part);
-        }
-        Ok(())
+        self.counts.restore(from, "counts")
     }
 
     fn as_any(&self) -> &dyn Any {
@@ -150,14 +136,14 @@ impl Observer for Rates {
 
 /// Writes `/rates`: the bin starts and, per population, one rate per bin \[Hz\] (a run's or
 /// the limit's).
-pub(crate) fn write_series(
+pub(crate) fn write_series<P: Stored<f64>>(
     file: &File,
     config: &Config,
-    rates: &[Vec<f64>],
+    rates: &[P],
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let g = file.create_group(GROUP)?;
-    let n_bins = rates.first().map_or(0, Vec::len);
+    let n_bins = rates.first().map_or(0, Stored::count);
     let r = config.rates;
     let starts: Vec<f64> = (0..n_bins)
         .map(|b| config.time(r.start + b as u64 * r.every))

@@ -3,6 +3,7 @@
 use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::config::Config;
 use crate::h5::{attr, dataset};
+use crate::spill::SpillFile;
 use hdf5::H5Type;
 use std::any::Any;
 use std::ops::Range;
@@ -50,16 +51,8 @@ pub struct Spikes {
 
 /// The spill file: per bucket, the (byte offset, records) of its segments, in arrival order.
 struct Spill {
-    file: std::fs::File,
-    path: std::path::PathBuf,
+    file: SpillFile,
     segments: Vec<Vec<(u64, usize)>>,
-    end: u64,
-}
-
-impl Drop for Spill {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
 }
 
 impl Spikes {
@@ -114,27 +107,10 @@ impl Spikes {
 
     /// Appends the buffer to the spill file, bucket by bucket.
     fn flush(&mut self) -> Result<(), String> {
-        use std::io::Write;
         if self.spill.is_none() {
-            let dir = std::env::temp_dir();
-            let path = dir.join(format!(
-                "lapicque-spikes-{}-{}.bin",
-                std::process::id(),
-                self.local.start
-            ));
-            let file = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .map_err(|e| {
-                    format!("cannot create the spike spill file {}: {e}", path.display())
-                })?;
             self.spill = Some(Spill {
-                file,
-                path,
+                file: SpillFile::create("spikes")?,
                 segments: vec![Vec::new(); self.buckets()],
-                end: 0,
             });
         }
         // A counting sort by bucket, straight into the bytes written.
@@ -155,19 +131,13 @@ impl Spikes {
             starts[b] += 1;
         }
         let spill = self.spill.as_mut().expect("created above");
-        spill.file.write_all(&bytes).map_err(|e| {
-            format!(
-                "cannot write the spike spill file {}: {e}",
-                spill.path.display()
-            )
-        })?;
-        // Only what was written is listed (the next segment begins at `end`).
+        let at = spill.file.append(&bytes)?;
+        // Only what was written is listed.
         for (b, (&lo, &hi)) in first.iter().zip(&starts).enumerate() {
             if hi > lo {
-                spill.segments[b].push((spill.end + (lo * RECORD_BYTES) as u64, hi - lo));
+                spill.segments[b].push((at + (lo * RECORD_BYTES) as u64, hi - lo));
             }
         }
-        spill.end += bytes.len() as u64;
         self.buffer.clear();
         Ok(())
     }
@@ -175,17 +145,11 @@ impl Spikes {
     /// The records of bucket `b`, sorted by gid, then step; `buffered` are the buffer's records
     /// of that bucket, already in that order.
     fn bucket(&self, b: usize, buffered: &[Record]) -> Result<Vec<Record>, String> {
-        use std::os::unix::fs::FileExt;
         let mut out = Vec::new();
         if let Some(spill) = &self.spill {
             for &(offset, n) in &spill.segments[b] {
                 let mut bytes = vec![0u8; n * RECORD_BYTES];
-                spill.file.read_exact_at(&mut bytes, offset).map_err(|e| {
-                    format!(
-                        "cannot read the spike spill file {}: {e}",
-                        spill.path.display()
-                    )
-                })?;
+                spill.file.read(&mut bytes, offset)?;
                 out.extend(bytes.chunks_exact(RECORD_BYTES).map(|c| {
                     (
                         u32::from_le_bytes(c[..4].try_into().expect("4 bytes")),
@@ -283,7 +247,7 @@ impl Observer for Spikes {
             )?;
             sets.push((ts, ids, offset as usize, p.gids()));
         }
-        let mut spilled = [self.spill.as_ref().map_or(0, |s| s.end)];
+        let mut spilled = [self.spill.as_ref().map_or(0, |s| s.file.end)];
         comm.sum_u64(&mut spilled);
         attr(&spikes, "spilled_bytes", spilled[0])?;
         let w = &mut *out.w;

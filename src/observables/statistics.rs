@@ -4,7 +4,7 @@
 
 use super::moments::Moments;
 use super::rates::Rates;
-use super::{variance, Boundary, Observer, Observers, Output, Restored, Saved};
+use super::{series_variance, variance, Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::{Config, Schedule, StatisticsSpec};
 use crate::fixed::{fixed, unfixed};
@@ -100,18 +100,24 @@ impl Statistics {
         }
         comm.sum_i128(&mut sums);
         let (start_ms, stop_ms) = (self.spec.start as f64 * dt, self.spec.stop as f64 * dt);
+        // The moment samples inside the window (their times ascend).
+        let (mut first, mut end, mut k) = (usize::MAX, 0, 0);
+        moments
+            .times
+            .for_each_row(|t| {
+                if t[0] >= start_ms - 1e-9 && t[0] <= stop_ms + 1e-9 {
+                    first = first.min(k);
+                    end = k + 1;
+                }
+                k += 1;
+            })
+            .expect("the moment times can be read back");
+        let window = first.min(end)..end;
         (0..n_pop)
             .map(|p| {
                 let cv_neurons = sums[3 * p + 1] as u64;
                 // Population mean V at the moment samples inside the window.
-                let means: Vec<f64> = moments
-                    .times
-                    .iter()
-                    .zip(&moments.means[p])
-                    .filter(|(&t, _)| t >= start_ms - 1e-9 && t <= stop_ms + 1e-9)
-                    .map(|(_, &m)| m)
-                    .collect();
-                let var_of_mean = variance(&means);
+                let var_of_mean = series_variance(&moments.means[p], window.clone());
                 let mean_var = unfixed(sums[3 * p + 2]) / self.sizes[p] as f64;
                 PopulationStatistics {
                     cv_isi: unfixed(sums[3 * p]) / cv_neurons as f64,
@@ -129,10 +135,20 @@ impl Statistics {
         let r = rates.schedule;
         let end = (self.spec.stop.min(r.stop).saturating_sub(r.start) / r.every) as usize;
         let first = (self.spec.start.max(r.start) - r.start).div_ceil(r.every) as usize;
-        let counts: Vec<f64> = rates.counts[p][first.min(end)..end]
-            .chunks_exact(self.spec.fano_bins as usize)
-            .map(|w| w.iter().sum::<u64>() as f64)
-            .collect();
+        // Spikes per window of `fano_bins` bins (whole windows only).
+        let per = self.spec.fano_bins as usize;
+        let whole = first + (end.saturating_sub(first) / per) * per;
+        let mut counts: Vec<f64> = Vec::new();
+        let mut sum = 0;
+        rates.each_bin(|b, row| {
+            if (first..whole).contains(&b) {
+                sum += row[p];
+                if (b - first + 1) % per == 0 {
+                    counts.push(sum as f64);
+                    sum = 0;
+                }
+            }
+        });
         let mean = counts.iter().sum::<f64>() / counts.len() as f64;
         variance(&counts) / mean
     }
