@@ -34,6 +34,20 @@
 //! Subtrees that are identical (same functions, same shape below, same projections) within one
 //! sample, in one tree (the leaves of a star) or across trees, are computed once.
 //!
+//! **Sampled estimates** (`sample = f < 1`): each of `R` replicates masks the terms of every
+//! non-root vertex `c` on the source side of its edge, `u_c(j) xi_c(j) / q` with `q = f/R` and
+//! `xi_c(j)` 1 with probability `q`, independently per replicate, vertex and neuron (a hash of
+//! the seed, the boundary, the tree, the replicate, the vertex and the gid:
+//! [`super::sampling`], the same on any number of ranks). Every index tuple's product then
+//! carries one independent factor `xi / q` of expectation 1 per non-root vertex, so each
+//! replicate's `T_r` is an unbiased estimate of `T`. The value written is the mean of the `R`
+//! estimates, and `stderr` their sample standard deviation over `sqrt(R)`. Messages are not
+//! shared between vertices or replicates of a sampled tree: a shared message would put one mask
+//! twice into a product (`(W_hat u)^2` for the two identical leaves of a star), whose
+//! expectation exceeds `(W u)^2`. A masked vector has about `q N` non-zero values, so each gets
+//! a sparse pass of its own: the `R` replicates of a vertex together visit about a fraction `f`
+//! of the synapses.
+//!
 //! **Cost per sample**: one all-gather and one pass over the rank's synapses in the chosen
 //! projections per level and projection list, each for up to 8 distinct messages of that level
 //! (N `f64` gathered per message). The levels are the height of the tallest tree sampled minus
@@ -43,7 +57,8 @@
 //! network about 1.1, 1.4, 1.5 and 2.2 times a one-message pass for 2, 3, 4 and 8 messages).
 //! Where N exceeds 2^21 fewer messages share a pass, so that a gather holds at most 2^24 values
 //! (or N). A gathered vector with fewer than N/8 non-zero values (such as `spike`) gets a pass
-//! of its own instead, which skips its zero sources and so costs little. Plus one all-gather
+//! of its own instead, which looks up only its non-zero sources and so costs in proportion to
+//! them (the same sums, added in the same order). Plus one all-gather
 //! of a few exponents and one reduction of one `i128` per tree.
 //!
 //! **Exact sum over neurons**: the sum over `i` is a fixed-point integer sum, whose scale is
