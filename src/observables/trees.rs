@@ -399,8 +399,8 @@ fn messages(
     for &k in firing {
         let tree = &trees[k];
         for (r, keys) in tree.keys.iter().enumerate() {
-            for c in 1..keys.len() {
-                if !planned.insert(keys[c].as_str()) {
+            for (c, key) in keys.iter().enumerate().skip(1) {
+                if !planned.insert(key.as_str()) {
                     continue;
                 }
                 let level = tree.heights[c] - 1;
