@@ -215,9 +215,11 @@ fn check(what: &str, d: &[f64], s: &[f64], replicates: f64, min_k_eff: f64) -> f
 ///
 /// The star `(1/N) sum_i ((W v)_i)^2` is the case a shared message would get wrong: with one
 /// mask for both leaves, the product is `((W_hat v)_i)^2` whose expectation is
-/// `((W v)_i)^2 + sum_j w_ij^2 v_j^2 (1 - q)/q`, the second term about `K w^2 V^2 / q` =
-/// 40 x 0.04 x 100 / 0.05 = 3200 mV^4 per neuron here, against a value of about 2000 mV^4: a
-/// bias of many standard errors, which the z test above catches.
+/// `((W v)_i)^2 + sum_j w_ij^2 v_j^2 (1 - q)/q`; for a neuron of E the second term is about
+/// (40 x 0.2^2 + 12 x 0.6^2) x (13 mV)^2 x 19 = 19,000 mV^4 against a value of about
+/// 900 mV^4 (measured 360 to 1350 mV^4 over the run): a
+/// bias of many standard errors, which the z test above catches (measured with the two leaves
+/// sharing one message per replicate: z = 62 for the star, against |z| < 4 required).
 #[test]
 fn sampled_estimates_are_unbiased_with_calibrated_errors() {
     let dir = common::scratch("trees_sampled_calibration");
