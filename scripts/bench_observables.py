@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """Cost of the observables on the Brunel network (configs/brunel.toml, 1 s of model time).
 
-Runs three variants alternately, `--reps` times each, on `--ranks` MPI ranks, and prints the
+Runs the variants below alternately, `--reps` times each, on `--ranks` MPI ranks, and prints the
 median simulation time (update + exchange + wait + deliver + observe, max over ranks, from the
-file's timers) with min-max, and the slowdown against the bare run:
+file's timers) with min-max, the slowdown against the bare run and against the shipped
+defaults, and the median `observe` phase alone:
 
 - bare: every observable off (rates are always counted);
 - default: the shipped configuration (moments every 1 ms, histograms every 10 ms, input
@@ -11,7 +12,10 @@ file's timers) with min-max, and the slowdown against the bare run:
 - all: the defaults plus every other observable at its default schedule: an edge tree and a
   path tree of 3 vertices (every 500 ms, the default), the pair histogram and snapshots of
   every neuron (both switched off by default; here every 500 ms too);
-- all at 100 ms: the same with trees, pair histogram and snapshots every 100 ms.
+- all at 100 ms: the same with trees, pair histogram and snapshots every 100 ms;
+- all at 100 ms, sampled: the same with `sample = 0.1` (4 replicates) on both trees and the
+  pair histogram; also prints the median relative standard error (stderr / |value|) of the
+  two trees over the samples after t = 0.
 
     scripts/bench_observables.py [--reps 3] [--ranks 1]
 
@@ -36,14 +40,19 @@ ALL = ['observables.tree.edge.shape="edge"', 'observables.tree.edge.functions=[1
        "observables.pair_histogram.every=500", "observables.snapshots.every=500"]
 ALL_100 = ALL[:-2] + ["observables.tree.edge.every=100", "observables.tree.path.every=100",
                       "observables.pair_histogram.every=100", "observables.snapshots.every=100"]
-VARIANTS = {"bare": BARE, "default": [], "all": ALL, "all at 100 ms": ALL_100}
+SAMPLE = 0.1
+ALL_100_SAMPLED = ALL_100 + [f"observables.tree.edge.sample={SAMPLE}",
+                             f"observables.tree.path.sample={SAMPLE}",
+                             f"observables.pair_histogram.sample={SAMPLE}"]
+VARIANTS = {"bare": BARE, "default": [], "all": ALL, "all at 100 ms": ALL_100,
+            f"all at 100 ms, sampled ({SAMPLE})": ALL_100_SAMPLED}
 
 
 def run(ranks, out, sets):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-n", str(ranks), "--oversubscribe",
            os.path.join(ROOT, "target/release/lapicque"), "run",
-           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force"]
+           os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force", "--create"]
     for s in sets:
         cmd += ["--set", s]
     subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -51,7 +60,15 @@ def run(ranks, out, sets):
         ds = f["timers/seconds"]
         phases = ds.attrs["phases"].split(",")
         t = ds[:]
-        return max(sum(t[r, phases.index(p)] for p in PHASES_SIM) for r in range(t.shape[0]))
+        rel = {}
+        for name in ("edge", "path"):
+            if "trees" in f and name in f["trees"] and "stderr" in f["trees"][name]:
+                g = f["trees"][name]
+                v, e = g["value"][1:], g["stderr"][1:]
+                rel[name] = statistics.median(abs(e[v != 0] / v[v != 0]))
+        sim = max(sum(t[r, phases.index(p)] for p in PHASES_SIM) for r in range(t.shape[0]))
+        observe = max(t[r, phases.index("observe")] for r in range(t.shape[0]))
+        return sim, observe, rel
 
 
 def main():
@@ -61,16 +78,27 @@ def main():
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
     times = {k: [] for k in VARIANTS}
+    observe = {k: [] for k in VARIANTS}
+    errors = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.reps):
             for name, sets in VARIANTS.items():
-                times[name].append(run(args.ranks, os.path.join(tmp, f"{name.replace(' ', '_')}.h5"), sets))
+                out = os.path.join(tmp, f"{name.replace(' ', '_').replace(',', '')}.h5")
+                t, o, rel = run(args.ranks, out, sets)
+                times[name].append(t)
+                observe[name].append(o)
+                errors.update({(name, k): v for k, v in rel.items()})
     base = statistics.median(times["bare"])
-    print(f"| variant ({args.ranks} rank(s), {args.reps} reps) | simulation [s] median (min-max) | slowdown |")
-    print("|---|---|---|")
+    default = statistics.median(times["default"])
+    print(f"| variant ({args.ranks} rank(s), {args.reps} reps) | simulation [s] median (min-max) "
+          "| slowdown vs bare | vs defaults | observe [s] median |")
+    print("|---|---|---|---|---|")
     for name, ts in times.items():
         m = statistics.median(ts)
-        print(f"| {name} | {m:.3f} ({min(ts):.3f}-{max(ts):.3f}) | {100 * (m / base - 1):+.1f}% |")
+        print(f"| {name} | {m:.3f} ({min(ts):.3f}-{max(ts):.3f}) | {100 * (m / base - 1):+.1f}% "
+              f"| {100 * (m / default - 1):+.1f}% | {statistics.median(observe[name]):.3f} |")
+    for (name, tree), rel in errors.items():
+        print(f"{name}: tree {tree}: median stderr / |value| {rel:.3f}")
 
 
 if __name__ == "__main__":

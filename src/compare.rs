@@ -848,6 +848,30 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
             notes.push(format!("tree {name}: no common sample times, not compared"));
             continue;
         }
+        // Sampled trees (`sample < 1`): their differences include the sampling error.
+        for (r, label) in [(&ra, &na), (&rb, &nb)] {
+            if let Ok(stderr) = r.read(&format!("{group}/stderr")) {
+                let attr = |a: &str| {
+                    r.file
+                        .group(&group)
+                        .and_then(|g| g.attr(a))
+                        .and_then(|a| a.read_scalar::<f64>())
+                        .map_or(String::from("?"), |x| x.to_string())
+                };
+                let replicates = r
+                    .file
+                    .group(&group)
+                    .and_then(|g| g.attr("replicates"))
+                    .and_then(|a| a.read_scalar::<u64>())
+                    .map_or(String::from("?"), |x| x.to_string());
+                notes.push(format!(
+                    "tree {name}: the values in {label} are sampled estimates (sample = {}, \
+                     {replicates} replicates), mean standard error {:.6e}",
+                    attr("sample"),
+                    mean(&stderr)
+                ));
+            }
+        }
         let both = (va.as_slice(), vb.as_slice());
         let a_values = series("tree_a", &ta, &pairs, both, 1, |x, _| x[0]);
         let b_values = series("tree_b", &ta, &pairs, both, 1, |_, y| y[0]);

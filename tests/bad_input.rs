@@ -268,6 +268,35 @@ fn rows() -> Vec<Row> {
             "population.E.v_init_max = 1",
         ),
         row(
+            "tree sample fraction zero",
+            Replace(
+                "[population.E]\n",
+                "[observables.tree.x]\nshape = \"edge\"\nfunctions = [1, \"v\"]\nsample = 0\n[population.E]\n",
+            ),
+            "observables.tree.x.sample = 0",
+        ),
+        row(
+            "tree sample fraction above 1",
+            Replace(
+                "[population.E]\n",
+                "[observables.tree.x]\nshape = \"edge\"\nfunctions = [1, \"v\"]\nsample = 1.5\n[population.E]\n",
+            ),
+            "observables.tree.x.sample = 1.5",
+        ),
+        row(
+            "tree with one replicate",
+            Replace(
+                "[population.E]\n",
+                "[observables.tree.x]\nshape = \"edge\"\nfunctions = [1, \"v\"]\nsample = 0.1\nreplicates = 1\n[population.E]\n",
+            ),
+            "observables.tree.x.replicates = 1",
+        ),
+        row(
+            "pair histogram sample fraction zero",
+            Set(&["observables.pair_histogram.every=1", "observables.pair_histogram.sample=0"]),
+            "observables.pair_histogram.sample = 0",
+        ),
+        row(
             "rate bin zero",
             Set(&["observables.rates.every=0"]),
             "observables.rates.every = 0",

@@ -104,7 +104,9 @@ class Densities(dict):
 @dataclass
 class Tree:
     """A tree-indexed observable: `value` at `time` [ms], in `units`; `parents`, `functions`,
-    `projections` describe the tree (docs/output.md)."""
+    `projections` describe the tree (docs/output.md). A sampled tree (`sample` < 1) has the
+    standard errors of its values in `stderr` (same units), computed from `replicates`
+    independent estimates; `stderr` is None when the values are exact."""
 
     name: str
     time: np.ndarray
@@ -113,6 +115,9 @@ class Tree:
     parents: np.ndarray
     functions: list
     projections: str
+    stderr: np.ndarray | None = None
+    sample: float = 1.0
+    replicates: int | None = None
 
 
 class Results:
@@ -286,11 +291,15 @@ class Results:
                 return out
             for name, g in f["trees"].items():
                 a = g["value"].attrs
+                sampled = "stderr" in g
                 out[name] = Tree(name=name, time=g["time"][:], value=g["value"][:],
                                  units=_str(a.get("units", "")),
                                  parents=np.asarray(a.get("parents", [])),
                                  functions=_attr(a.get("functions", [])),
-                                 projections=_str(a.get("projections", "")))
+                                 projections=_str(a.get("projections", "")),
+                                 stderr=g["stderr"][:] if sampled else None,
+                                 sample=float(g.attrs["sample"]) if sampled else 1.0,
+                                 replicates=int(g.attrs["replicates"]) if sampled else None)
         return out
 
     @cached_property

@@ -84,6 +84,33 @@ pub struct RawTree {
     /// 10 to 25 ms of model time), hence the sparse default of 500 ms.
     #[serde(default = "d_tree_every")]
     pub every: f64,
+    /// Fraction f of the sources sampled, in (0, 1]: 1 (the default) computes the exact value;
+    /// below 1, an unbiased estimate from `replicates` independent random subsets of the
+    /// sources, with its standard error, at about f times the cost of the exact passes.
+    #[serde(default = "d_sample", skip_serializing_if = "is_d_sample")]
+    pub sample: f64,
+    /// Number R of independent replicates of a sampled estimate (at least 2; used only when
+    /// `sample < 1`): each keeps every source of every edge with probability f/R.
+    #[serde(default = "d_replicates", skip_serializing_if = "is_d_replicates")]
+    pub replicates: u64,
+}
+
+fn d_sample() -> f64 {
+    1.0
+}
+
+fn d_replicates() -> u64 {
+    4
+}
+
+// The defaults are left out of the resolved configuration, which therefore reads as before
+// these keys existed.
+fn is_d_sample(x: &f64) -> bool {
+    *x == d_sample()
+}
+
+fn is_d_replicates(x: &u64) -> bool {
+    *x == d_replicates()
 }
 
 fn d_tree_every() -> f64 {
@@ -124,7 +151,7 @@ fn function_list<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Vec<Str
 }
 
 /// The weighted two-vertex histogram as written by the user.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawPairHistogram {
     /// Projections whose synapses are counted; absent: all.
@@ -143,6 +170,80 @@ pub struct RawPairHistogram {
     /// Sampling interval \[ms\]; a multiple of `dt`. Zero (the default) switches it off.
     #[serde(default)]
     pub every: f64,
+    /// Fraction f of the sources sampled, in (0, 1]; 1 (the default): exact (as for trees).
+    #[serde(default = "d_sample", skip_serializing_if = "is_d_sample")]
+    pub sample: f64,
+    /// Number R of independent replicates when `sample < 1` (at least 2).
+    #[serde(default = "d_replicates", skip_serializing_if = "is_d_replicates")]
+    pub replicates: u64,
+}
+
+impl Default for RawPairHistogram {
+    fn default() -> Self {
+        RawPairHistogram {
+            projections: None,
+            v_min: None,
+            v_max: None,
+            bins: None,
+            start: 0.0,
+            stop: None,
+            every: 0.0,
+            sample: d_sample(),
+            replicates: d_replicates(),
+        }
+    }
+}
+
+/// How an observable is computed: exactly, or estimated from random subsets of the sources.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sampling {
+    /// Fraction f of the sources sampled, in (0, 1]; 1: exact.
+    pub fraction: f64,
+    /// Number R of independent replicates (at least 2); meaningful only when `fraction < 1`.
+    pub replicates: usize,
+}
+
+impl Sampling {
+    /// Whether the value is estimated (f < 1) rather than exact.
+    pub fn estimated(&self) -> bool {
+        self.fraction < 1.0
+    }
+
+    /// Replicates computed per sample: R when estimated, 1 when exact.
+    pub fn runs(&self) -> usize {
+        if self.estimated() {
+            self.replicates
+        } else {
+            1
+        }
+    }
+
+    /// Probability q = f/R that a source is kept in one replicate.
+    pub fn keep(&self) -> f64 {
+        self.fraction / self.replicates as f64
+    }
+}
+
+/// Validates `sample` and `replicates` of `section`.
+fn sampling(section: &str, sample: f64, replicates: u64) -> Result<Sampling> {
+    if !(sample > 0.0 && sample <= 1.0) {
+        return Err(invalid(
+            format!("{section}.sample"),
+            sample,
+            "must be a fraction in (0, 1] (1: exact)",
+        ));
+    }
+    if !(2..=1000).contains(&replicates) {
+        return Err(invalid(
+            format!("{section}.replicates"),
+            replicates,
+            "must be in 2..=1000",
+        ));
+    }
+    Ok(Sampling {
+        fraction: sample,
+        replicates: replicates as usize,
+    })
 }
 
 /// A test function on one vertex, evaluated at a neuron's potential `V` \[mV\].
@@ -263,6 +364,7 @@ pub struct TreeSpec {
     /// Indices into [`super::Config::projections`], ascending (the order of the sums).
     pub projections: Vec<usize>,
     pub schedule: Schedule,
+    pub sampling: Sampling,
 }
 
 impl TreeSpec {
@@ -311,6 +413,7 @@ pub struct PairHistogramSpec {
     pub bins: usize,
     /// Indices into [`super::Config::projections`], ascending.
     pub projections: Vec<usize>,
+    pub sampling: Sampling,
 }
 
 impl PairHistogramSpec {
@@ -478,6 +581,7 @@ fn tree(
         })
         .collect::<Result<Vec<_>>>()?;
     let projections = projection_indices(&key("projections"), t.projections.as_ref(), projections)?;
+    let sampling = sampling(&section, t.sample, t.replicates)?;
     let Some(schedule) = schedule(&section, t.start, t.stop, t.every, dt, n_steps)? else {
         return Ok(None);
     };
@@ -488,6 +592,7 @@ fn tree(
         functions,
         projections,
         schedule,
+        sampling,
     }))
 }
 
@@ -536,6 +641,7 @@ pub fn validate(
     let key = |k: &str| format!("{section}.{k}");
     let p = &obs.pair_histogram;
     let projections = projection_indices(&key("projections"), p.projections.as_ref(), projections)?;
+    let sampling = sampling(section, p.sample, p.replicates)?;
     let pair_histogram = match schedule(section, p.start, p.stop, p.every, dt, n_steps)? {
         None => None,
         Some(schedule) => {
@@ -595,6 +701,7 @@ pub fn validate(
                 v_max,
                 bins: bins as usize,
                 projections,
+                sampling,
             })
         }
     };
@@ -793,6 +900,22 @@ mod tests {
             (
                 &["observables.pair_histogram.every=0.1", "observables.pair_histogram.bins=1000"],
                 "observables.pair_histogram.every = 0.1: 10001 samples of 1000 x 1000 bins",
+            ),
+            (
+                &["observables.tree.x.sample=0"],
+                "observables.tree.x.sample = 0: must be a fraction in (0, 1]",
+            ),
+            (
+                &["observables.tree.x.sample=1.5"],
+                "observables.tree.x.sample = 1.5: must be a fraction in (0, 1]",
+            ),
+            (
+                &["observables.tree.x.sample=0.5", "observables.tree.x.replicates=1"],
+                "observables.tree.x.replicates = 1: must be in 2..=1000",
+            ),
+            (
+                &["observables.pair_histogram.every=1", "observables.pair_histogram.sample=nan"],
+                "observables.pair_histogram.sample = NaN: must be a fraction in (0, 1]",
             ),
             (
                 &["observables.pair_histogram.projections=[\"XX\"]"],

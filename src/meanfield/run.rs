@@ -1156,7 +1156,7 @@ fn write(
     if !config.trees.trees.is_empty() {
         let group = file.create_group(crate::observables::trees::GROUP)?;
         for (spec, (times, values)) in config.trees.trees.iter().zip(&s.trees) {
-            crate::observables::trees::write_tree(&group, config, spec, times, values, w)?;
+            crate::observables::trees::write_tree(&group, config, spec, times, values, None, w)?;
         }
     }
     let mf = file.create_group(GROUP)?;

@@ -17,6 +17,7 @@ pub mod moments;
 pub mod pair_histogram;
 pub mod rates;
 pub mod record;
+pub mod sampling;
 pub mod snapshots;
 pub mod spikes;
 pub mod statistics;

@@ -9,14 +9,23 @@
 //! local synapses of its own (riding along the first tree pass saved no measurable time: the
 //! two loops cost about the same fused or apart), one reduction of `projections x bins^2`
 //! integers.
+//!
+//! **Sampled** (`sample = f < 1`): each of `R` replicates keeps every source `j` independently
+//! with probability `q = f/R` (a hash of the seed, the boundary, the replicate and `j`, see
+//! [`super::sampling`]) and counts only the synapses of the kept sources, `H_r = (1/(N q)) sum
+//! over kept sources ...`, an unbiased estimate of `H`; the value is the mean of the `R`
+//! estimates and its standard error their standard deviation over `sqrt(R)`, per cell. The
+//! pass then visits about a fraction `f` of the synapses; the reduction holds `R` times the
+//! integers.
 
 use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::trees::PairHistogramSpec;
 use crate::config::Config;
-use crate::connectivity::Connectivity;
+use crate::connectivity::{Connectivity, ProjectionTable};
 use crate::h5::replicated;
 use std::any::Any;
+use std::ops::Range;
 
 /// Its group in output files (and in checkpoints, under `/observables`).
 pub const GROUP: &str = "pair_histogram";
@@ -29,6 +38,10 @@ pub struct PairHistogram {
     pub times: Vec<f64>,
     /// `bins x bins` values per sample (target bin major).
     pub values: Vec<f64>,
+    /// Standard errors of `values` (sampled only; else empty).
+    pub stderrs: Vec<f64>,
+    /// The simulation seed (of the masks when sampled).
+    seed: u64,
     /// Reused buffer: the gathered bins.
     gathered: Vec<u32>,
 }
@@ -40,6 +53,8 @@ impl PairHistogram {
             n_total: config.n_neurons(),
             times: Vec::new(),
             values: Vec::new(),
+            stderrs: Vec::new(),
+            seed: config.seed,
             gathered: Vec::new(),
         }
     }
@@ -52,16 +67,35 @@ impl Observer for PairHistogram {
 
     fn at_boundary(&mut self, at: &Boundary) {
         if let Some(spec) = self.spec.as_ref().filter(|p| p.schedule.fires(at.b)) {
+            let masks = spec.sampling.estimated().then(|| {
+                use super::sampling::{stream, PAIR_HISTOGRAM};
+                let streams = (0..spec.sampling.replicates as u64)
+                    .map(|r| stream(&[self.seed, PAIR_HISTOGRAM, at.b, r]))
+                    .collect();
+                (streams, spec.sampling.keep())
+            });
             let h = pair_histogram(
                 spec,
                 at.v,
                 self.n_total,
+                masks,
                 at.conn,
                 at.comm,
                 &mut self.gathered,
             );
             self.times.push(at.time);
-            self.values.extend_from_slice(&h);
+            if spec.sampling.estimated() {
+                let cells = spec.bins * spec.bins;
+                let r = spec.sampling.replicates;
+                for c in 0..cells {
+                    let estimates: Vec<f64> = (0..r).map(|k| h[k * cells + c]).collect();
+                    let (mean, stderr) = super::sampling::mean_and_stderr(&estimates);
+                    self.values.push(mean);
+                    self.stderrs.push(stderr);
+                }
+            } else {
+                self.values.extend_from_slice(&h);
+            }
         }
     }
 
@@ -92,6 +126,20 @@ impl Observer for PairHistogram {
              projections of w_ij 1[V_i in target bin] 1[V_j in source bin]",
             w,
         )?;
+        if spec.sampling.estimated() {
+            replicated(
+                &g,
+                "stderr",
+                &self.stderrs,
+                &[n, spec.bins, spec.bins],
+                "mV",
+                "standard error of the sampled estimate in value: the standard deviation of \
+                 the replicates' estimates over sqrt(replicates)",
+                w,
+            )?;
+            crate::h5::attr(&g, "sample", spec.sampling.fraction)?;
+            crate::h5::attr(&g, "replicates", spec.sampling.replicates as u64)?;
+        }
         crate::h5::attr_str(
             &g,
             "projections",
@@ -101,14 +149,24 @@ impl Observer for PairHistogram {
 
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
         to.replicated("time", &self.times)?;
-        to.replicated("value", &self.values)
+        to.replicated("value", &self.values)?;
+        if self.spec.as_ref().is_some_and(|s| s.sampling.estimated()) {
+            to.replicated("stderr", &self.stderrs)?;
+        }
+        Ok(())
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
         self.times = from.replicated("time")?;
         self.values = from.replicated("value")?;
+        let sampled = self.spec.as_ref().is_some_and(|s| s.sampling.estimated());
+        if sampled {
+            self.stderrs = from.replicated("stderr")?;
+        }
         let bins = self.spec.as_ref().map_or(0, |s| s.bins);
-        if self.values.len() != self.times.len() * bins * bins {
+        if self.values.len() != self.times.len() * bins * bins
+            || (sampled && self.stderrs.len() != self.values.len())
+        {
             return Err("the pair histogram has a different shape".into());
         }
         Ok(())
@@ -120,10 +178,14 @@ impl Observer for PairHistogram {
 }
 
 /// One sample of the pair histogram (collective), `bins x bins` values, target bin major.
+/// With `masks` (one stream per replicate, and the probability q of keeping a source), one
+/// such histogram per replicate, each counting only the synapses of its kept sources and
+/// divided by `N q`: `R x bins x bins` values.
 fn pair_histogram(
     spec: &PairHistogramSpec,
     v: &[f64],
     n_total: u64,
+    masks: Option<(Vec<u64>, f64)>,
     conn: &Connectivity,
     comm: &dyn Comm,
     gathered: &mut Vec<u32>,
@@ -143,42 +205,76 @@ fn pair_histogram(
         .map(|&b| u16::try_from(b).unwrap_or(OUT16))
         .collect();
     let cells = bins * bins;
+    let runs = masks.as_ref().map_or(1, |(streams, _)| streams.len());
+    debug_assert_eq!(gathered.len() as u64, n_total);
+    let n_proj = spec.projections.len();
     // Constant weights: integer counts per projection and cell, times the weight after the
     // reduction. Per-synapse weights: exact fixed-point sums of the weights per cell. Cells are
     // source bin major here, so that the synapses of one source update one row of `bins`.
-    let mut counts = vec![0u64; spec.projections.len() * cells];
-    let mut weighted = vec![0i128; cells];
+    // Replicate major when sampled.
+    let mut counts = vec![0u64; runs * n_proj * cells];
+    let mut weighted = vec![0i128; runs * cells];
     let mut any_weighted = false;
-    for (kk, &k) in spec.projections.iter().enumerate() {
-        let counts = &mut counts[kk * cells..(kk + 1) * cells];
-        for table in conn.tables_of(k) {
-            let start = table.source_start as usize;
-            any_weighted |= !table.weights.is_empty();
-            for (s, _, range) in table.runs() {
-                let bs = gathered[start + s as usize];
-                if bs == OUT {
-                    continue;
-                }
-                let row = bs as usize * bins..(bs as usize + 1) * bins;
-                let targets = &table.targets[range.clone()];
-                match table.weights_at(range) {
-                    None => {
-                        let row = &mut counts[row];
-                        for &t in targets {
-                            let bt = local[t as usize];
-                            if bt != OUT16 {
-                                row[bt as usize] += 1;
-                            }
-                        }
+    // The synapses of source `j` (gid) at `range` of `table`, into replicate `r`, projection
+    // `kk`.
+    let mut count = |r: usize, kk: usize, table: &ProjectionTable, j: u64, range: Range<usize>| {
+        let bs = gathered[j as usize];
+        if bs == OUT {
+            return;
+        }
+        let row = bs as usize * bins..(bs as usize + 1) * bins;
+        let targets = &table.targets[range.clone()];
+        match table.weights_at(range) {
+            None => {
+                let counts = &mut counts[(r * n_proj + kk) * cells..][..cells];
+                let row = &mut counts[row];
+                for &t in targets {
+                    let bt = local[t as usize];
+                    if bt != OUT16 {
+                        row[bt as usize] += 1;
                     }
-                    Some(weights) => {
-                        let row = &mut weighted[row];
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            let bt = local[t as usize];
-                            if bt != OUT16 {
-                                row[bt as usize] += crate::fixed::fixed(f64::from(wk));
-                            }
-                        }
+                }
+            }
+            Some(weights) => {
+                let weighted = &mut weighted[r * cells..][..cells];
+                let row = &mut weighted[row];
+                for (&t, &wk) in targets.iter().zip(weights) {
+                    let bt = local[t as usize];
+                    if bt != OUT16 {
+                        row[bt as usize] += crate::fixed::fixed(f64::from(wk));
+                    }
+                }
+            }
+        }
+    };
+    // Sampled: the kept sources of each replicate (gids, ascending), looked up one by one, so
+    // that the cost follows the kept sources rather than all of them.
+    let kept: Vec<Vec<u64>> = masks.as_ref().map_or_else(Vec::new, |(streams, q)| {
+        streams
+            .iter()
+            .map(|&m| {
+                (0..n_total)
+                    .filter(|&j| super::sampling::kept(m, j, *q))
+                    .collect()
+            })
+            .collect()
+    });
+    for (kk, &k) in spec.projections.iter().enumerate() {
+        for table in conn.tables_of(k) {
+            let start = table.source_start;
+            any_weighted |= !table.weights.is_empty();
+            if masks.is_none() {
+                for (s, _, range) in table.runs() {
+                    count(0, kk, table, start + s, range);
+                }
+                continue;
+            }
+            for (r, gids) in kept.iter().enumerate() {
+                let from = gids.partition_point(|&g| g < start);
+                let to = gids.partition_point(|&g| g < start + table.n_sources());
+                for &g in &gids[from..to] {
+                    if let Some((_, range)) = table.run(g - start) {
+                        count(r, kk, table, g, range);
                     }
                 }
             }
@@ -194,25 +290,39 @@ fn pair_histogram(
     }
     // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` above.
     let transposed = |c: usize| (c % bins) * bins + c / bins;
-    let mut h: Vec<f64> = (0..cells)
-        .map(|c| crate::fixed::unfixed(weighted[transposed(c)]))
-        .collect();
-    for (kk, &k) in spec.projections.iter().enumerate() {
-        let Some(table) = conn.tables_of(k).next() else {
-            continue;
-        };
-        if !table.weights.is_empty() {
-            continue;
-        }
-        let w = table.weight;
-        let counts = &counts[kk * cells..(kk + 1) * cells];
-        for (c, x) in h.iter_mut().enumerate() {
-            *x += w * counts[transposed(c)] as f64;
-        }
-    }
     let n = n_total as f64;
-    for x in &mut h {
-        *x /= n;
+    let mut out = Vec::with_capacity(runs * cells);
+    for r in 0..runs {
+        let weighted = &weighted[r * cells..][..cells];
+        let mut h: Vec<f64> = (0..cells)
+            .map(|c| crate::fixed::unfixed(weighted[transposed(c)]))
+            .collect();
+        for (kk, &k) in spec.projections.iter().enumerate() {
+            let Some(table) = conn.tables_of(k).next() else {
+                continue;
+            };
+            if !table.weights.is_empty() {
+                continue;
+            }
+            let w = table.weight;
+            let counts = &counts[(r * n_proj + kk) * cells..][..cells];
+            for (c, x) in h.iter_mut().enumerate() {
+                *x += w * counts[transposed(c)] as f64;
+            }
+        }
+        match &masks {
+            None => {
+                for x in &mut h {
+                    *x /= n;
+                }
+            }
+            Some((_, q)) => {
+                for x in &mut h {
+                    *x /= n * q;
+                }
+            }
+        }
+        out.extend_from_slice(&h);
     }
-    h
+    out
 }

@@ -34,6 +34,20 @@
 //! Subtrees that are identical (same functions, same shape below, same projections) within one
 //! sample, in one tree (the leaves of a star) or across trees, are computed once.
 //!
+//! **Sampled estimates** (`sample = f < 1`): each of `R` replicates masks the terms of every
+//! non-root vertex `c` on the source side of its edge, `u_c(j) xi_c(j) / q` with `q = f/R` and
+//! `xi_c(j)` 1 with probability `q`, independently per replicate, vertex and neuron (a hash of
+//! the seed, the boundary, the tree, the replicate, the vertex and the gid:
+//! [`super::sampling`], the same on any number of ranks). Every index tuple's product then
+//! carries one independent factor `xi / q` of expectation 1 per non-root vertex, so each
+//! replicate's `T_r` is an unbiased estimate of `T`. The value written is the mean of the `R`
+//! estimates, and `stderr` their sample standard deviation over `sqrt(R)`. Messages are not
+//! shared between vertices or replicates of a sampled tree: a shared message would put one mask
+//! twice into a product (`(W_hat u)^2` for the two identical leaves of a star), whose
+//! expectation exceeds `(W u)^2`. A masked vector has about `q N` non-zero values, so each gets
+//! a sparse pass of its own: the `R` replicates of a vertex together visit about a fraction `f`
+//! of the synapses.
+//!
 //! **Cost per sample**: one all-gather and one pass over the rank's synapses in the chosen
 //! projections per level and projection list, each for up to 8 distinct messages of that level
 //! (N `f64` gathered per message). The levels are the height of the tallest tree sampled minus
@@ -43,7 +57,8 @@
 //! network about 1.1, 1.4, 1.5 and 2.2 times a one-message pass for 2, 3, 4 and 8 messages).
 //! Where N exceeds 2^21 fewer messages share a pass, so that a gather holds at most 2^24 values
 //! (or N). A gathered vector with fewer than N/8 non-zero values (such as `spike`) gets a pass
-//! of its own instead, which skips its zero sources and so costs little. Plus one all-gather
+//! of its own instead, which looks up only its non-zero sources and so costs in proportion to
+//! them (the same sums, added in the same order). Plus one all-gather
 //! of a few exponents and one reduction of one `i128` per tree.
 //!
 //! **Exact sum over neurons**: the sum over `i` is a fixed-point integer sum, whose scale is
@@ -56,7 +71,7 @@
 //!
 use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
-use crate::config::trees::{TestFunction, TreeSpec};
+use crate::config::trees::{Sampling, TestFunction, TreeSpec};
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::h5::{replicated, RawWrites};
@@ -72,9 +87,12 @@ pub const GROUP: &str = "trees";
 struct Tree {
     spec: TreeSpec,
     children: Vec<Vec<usize>>,
-    /// Key of each vertex's message `W u_c`: its projections and the functions and shape of its
-    /// subtree. Equal keys, equal messages, bit for bit.
-    keys: Vec<String>,
+    /// Per replicate (one when exact), the key of each vertex's message `W u_c`. Exact: its
+    /// projections and the functions and shape of its subtree; equal keys, equal messages, bit
+    /// for bit. Sampled: unique to the tree, replicate and vertex (a message shared by two
+    /// vertices would put the same random mask twice into a product, e.g. `(W_hat u)^2`, whose
+    /// expectation is not `(W u)^2`).
+    keys: Vec<Vec<String>>,
     /// Height of each vertex's subtree (1 for a leaf): the level at which its message is
     /// computed, once the messages of its children (lower levels) exist.
     heights: Vec<usize>,
@@ -82,6 +100,14 @@ struct Tree {
     uses_intensity: bool,
     times: Vec<f64>,
     values: Vec<f64>,
+    /// Standard errors of the values (sampled trees only).
+    stderrs: Vec<f64>,
+}
+
+impl Tree {
+    fn sampling(&self) -> Sampling {
+        self.spec.sampling
+    }
 }
 
 /// Samples and holds the series of every configured tree observable.
@@ -94,6 +120,8 @@ pub struct TreeRecorder {
     gathered: Vec<f64>,
     /// The local neurons of each population with an escape intensity, and the intensity.
     escape: Vec<(Range<usize>, crate::config::RawEscape)>,
+    /// The simulation seed (of the masks of sampled trees).
+    seed: u64,
 }
 
 impl TreeRecorder {
@@ -102,7 +130,8 @@ impl TreeRecorder {
             .trees
             .trees
             .iter()
-            .map(|spec| {
+            .enumerate()
+            .map(|(index, spec)| {
                 let children = spec.children();
                 let m = spec.parents.len();
                 // Subtree signatures, leaves first (children have larger indices).
@@ -111,10 +140,16 @@ impl TreeRecorder {
                     let inner: Vec<&str> = children[a].iter().map(|&c| sig[c].as_str()).collect();
                     sig[a] = format!("{}({})", spec.functions[a], inner.join(","));
                 }
-                let keys = sig
-                    .iter()
-                    .map(|s| format!("{:?}:{s}", spec.projections))
-                    .collect();
+                let keys = if spec.sampling.estimated() {
+                    (0..spec.sampling.replicates)
+                        .map(|r| (0..m).map(|c| format!("#{index}/{r}/{c}")).collect())
+                        .collect()
+                } else {
+                    vec![sig
+                        .iter()
+                        .map(|s| format!("{:?}:{s}", spec.projections))
+                        .collect()]
+                };
                 let mut heights = vec![1; m];
                 for a in (0..m).rev() {
                     heights[a] = 1 + children[a].iter().map(|&c| heights[c]).max().unwrap_or(0);
@@ -128,6 +163,7 @@ impl TreeRecorder {
                     heights,
                     times: Vec::new(),
                     values: Vec::new(),
+                    stderrs: Vec::new(),
                 }
             })
             .collect();
@@ -143,6 +179,7 @@ impl TreeRecorder {
             dt: config.dt,
             trees,
             gathered: Vec::new(),
+            seed: config.seed,
         }
     }
 
@@ -188,6 +225,9 @@ impl TreeRecorder {
                 spiked: &spiked,
                 nu: &nu,
                 rate: 1.0 / self.dt,
+                gid_start: self.local.start,
+                seed: self.seed,
+                b,
             };
             let messages = messages(
                 &self.trees,
@@ -199,15 +239,31 @@ impl TreeRecorder {
                 comm,
                 &mut self.gathered,
             );
+            // One root per tree, or per replicate of a sampled tree.
             let roots: Vec<Vec<f64>> = firing
                 .iter()
-                .map(|&k| vertex_terms(&self.trees[k], 0, v, &at, &messages))
+                .flat_map(|&k| {
+                    let tree = &self.trees[k];
+                    (0..tree.keys.len()).map(move |r| (tree, k, r))
+                })
+                .map(|(tree, k, r)| vertex_terms(tree, k, r, 0, v, &at, &messages))
                 .collect();
-            let sums = exact_sums(&roots, self.n_total, comm);
-            for (&k, s) in firing.iter().zip(sums) {
+            let mut sums = exact_sums(&roots, self.n_total, comm).into_iter();
+            for &k in &firing {
                 let tree = &mut self.trees[k];
                 tree.times.push(time);
-                tree.values.push(s / self.n_total as f64);
+                if tree.sampling().estimated() {
+                    let estimates: Vec<f64> = (&mut sums)
+                        .take(tree.keys.len())
+                        .map(|s| s / self.n_total as f64)
+                        .collect();
+                    let (mean, stderr) = super::sampling::mean_and_stderr(&estimates);
+                    tree.values.push(mean);
+                    tree.stderrs.push(stderr);
+                } else {
+                    let s = sums.next().expect("one sum per root");
+                    tree.values.push(s / self.n_total as f64);
+                }
             }
         }
     }
@@ -217,6 +273,13 @@ impl TreeRecorder {
         self.trees
             .iter()
             .map(|t| (t.spec.name.as_str(), &t.times[..], &t.values[..]))
+    }
+
+    /// The standard errors of each tree observable's values (empty when exact), by name.
+    pub fn tree_stderrs(&self) -> impl Iterator<Item = (&str, &[f64])> {
+        self.trees
+            .iter()
+            .map(|t| (t.spec.name.as_str(), &t.stderrs[..]))
     }
 }
 
@@ -241,6 +304,7 @@ impl Observer for TreeRecorder {
                     &tree.spec,
                     &tree.times,
                     &tree.values,
+                    tree.sampling().estimated().then_some(&tree.stderrs[..]),
                     out.w,
                 )?;
             }
@@ -248,13 +312,16 @@ impl Observer for TreeRecorder {
         Ok(())
     }
 
-    /// Per tree, a group with its sample times and values.
+    /// Per tree, a group with its sample times and values (and standard errors when sampled).
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
         for tree in &self.trees {
             let g = to.group.create_group(&tree.spec.name)?;
             let n = tree.times.len();
             replicated(&g, "time", &tree.times, &[n], "ms", "", to.w)?;
             replicated(&g, "value", &tree.values, &[n], "", "", to.w)?;
+            if tree.sampling().estimated() {
+                replicated(&g, "stderr", &tree.stderrs, &[n], "", "", to.w)?;
+            }
         }
         Ok(())
     }
@@ -264,7 +331,14 @@ impl Observer for TreeRecorder {
             let g = from.group.group(&tree.spec.name)?;
             tree.times = g.dataset("time")?.read_raw()?;
             tree.values = g.dataset("value")?.read_raw()?;
-            if tree.times.len() != tree.values.len() {
+            tree.stderrs = if tree.sampling().estimated() {
+                g.dataset("stderr")?.read_raw()?
+            } else {
+                Vec::new()
+            };
+            if tree.times.len() != tree.values.len()
+                || (tree.sampling().estimated() && tree.stderrs.len() != tree.values.len())
+            {
                 return Err(
                     format!("tree {}: times and values differ in length", tree.spec.name)
                         .as_str()
@@ -317,25 +391,27 @@ fn messages(
     comm: &dyn Comm,
     gathered: &mut Vec<f64>,
 ) -> HashMap<String, Vec<f64>> {
-    // Per level, groups of messages (tree, vertex) with the same projections, in the order of
+    // Per level, groups of messages (tree, replicate, vertex) with the same projections, in the order of
     // first appearance.
-    type Group<'t> = (&'t [usize], Vec<(usize, usize)>);
+    type Group<'t> = (&'t [usize], Vec<(usize, usize, usize)>);
     let mut levels: Vec<Vec<Group>> = Vec::new();
     let mut planned = HashSet::new();
     for &k in firing {
         let tree = &trees[k];
-        for c in 1..tree.keys.len() {
-            if !planned.insert(tree.keys[c].as_str()) {
-                continue;
-            }
-            let level = tree.heights[c] - 1;
-            if levels.len() <= level {
-                levels.resize_with(level + 1, Vec::new);
-            }
-            let projections = &tree.spec.projections[..];
-            match levels[level].iter_mut().find(|(p, _)| *p == projections) {
-                Some((_, group)) => group.push((k, c)),
-                None => levels[level].push((projections, vec![(k, c)])),
+        for (r, keys) in tree.keys.iter().enumerate() {
+            for (c, key) in keys.iter().enumerate().skip(1) {
+                if !planned.insert(key.as_str()) {
+                    continue;
+                }
+                let level = tree.heights[c] - 1;
+                if levels.len() <= level {
+                    levels.resize_with(level + 1, Vec::new);
+                }
+                let projections = &tree.spec.projections[..];
+                match levels[level].iter_mut().find(|(p, _)| *p == projections) {
+                    Some((_, group)) => group.push((k, r, c)),
+                    None => levels[level].push((projections, vec![(k, r, c)])),
+                }
             }
         }
     }
@@ -347,8 +423,8 @@ fn messages(
             let m = batch.len();
             // The terms u_c of the batch, interleaved: [local neuron][message].
             let mut local = vec![0.0; n * m];
-            for (j, &(k, c)) in batch.iter().enumerate() {
-                let u = vertex_terms(&trees[k], c, v, at, &messages);
+            for (j, &(k, r, c)) in batch.iter().enumerate() {
+                let u = vertex_terms(&trees[k], k, r, c, v, at, &messages);
                 for (x, y) in local.iter_mut().skip(j).step_by(m).zip(u) {
                     *x = y;
                 }
@@ -362,11 +438,23 @@ fn messages(
                 nonzero.count() as u64 * SPARSE >= n_total
             });
             let mut sums = vec![Vec::new(); m];
-            for part in std::iter::once(dense).chain(sparse.into_iter().map(|j| vec![j])) {
+            for j in sparse {
+                // Its non-zero sources (gids, ascending) and their values.
+                let (gids, values): (Vec<u64>, Vec<f64>) = gathered
+                    .iter()
+                    .skip(j)
+                    .step_by(m)
+                    .enumerate()
+                    .filter(|&(_, &x)| x != 0.0)
+                    .map(|(g, &x)| (g as u64, x))
+                    .unzip();
+                let mut out = vec![0.0; n];
+                sparse_pass(&gids, &values, conn, projections, &mut out);
+                sums[j] = out;
+            }
+            if !dense.is_empty() {
+                let part = dense;
                 let mp = part.len();
-                if mp == 0 {
-                    continue;
-                }
                 let u: Vec<f64>;
                 let u = if mp == m {
                     &gathered[..]
@@ -387,8 +475,8 @@ fn messages(
                     };
                 }
             }
-            for (&(k, c), sum) in batch.iter().zip(sums) {
-                messages.insert(trees[k].keys[c].clone(), sum);
+            for (&(k, r, c), sum) in batch.iter().zip(sums) {
+                messages.insert(trees[k].keys[r][c].clone(), sum);
             }
         }
     }
@@ -403,12 +491,21 @@ struct Locals<'a> {
     nu: &'a [f64],
     /// `1/dt` [1/ms].
     rate: f64,
+    /// The gid of the first local neuron.
+    gid_start: u64,
+    /// The simulation seed and the sample's step boundary (of the masks of sampled trees).
+    seed: u64,
+    b: u64,
 }
 
 /// `u_a(i) = phi_a(V_i) * prod_{children c} (W u_c)(i)` for the local neurons, the children in
-/// ascending order.
+/// ascending order, of replicate `r` of tree `k`. In a sampled tree, a non-root vertex's terms
+/// are then masked: `u_a(i) xi / q`, `xi` 1 with probability `q = f/R` (independently for each
+/// replicate, vertex and neuron), else 0.
 fn vertex_terms(
     tree: &Tree,
+    k: usize,
+    r: usize,
     a: usize,
     v: &[f64],
     at: &Locals,
@@ -424,9 +521,22 @@ fn vertex_terms(
         })
         .collect();
     for &c in &tree.children[a] {
-        let msg = &messages[&tree.keys[c]];
+        let msg = &messages[&tree.keys[r][c]];
         for (x, &y) in u.iter_mut().zip(msg) {
             *x *= y;
+        }
+    }
+    let sampling = tree.sampling();
+    if a > 0 && sampling.estimated() {
+        use super::sampling::{kept, stream, TREES};
+        let mask = stream(&[at.seed, TREES, at.b, k as u64, r as u64, a as u64]);
+        let q = sampling.keep();
+        for (i, x) in u.iter_mut().enumerate() {
+            *x = if kept(mask, at.gid_start + i as u64, q) {
+                *x / q
+            } else {
+                0.0
+            };
         }
     }
     u
@@ -440,6 +550,7 @@ pub(crate) fn write_tree(
     spec: &TreeSpec,
     times: &[f64],
     values: &[f64],
+    stderrs: Option<&[f64]>,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let g = group.create_group(&spec.name)?;
@@ -476,6 +587,20 @@ pub(crate) fn write_tree(
         .create("functions")?
         .write_raw(&functions)?;
     crate::h5::attr_str(&g, "shape", shape_name(spec))?;
+    if let Some(stderrs) = stderrs {
+        replicated(
+            &g,
+            "stderr",
+            stderrs,
+            &[n],
+            &spec.units(),
+            "standard error of the sampled estimate in value: the standard deviation of the \
+             replicates' estimates over sqrt(replicates)",
+            w,
+        )?;
+        crate::h5::attr(&g, "sample", spec.sampling.fraction)?;
+        crate::h5::attr(&g, "replicates", spec.sampling.replicates as u64)?;
+    }
     crate::h5::attr_str(
         &g,
         "projections",
@@ -540,6 +665,45 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
                     7 => add::<7>(targets, weights, w, us, out),
                     8 => add::<8>(targets, weights, w, us, out),
                     _ => unreachable!("1 to {MAX_FUSED} vectors per pass"),
+                }
+            }
+        }
+    }
+}
+
+/// [`pass`] for one vector given by its non-zero values `values` at the sources `gids`
+/// (ascending): the same sums, added in the same order (the pass skips zero sources), at a cost
+/// in proportion to the non-zero sources rather than to all of them.
+fn sparse_pass(
+    gids: &[u64],
+    values: &[f64],
+    conn: &Connectivity,
+    projections: &[usize],
+    out: &mut [f64],
+) {
+    for &k in projections {
+        for table in conn.tables_of(k) {
+            let w = table.weight;
+            let start = table.source_start;
+            let from = gids.partition_point(|&g| g < start);
+            let to = gids.partition_point(|&g| g < start + table.n_sources());
+            for (&g, &x) in gids[from..to].iter().zip(&values[from..to]) {
+                let Some((_, range)) = table.run(g - start) else {
+                    continue;
+                };
+                let targets = &table.targets[range.clone()];
+                match table.weights_at(range) {
+                    None => {
+                        let wx = w * x;
+                        for &t in targets {
+                            out[t as usize] += wx;
+                        }
+                    }
+                    Some(weights) => {
+                        for (&t, &wk) in targets.iter().zip(weights) {
+                            out[t as usize] += f64::from(wk) * x;
+                        }
+                    }
                 }
             }
         }
