@@ -290,13 +290,14 @@ class Results:
             if "trees" not in f:
                 return out
             for name, g in f["trees"].items():
-                a = g["value"].attrs
+                # Units on the value dataset; the tree's definition on its group.
+                a, ga = g["value"].attrs, g.attrs
                 sampled = "stderr" in g
                 out[name] = Tree(name=name, time=g["time"][:], value=g["value"][:],
                                  units=_str(a.get("units", "")),
-                                 parents=np.asarray(a.get("parents", [])),
-                                 functions=_attr(a.get("functions", [])),
-                                 projections=_str(a.get("projections", "")),
+                                 parents=np.asarray(ga.get("parents", [])),
+                                 functions=[_str(x) for x in ga.get("functions", [])],
+                                 projections=_str(ga.get("projections", "")),
                                  stderr=g["stderr"][:] if sampled else None,
                                  sample=float(g.attrs["sample"]) if sampled else 1.0,
                                  replicates=int(g.attrs["replicates"]) if sampled else None)

@@ -174,3 +174,22 @@ def test_toml_values_parse_back():
     assert tomllib.loads(f"v = {lapicque.toml_value(float('inf'))}")["v"] == float("inf")
     assert lapicque.set_arguments({"population": {"E": {"size": 8}}, "parameters.g": 4.5}) == [
         "--set", "population.E.size=8", "--set", "parameters.g=4.5"]
+
+
+def test_trees_carry_their_definition():
+    """A tree's parents, functions and projections come from the group's attributes (as
+    written), its values and units from the file; the definition is the configuration's."""
+    res = lapicque.run(SMOKE, ranks=1, overrides={
+        "simulation.t_stop": 100,
+        "observables.tree.path.shape": "path", "observables.tree.path.vertices": 3,
+        "observables.tree.path.functions": ["v", 1, "spike"],
+        "observables.tree.path.every": 50.0}, create=True)
+    tree = res.trees["path"]
+    np.testing.assert_array_equal(tree.parents, [-1, 0, 1])
+    assert tree.functions == ["v", "1", "spike"]
+    with h5py.File(res.path, "r") as f:
+        g = f["trees/path"]
+        np.testing.assert_array_equal(tree.value, g["value"][:])
+        assert tree.units == g["value"].attrs["units"] and tree.units
+        assert tree.projections == g.attrs["projections"] and tree.projections
+    assert len(tree.time) == 3 and tree.stderr is None
