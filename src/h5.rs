@@ -102,7 +102,7 @@ fn write_rows<T: H5Type, D: Stored<T> + ?Sized>(
     }
     let row: usize = shape.iter().skip(1).product();
     let mut at = 0;
-    data.chunks(&mut |c| {
+    data.each_chunk(&mut |c| {
         let n = c.len() / row.max(1);
         let mut dims = vec![n];
         dims.extend_from_slice(&shape[1.min(shape.len())..]);

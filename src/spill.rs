@@ -119,14 +119,14 @@ pub trait Stored<T> {
     /// The number of values.
     fn count(&self) -> usize;
     /// Calls `f` with consecutive chunks of the values, in order, each whole rows.
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String>;
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String>;
 }
 
 impl<T> Stored<T> for [T] {
     fn count(&self) -> usize {
         self.len()
     }
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
         f(self)
     }
 }
@@ -135,7 +135,7 @@ impl<T> Stored<T> for Vec<T> {
     fn count(&self) -> usize {
         self.len()
     }
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
         f(self)
     }
 }
@@ -144,8 +144,8 @@ impl<T, S: Stored<T> + ?Sized> Stored<T> for &S {
     fn count(&self) -> usize {
         (**self).count()
     }
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
-        (**self).chunks(f)
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+        (**self).each_chunk(f)
     }
 }
 
@@ -160,7 +160,7 @@ where
     fn count(&self) -> usize {
         self.0
     }
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
         (self.1)(f)
     }
 }
@@ -173,8 +173,8 @@ impl<T, S: Stored<T>> Stored<T> for Concat<'_, S> {
     fn count(&self) -> usize {
         self.0.iter().map(Stored::count).sum()
     }
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
-        self.0.iter().try_for_each(|s| s.chunks(f))
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+        self.0.iter().try_for_each(|s| s.each_chunk(f))
     }
 }
 
@@ -270,7 +270,7 @@ impl<T: Word> Series<T> {
     /// Every value, in memory (for tests and small series).
     pub fn to_vec(&self) -> Vec<T> {
         let mut all = Vec::with_capacity(self.count());
-        self.chunks(&mut |c| {
+        self.each_chunk(&mut |c| {
             all.extend_from_slice(c);
             Ok(())
         })
@@ -281,7 +281,7 @@ impl<T: Word> Series<T> {
     /// Calls `f` with each row in order (reading the spill file back chunk by chunk).
     pub fn for_each_row(&self, mut f: impl FnMut(&[T])) -> Result<(), String> {
         let w = self.width.max(1);
-        self.chunks(&mut |c| {
+        self.each_chunk(&mut |c| {
             c.chunks_exact(w).for_each(&mut f);
             Ok(())
         })
@@ -293,7 +293,7 @@ impl<T: Word> Stored<T> for Series<T> {
         self.spilled + self.tail.len()
     }
 
-    fn chunks(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
+    fn each_chunk(&self, f: &mut dyn FnMut(&[T]) -> Result<(), String>) -> Result<(), String> {
         if let Some(spill) = &self.spill {
             let mut values = Vec::with_capacity(self.limit.min(self.spilled));
             let mut bytes = Vec::new();
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(s.rows(), 1000);
         assert_eq!(s.to_vec(), expect);
         let mut rows = 0;
-        s.chunks(&mut |c| {
+        s.each_chunk(&mut |c| {
             assert_eq!(c.len() % 3, 0);
             rows += c.len() / 3;
             Ok(())

@@ -554,7 +554,7 @@ fn a_resumed_run_continues_the_series() {
     }
     let pair = |r: &lapicque::state::RunResult| {
         let p = r.observers.get::<PairHistogram>();
-        (p.times.clone(), p.values.clone())
+        (p.times.to_vec(), p.values.to_vec())
     };
     assert_eq!(pair(&whole), pair(&resumed));
 }

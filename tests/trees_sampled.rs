@@ -418,14 +418,19 @@ fn a_resumed_run_continues_the_sampled_series() {
         let t = r.observers.get::<TreeRecorder>();
         let values: Vec<_> = t
             .tree_series()
-            .map(|(name, time, value)| (name.to_string(), bits(time), bits(value)))
+            .map(|(name, time, value)| (name.to_string(), bits(&time), bits(&value)))
             .collect();
         let errors: Vec<_> = t
             .tree_stderrs()
-            .map(|(name, s)| (name.to_string(), bits(s)))
+            .map(|(name, s)| (name.to_string(), bits(&s)))
             .collect();
         let p = r.observers.get::<PairHistogram>();
-        (values, errors, bits(&p.values), bits(&p.stderrs))
+        (
+            values,
+            errors,
+            bits(&p.values.to_vec()),
+            bits(&p.stderrs.to_vec()),
+        )
     };
     let (a, b) = (series(&whole), series(&resumed));
     assert_eq!(a.1.len(), 2);

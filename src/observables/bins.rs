@@ -85,11 +85,7 @@ impl<T: Sum> Bins<T> {
 
     /// Calls `f` with every bin and its global row, in order, up to `n_bins` (zeros for the
     /// bins not reached).
-    pub fn each_row(
-        &self,
-        n_bins: usize,
-        f: &mut EachRow<T>,
-    ) -> Result<(), String> {
+    pub fn each_row(&self, n_bins: usize, f: &mut EachRow<T>) -> Result<(), String> {
         let w = self.width;
         if w == 0 {
             // Nothing is summed: every bin's row is empty.
@@ -103,7 +99,7 @@ impl<T: Sum> Bins<T> {
             }
             Ok(())
         };
-        self.done.chunks(&mut rows)?;
+        self.done.each_chunk(&mut rows)?;
         rows(&self.open)?;
         let reached = self.done.rows() + self.open.len() / w;
         let zeros = vec![T::default(); w];
@@ -115,11 +111,7 @@ impl<T: Sum> Bins<T> {
 
     /// One value per bin, `n_bins` of them, computed from each bin's row as the values are
     /// written ([`Bins::each_row`]).
-    pub fn per_bin<'a>(
-        &'a self,
-        n_bins: usize,
-        value: &'a PerBin<'a, T>,
-    ) -> impl Stored<f64> + 'a {
+    pub fn per_bin<'a>(&'a self, n_bins: usize, value: &'a PerBin<'a, T>) -> impl Stored<f64> + 'a {
         Generated(
             n_bins,
             move |sink: &mut dyn FnMut(&[f64]) -> Result<(), String>| {
@@ -146,7 +138,7 @@ impl<T: Sum> Bins<T> {
             T::WORDS * rows.count(),
             |sink: &mut dyn FnMut(&[u64]) -> Result<(), String>| {
                 let mut w = Vec::new();
-                rows.chunks(&mut |c| {
+                rows.each_chunk(&mut |c| {
                     w.clear();
                     c.iter().for_each(|x| x.words(&mut w));
                     sink(&w)

@@ -216,7 +216,7 @@ impl Observers {
             Box::new(pair_histogram::PairHistogram::new(config)),
             Box::new(balance::Balance::new(config)),
             Box::new(statistics::Statistics::new(config, &local, blocks)),
-            Box::new(snapshots::Snapshots::new(config)),
+            Box::new(snapshots::Snapshots::new(config, &local)),
             Box::new(record::Record::new(config, &local)),
         ];
         Observers { list }

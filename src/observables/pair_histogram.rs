@@ -24,6 +24,7 @@ use crate::config::trees::PairHistogramSpec;
 use crate::config::Config;
 use crate::connectivity::{Connectivity, ProjectionTable};
 use crate::h5::replicated;
+use crate::spill::{Series, Stored};
 use std::any::Any;
 use std::ops::Range;
 
@@ -35,11 +36,11 @@ pub struct PairHistogram {
     spec: Option<PairHistogramSpec>,
     n_total: u64,
     /// Sample times \[ms\].
-    pub times: Vec<f64>,
+    pub times: Series<f64>,
     /// `bins x bins` values per sample (target bin major).
-    pub values: Vec<f64>,
+    pub values: Series<f64>,
     /// Standard errors of `values` (sampled only; else empty).
-    pub stderrs: Vec<f64>,
+    pub stderrs: Series<f64>,
     /// The simulation seed (of the masks when sampled).
     seed: u64,
     /// Reused buffer: the gathered bins.
@@ -48,12 +49,17 @@ pub struct PairHistogram {
 
 impl PairHistogram {
     pub fn new(config: &Config) -> Self {
+        let cells = config
+            .trees
+            .pair_histogram
+            .as_ref()
+            .map_or(0, |p| p.bins * p.bins);
         PairHistogram {
             spec: config.trees.pair_histogram.clone(),
             n_total: config.n_neurons(),
-            times: Vec::new(),
-            values: Vec::new(),
-            stderrs: Vec::new(),
+            times: Series::new(1),
+            values: Series::new(cells),
+            stderrs: Series::new(cells),
             seed: config.seed,
             gathered: Vec::new(),
         }
@@ -94,7 +100,7 @@ impl Observer for PairHistogram {
                     self.stderrs.push(stderr);
                 }
             } else {
-                self.values.extend_from_slice(&h);
+                self.values.extend(h);
             }
         }
     }
@@ -105,7 +111,7 @@ impl Observer for PairHistogram {
         };
         let (config, w) = (out.config, &mut *out.w);
         let g = out.file.create_group(GROUP)?;
-        let n = self.times.len();
+        let n = self.times.count();
         replicated(&g, "time", &self.times, &[n], "ms", "sample times", w)?;
         replicated(
             &g,
@@ -157,15 +163,14 @@ impl Observer for PairHistogram {
     }
 
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
-        self.times = from.replicated("time")?;
-        self.values = from.replicated("value")?;
+        from.series("time", &mut self.times)?;
+        from.series("value", &mut self.values)?;
         let sampled = self.spec.as_ref().is_some_and(|s| s.sampling.estimated());
         if sampled {
-            self.stderrs = from.replicated("stderr")?;
+            from.series("stderr", &mut self.stderrs)?;
         }
-        let bins = self.spec.as_ref().map_or(0, |s| s.bins);
-        if self.values.len() != self.times.len() * bins * bins
-            || (sampled && self.stderrs.len() != self.values.len())
+        if self.values.rows() != self.times.count()
+            || (sampled && self.stderrs.count() != self.values.count())
         {
             return Err("the pair histogram has a different shape".into());
         }

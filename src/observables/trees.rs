@@ -75,6 +75,7 @@ use crate::config::trees::{Sampling, TestFunction, TreeSpec};
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::h5::{replicated, RawWrites};
+use crate::spill::{Series, Stored};
 use hdf5::types::VarLenUnicode;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -98,10 +99,10 @@ struct Tree {
     heights: Vec<usize>,
     uses_spikes: bool,
     uses_intensity: bool,
-    times: Vec<f64>,
-    values: Vec<f64>,
+    times: Series<f64>,
+    values: Series<f64>,
     /// Standard errors of the values (sampled trees only).
-    stderrs: Vec<f64>,
+    stderrs: Series<f64>,
 }
 
 impl Tree {
@@ -161,9 +162,9 @@ impl TreeRecorder {
                     children,
                     keys,
                     heights,
-                    times: Vec::new(),
-                    values: Vec::new(),
-                    stderrs: Vec::new(),
+                    times: Series::new(1),
+                    values: Series::new(1),
+                    stderrs: Series::new(1),
                 }
             })
             .collect();
@@ -268,18 +269,19 @@ impl TreeRecorder {
         }
     }
 
-    /// The series of each tree observable: (name, sample times \[ms\], values).
-    pub fn tree_series(&self) -> impl Iterator<Item = (&str, &[f64], &[f64])> {
+    /// The series of each tree observable: (name, sample times \[ms\], values), read back
+    /// into memory.
+    pub fn tree_series(&self) -> impl Iterator<Item = (&str, Vec<f64>, Vec<f64>)> {
         self.trees
             .iter()
-            .map(|t| (t.spec.name.as_str(), &t.times[..], &t.values[..]))
+            .map(|t| (t.spec.name.as_str(), t.times.to_vec(), t.values.to_vec()))
     }
 
     /// The standard errors of each tree observable's values (empty when exact), by name.
-    pub fn tree_stderrs(&self) -> impl Iterator<Item = (&str, &[f64])> {
+    pub fn tree_stderrs(&self) -> impl Iterator<Item = (&str, Vec<f64>)> {
         self.trees
             .iter()
-            .map(|t| (t.spec.name.as_str(), &t.stderrs[..]))
+            .map(|t| (t.spec.name.as_str(), t.stderrs.to_vec()))
     }
 }
 
@@ -304,7 +306,7 @@ impl Observer for TreeRecorder {
                     &tree.spec,
                     &tree.times,
                     &tree.values,
-                    tree.sampling().estimated().then_some(&tree.stderrs[..]),
+                    tree.sampling().estimated().then_some(&tree.stderrs),
                     out.w,
                 )?;
             }
@@ -316,7 +318,7 @@ impl Observer for TreeRecorder {
     fn save(&self, to: &mut Saved) -> hdf5::Result<()> {
         for tree in &self.trees {
             let g = to.group.create_group(&tree.spec.name)?;
-            let n = tree.times.len();
+            let n = tree.times.count();
             replicated(&g, "time", &tree.times, &[n], "ms", "", to.w)?;
             replicated(&g, "value", &tree.values, &[n], "", "", to.w)?;
             if tree.sampling().estimated() {
@@ -329,15 +331,19 @@ impl Observer for TreeRecorder {
     fn restore(&mut self, from: &Restored) -> hdf5::Result<()> {
         for tree in &mut self.trees {
             let g = from.group.group(&tree.spec.name)?;
-            tree.times = g.dataset("time")?.read_raw()?;
-            tree.values = g.dataset("value")?.read_raw()?;
-            tree.stderrs = if tree.sampling().estimated() {
-                g.dataset("stderr")?.read_raw()?
-            } else {
-                Vec::new()
+            let from = Restored {
+                group: g,
+                slab: from.slab.clone(),
+                comm: from.comm,
             };
-            if tree.times.len() != tree.values.len()
-                || (tree.sampling().estimated() && tree.stderrs.len() != tree.values.len())
+            from.series("time", &mut tree.times)?;
+            from.series("value", &mut tree.values)?;
+            tree.stderrs = Series::new(1);
+            if tree.sampling().estimated() {
+                from.series("stderr", &mut tree.stderrs)?;
+            }
+            if tree.times.count() != tree.values.count()
+                || (tree.sampling().estimated() && tree.stderrs.count() != tree.values.count())
             {
                 return Err(
                     format!("tree {}: times and values differ in length", tree.spec.name)
@@ -544,17 +550,17 @@ fn vertex_terms(
 
 /// `/trees/<name>`: the sample times and values of one tree observable with its description
 /// (a run's, or the mean-field limit's).
-pub(crate) fn write_tree(
+pub(crate) fn write_tree<S: Stored<f64> + ?Sized>(
     group: &hdf5::Group,
     config: &Config,
     spec: &TreeSpec,
-    times: &[f64],
-    values: &[f64],
-    stderrs: Option<&[f64]>,
+    times: &S,
+    values: &S,
+    stderrs: Option<&S>,
     w: &mut RawWrites,
 ) -> hdf5::Result<()> {
     let g = group.create_group(&spec.name)?;
-    let n = times.len();
+    let n = times.count();
     replicated(&g, "time", times, &[n], "ms", "sample times", w)?;
     replicated(
         &g,
