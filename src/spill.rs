@@ -114,7 +114,7 @@ word!(f64, u64, u32, i128);
 pub const SERIES_BUFFER: usize = 1 << 16;
 
 /// Values held in memory or spilled, read back in order, one chunk at a time: what a writer
-/// streams into a dataset ([`crate::h5::replicated`]).
+/// streams into a dataset (a replicated dataset of an output or a checkpoint).
 pub trait Stored<T> {
     /// The number of values.
     fn count(&self) -> usize;
