@@ -100,6 +100,11 @@ fn reference_config_documents_every_key() {
             "population.E.diffusion=0.5".into(),
             "meanfield.v_min=-40".into(),
             "meanfield.v_max=40".into(),
+            // Sampled trees and pair histogram (exact by default: not written then).
+            "observables.tree.example.sample=0.5".into(),
+            "observables.tree.example.replicates=5".into(),
+            "observables.pair_histogram.sample=0.5".into(),
+            "observables.pair_histogram.replicates=5".into(),
         ],
     )
     .unwrap();
