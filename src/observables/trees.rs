@@ -73,7 +73,7 @@ use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::trees::{Sampling, TestFunction, TreeSpec};
 use crate::config::Config;
-use crate::connectivity::Connectivity;
+use crate::connectivity::{Connectivity, ProjectionTable};
 use crate::h5::{replicated, RawWrites};
 use crate::spill::{Series, Stored};
 use hdf5::types::VarLenUnicode;
@@ -632,22 +632,8 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
                 // The common case: one vector, the loop of spike delivery.
                 for (s, _, range) in table.runs() {
                     let x = u[start + s as usize];
-                    if x == 0.0 {
-                        continue;
-                    }
-                    let targets = &table.targets[range.clone()];
-                    match table.weights_at(range) {
-                        None => {
-                            let wx = w * x;
-                            for &t in targets {
-                                out[t as usize] += wx;
-                            }
-                        }
-                        Some(weights) => {
-                            for (&t, &wk) in targets.iter().zip(weights) {
-                                out[t as usize] += f64::from(wk) * x;
-                            }
-                        }
+                    if x != 0.0 {
+                        add_run(table, range, x, out);
                     }
                 }
                 continue;
@@ -689,28 +675,32 @@ fn sparse_pass(
 ) {
     for &k in projections {
         for table in conn.tables_of(k) {
-            let w = table.weight;
             let start = table.source_start;
             let from = gids.partition_point(|&g| g < start);
             let to = gids.partition_point(|&g| g < start + table.n_sources());
             for (&g, &x) in gids[from..to].iter().zip(&values[from..to]) {
-                let Some((_, range)) = table.run(g - start) else {
-                    continue;
-                };
-                let targets = &table.targets[range.clone()];
-                match table.weights_at(range) {
-                    None => {
-                        let wx = w * x;
-                        for &t in targets {
-                            out[t as usize] += wx;
-                        }
-                    }
-                    Some(weights) => {
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            out[t as usize] += f64::from(wk) * x;
-                        }
-                    }
+                if let Some((_, range)) = table.run(g - start) {
+                    add_run(table, range, x, out);
                 }
+            }
+        }
+    }
+}
+
+/// `out[t] += w_s x` for the synapses of one source, `range` of `table` (`w_s` the synapse's
+/// weight, else the table's): one message, the loop of spike delivery.
+fn add_run(table: &ProjectionTable, range: Range<usize>, x: f64, out: &mut [f64]) {
+    let targets = &table.targets[range.clone()];
+    match table.weights_at(range) {
+        None => {
+            let wx = table.weight * x;
+            for &t in targets {
+                out[t as usize] += wx;
+            }
+        }
+        Some(weights) => {
+            for (&t, &wk) in targets.iter().zip(weights) {
+                out[t as usize] += f64::from(wk) * x;
             }
         }
     }
