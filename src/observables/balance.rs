@@ -25,8 +25,6 @@ pub struct Balance {
     /// Values per row.
     width: usize,
     sums: Bins<i128>,
-    /// The bin of the last step delivered: the bins before it take no more input.
-    last_bin: usize,
     sizes: Vec<u64>,
 }
 
@@ -48,7 +46,6 @@ impl Balance {
             n_proj,
             width,
             sums: Bins::new(width),
-            last_bin: 0,
             sizes: config.populations.iter().map(|p| p.size).collect(),
         }
     }
@@ -135,7 +132,6 @@ impl Observer for Balance {
         if self.width == 0 {
             return;
         }
-        self.last_bin = bin;
         let row = self.sums.local(bin);
         for (k, d) in input.iter().enumerate() {
             row[2 * k] += d.input[0];
@@ -148,7 +144,7 @@ impl Observer for Balance {
     }
 
     fn reduce(&mut self, comm: &dyn Comm) {
-        self.sums.reduce(comm, self.last_bin);
+        self.sums.reduce(comm);
     }
 
     /// Mean input per population and bin: recurrent excitatory (positive weights) and

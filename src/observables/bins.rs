@@ -21,6 +21,9 @@ pub struct Bins<T: Word> {
     open: Vec<T>,
     /// Local sums not yet reduced (rows from bin `done.rows()`).
     local: Vec<T>,
+    /// The latest bin touched: bins are touched in step order, so the bins before it take no
+    /// more input.
+    last: usize,
 }
 
 /// What sums per bin are added with, and summed across ranks with.
@@ -48,11 +51,13 @@ impl<T: Sum> Bins<T> {
             done: Series::new(width),
             open: Vec::new(),
             local: Vec::new(),
+            last: 0,
         }
     }
 
     /// This rank's row of bin `bin` (a bin not yet moved to the series).
     pub fn local(&mut self, bin: usize) -> &mut [T] {
+        self.last = self.last.max(bin);
         let at = (bin - self.done.rows()) * self.width;
         if self.local.len() < at + self.width {
             self.local.resize(at + self.width, T::default());
@@ -66,8 +71,9 @@ impl<T: Sum> Bins<T> {
     }
 
     /// Adds the local sums of every rank into the global ones (a collective: every rank has
-    /// touched the same bins), then moves the bins before `complete` to the series.
-    pub fn reduce(&mut self, comm: &dyn Comm, complete: usize) {
+    /// touched the same bins), then moves the bins before the latest one touched to the series.
+    pub fn reduce(&mut self, comm: &dyn Comm) {
+        let complete = self.last;
         if !self.local.is_empty() {
             T::sum_ranks(comm, &mut self.local);
             if self.open.len() < self.local.len() {
@@ -195,10 +201,10 @@ mod tests {
                 plain[bin * width + c] += add;
             }
             if step % 13 == 0 {
-                bins.reduce(&SerialComm, bin);
+                bins.reduce(&SerialComm);
             }
         }
-        bins.reduce(&SerialComm, 39);
+        bins.reduce(&SerialComm);
         let mut seen = Vec::new();
         bins.each_row(n_bins, &mut |bin, row| {
             assert_eq!(bin * width, seen.len());

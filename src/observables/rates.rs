@@ -18,8 +18,6 @@ pub const GROUP: &str = "rates";
 /// take between ranks).
 pub struct Rates {
     counts: Bins<u64>,
-    /// The bin of the last spikes counted: the bins before it take no more.
-    last_bin: usize,
     /// The rate bins, in steps.
     pub schedule: Schedule,
     sizes: Vec<u64>,
@@ -31,7 +29,6 @@ impl Rates {
     pub fn new(config: &Config) -> Self {
         Rates {
             counts: Bins::new(config.populations.len()),
-            last_bin: 0,
             schedule: config.rates,
             sizes: config.populations.iter().map(|p| p.size).collect(),
             pop_starts: config.populations.iter().map(|p| p.gid_start).collect(),
@@ -90,7 +87,6 @@ impl Observer for Rates {
         else {
             return;
         };
-        self.last_bin = bin;
         let row = self.counts.local(bin);
         let mut lo = 0;
         for (p, count) in row.iter_mut().enumerate() {
@@ -106,7 +102,7 @@ impl Observer for Rates {
     }
 
     fn reduce(&mut self, comm: &dyn Comm) {
-        self.counts.reduce(comm, self.last_bin);
+        self.counts.reduce(comm);
     }
 
     fn write(&self, out: &mut Output, _all: &Observers) -> hdf5::Result<()> {
