@@ -10,7 +10,9 @@ NEST / lapicque ratios. Machines are shared and noisy: only ratios from one sitt
 
 With `--baseline`, NEST is left out: this tree's lapicque and another build of it (a copy of
 `target/release/lapicque` from an earlier commit) run alternately, and the table gives each
-phase's median and the ratio new / baseline, to show that a change did not slow the step loop.
+phase's median and the ratio new / baseline, to show that a change did not slow the step loop;
+a second table gives both builds' delivery per event against the scatter-add loop, run after
+each pair.
 
 Besides time, it reports bytes per synapse (peak memory with the synapses minus peak memory
 of the same network without them, over the synapse count) and lapicque's delivery time per
@@ -101,13 +103,17 @@ def against_baseline(baseline, reps, cores_list):
     """This tree's lapicque against another build, alternately, per phase."""
     keys = ("sim_s", *PHASES_SIM)
     runs = {"new": {}, "baseline": {}}
+    bound = {}
     with tempfile.TemporaryDirectory() as tmp:
         for rep in range(reps):
             for cores in cores_list:
                 for name, exe in (("new", None), ("baseline", baseline)):
                     r = run_lapicque(cores, os.path.join(tmp, "brunel.h5"), exe=exe)
                     runs[name].setdefault(cores, []).append(r)
-                print(f"rep {rep + 1} cores {cores}: new {runs['new'][cores][-1]['sim_s']:.3f} s, "
+                last = runs["new"][cores][-1]
+                bound.setdefault(cores, []).append(
+                    scatter_add_bound(cores, last["events"], 12500, last["n_synapses"]))
+                print(f"rep {rep + 1} cores {cores}: new {last['sim_s']:.3f} s, "
                       f"baseline {runs['baseline'][cores][-1]['sim_s']:.3f} s", file=sys.stderr)
     print("| cores | binary | " + " | ".join(f"{k} [s]" for k in keys) + " |")
     print("|---|---|" + "---|" * len(keys))
@@ -119,6 +125,20 @@ def against_baseline(baseline, reps, cores_list):
             print(f"| {cores} | {name} | " + " | ".join(summary([r[k] for r in rs]) for k in keys) + " |")
         print(f"| {cores} | new / baseline | " + " | ".join(
             f"{med['new'][k] / med['baseline'][k]:.3f}" if med["baseline"][k] > 0 else "-" for k in keys) + " |")
+    print()
+    print("Delivery per event (slowest rank) against the scatter-add loop of the same events, run after "
+          "each pair:")
+    print()
+    print("| cores | new [ns per event] | baseline [ns per event] | scatter-add [ns per event] | "
+          "new / scatter-add | baseline / scatter-add |")
+    print("|---|---|---|---|---|---|")
+    for cores in cores_list:
+        d = {name: statistics.median(r["deliver_ns_per_event"] for r in runs[name][cores])
+             for name in ("new", "baseline")}
+        b = statistics.median(bound[cores])
+        print(f"| {cores} | {summary([r['deliver_ns_per_event'] for r in runs['new'][cores]])} | "
+              f"{summary([r['deliver_ns_per_event'] for r in runs['baseline'][cores]])} | "
+              f"{summary(bound[cores])} | {d['new'] / b:.3f} | {d['baseline'] / b:.3f} |")
 
 
 def main():

@@ -10,6 +10,7 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, RawConfig};
+use crate::exchange::RingBuffer;
 use crate::h5::{num, text};
 use crate::h5::{RawWrites, PER_NEURON};
 use crate::rng;
@@ -21,7 +22,7 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "lapicque-checkpoint";
-const FORMAT_VERSION: u32 = 4;
+const FORMAT_VERSION: u32 = 5;
 
 /// Where checkpoints of a run writing `output` go: `checkpoint.path`, or the output path with
 /// its extension replaced by `.checkpoint.h5`.
@@ -365,6 +366,7 @@ fn write_contents(
             ArrayView2::from_shape((n_local, slots), &scheduled).expect("slots per neuron");
         w.keep(ring.write_slice(scheduled, (slab.clone(), ..)));
     }
+    scheduled_counts(&neurons, "ring_counts", &state.ring, n, &slab, step, w)?;
 
     // The state of general models: each non-empty per-neuron vector as (gid x width).
     let extra = file.create_group("extra")?;
@@ -391,6 +393,7 @@ fn write_contents(
             let view = ArrayView2::from_shape((n_local, slots), &scheduled).expect("slots");
             w.keep(ds.write_slice(view, (slab.clone(), ..)));
         }
+        scheduled_counts(&extra, "ring_i_counts", ring_i, n, &slab, step, w)?;
     }
     let spiked: Vec<u8> = state
         .aggregates
@@ -401,6 +404,64 @@ fn write_contents(
     per_neuron(&extra, "spiked_last_step", &spiked, n, &slab, w)?;
 
     state.observers.save(file, n, slab, comm, w)
+}
+
+/// The counted arrivals of `ring` (if it counts any) as the dataset `name` of `g`: per gid,
+/// slot by slot (`step + k`), one count per counted weight.
+fn scheduled_counts(
+    g: &Group,
+    name: &str,
+    ring: &RingBuffer,
+    n: usize,
+    slab: &Range<usize>,
+    step: u64,
+    w: &mut RawWrites,
+) -> hdf5::Result<()> {
+    let width = ring.slots() * ring.classes();
+    if width == 0 {
+        return Ok(());
+    }
+    let ds = crate::h5::dataset::<u16>(
+        g,
+        name,
+        &[n, width],
+        "1",
+        "spikes through constant weights scheduled for step `step + k`: column k * classes + c \
+         counts those through weight `weights[c]`, by gid",
+    )?;
+    let weights = ring.weights();
+    ds.new_attr::<f64>()
+        .shape(weights.len())
+        .create("weights")?
+        .write(weights)?;
+    if !slab.is_empty() {
+        let counts = ring.counts_neuron_major(step);
+        let view = ArrayView2::from_shape((slab.len(), width), &counts).expect("counts per gid");
+        w.keep(ds.write_slice(view, (slab.clone(), ..)));
+    }
+    Ok(())
+}
+
+/// Restores `ring`'s counted arrivals from the dataset `name` of `g` (see [`scheduled_counts`]).
+fn read_counts(
+    g: &Group,
+    name: &str,
+    ring: &mut RingBuffer,
+    slab: &Range<usize>,
+    step: u64,
+) -> hdf5::Result<()> {
+    if ring.classes() == 0 {
+        return Ok(());
+    }
+    let a = g
+        .dataset(name)?
+        .read_slice_2d::<u16, _>((slab.clone(), ..))?;
+    if a.ncols() != ring.slots() * ring.classes() {
+        return Err(format!("{name} has a different number of columns").into());
+    }
+    let counts: Vec<u16> = a.iter().copied().collect();
+    ring.set_counts_neuron_major(step, &counts);
+    Ok(())
 }
 
 /// Reads the local part of the state from a checkpoint that [`verify`] accepted (collective).
@@ -453,6 +514,7 @@ fn read_contents(
         }
         let scheduled: Vec<f64> = ring.iter().copied().collect();
         state.ring.set_neuron_major(step, &scheduled);
+        read_counts(&neurons, "ring_counts", &mut state.ring, &slab, step)?;
         let extra = file.group("extra")?;
         let x = &mut state.extra;
         for c in x.columns().collect::<Vec<_>>() {
@@ -472,6 +534,7 @@ fn read_contents(
                 .read_slice_2d::<f64, _>((slab.clone(), ..))?;
             let scheduled: Vec<f64> = a.iter().copied().collect();
             ring_i.set_neuron_major(step, &scheduled);
+            read_counts(&extra, "ring_i_counts", ring_i, &slab, step)?;
         }
         let spiked: Vec<u8> = column(&extra, "spiked_last_step", &slab)?;
         let flags: Vec<bool> = spiked.iter().map(|&b| b != 0).collect();

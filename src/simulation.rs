@@ -27,7 +27,7 @@ use crate::comm::Comm;
 use crate::config::Config;
 use crate::connectivity::Connectivity;
 use crate::emulate::{Emulation, Emulator};
-use crate::exchange::{Exchange, RingBuffer, Route, Targeted};
+use crate::exchange::{Counting, Exchange, RingBuffer, Route, Targeted};
 use crate::memory::peak_rss_bytes;
 use crate::model::lif::{LifState, LifUpdate};
 use crate::model::neuron::{GeneralState, GeneralStep};
@@ -108,6 +108,13 @@ pub fn run(
 
     let conn = crate::comm::first_error(comm, Connectivity::build(config, local.clone()))?;
     let gids = local.clone();
+    let extra = Extra::new(config, &local);
+    // Spikes carry their source's efficacy when some population has labels.
+    let payload = extra.stride > 0;
+    let ring = |negative| {
+        let counting = Counting::new(config, &conn, payload, negative);
+        RingBuffer::new(conn.max_delay(), n_local, counting)
+    };
     let mut state = Dynamic {
         v: gids
             .clone()
@@ -121,12 +128,10 @@ pub fn run(
         rngs: gids
             .map(|g| rng::stream(config.seed, g, Purpose::Dynamics))
             .collect(),
-        ring: RingBuffer::new(conn.max_delay(), n_local),
-        ring_i: config
-            .split_inhibitory()
-            .then(|| RingBuffer::new(conn.max_delay(), n_local)),
+        ring: ring(false),
+        ring_i: config.split_inhibitory().then(|| ring(true)),
         observers: Observers::new(config, local.clone(), &blocks),
-        extra: Extra::new(config, &local),
+        extra,
         aggregates: Aggregates::new(config, &local),
     };
     let mut n0 = 0;
@@ -164,8 +169,6 @@ pub fn run(
         .iter()
         .map(|p| p.model.labels.as_ref())
         .collect();
-    // Spikes carry their source's efficacy when some population has labels.
-    let payload = state.extra.stride > 0;
     let mut efficacy = vec![1.0; if payload { n_local } else { 0 }];
     let mut agg_a = vec![0.0; n_local];
     let mut agg_c = vec![0.0; n_local];
@@ -394,8 +397,15 @@ pub fn run(
             );
             state.observers.delivered(n0 + k as u64, &per_projection);
         }
-        timers.deliver += t1.elapsed().as_secs_f64();
         n0 += w as u64;
+        // No spike still to come reaches the next window's steps (the window is at most the
+        // smallest delay); each step is settled once, after the window before it.
+        let complete = n0..n0 + window.min(config.n_steps - n0);
+        state.ring.settle(complete.clone());
+        if let Some(ring) = state.ring_i.as_mut() {
+            ring.settle(complete);
+        }
+        timers.deliver += t1.elapsed().as_secs_f64();
         let periodic = config
             .checkpoint_every
             .is_some_and(|e| n0 / e != (n0 - w as u64) / e);

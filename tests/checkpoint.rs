@@ -14,7 +14,8 @@ type Setup = (&'static str, &'static [&'static str]);
 /// The smoke network for 8 s of model time (a few seconds of wall time on 2 ranks), with
 /// periodic checkpoints every 100 ms of model time, snapshots, spike statistics after a
 /// transient and a subset of recorded spikes (every accumulator a checkpoint must carry), the
-/// spikes spilled to disk every 1,310 records.
+/// spikes spilled to disk every 1,310 records; current synapses on I with II's delays spread
+/// over 1.5-3 ms, so that the inhibitory ring buffer holds counted arrivals beyond the window.
 const SMOKE: Setup = (
     concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
     &[
@@ -24,6 +25,8 @@ const SMOKE: Setup = (
         "observables.statistics.start=500",
         "population.I.record_spikes=100",
         "output.spike_buffer=0.01",
+        "population.I.synapse=\"current\"",
+        "projection.II.delay_max=3.0",
     ],
 );
 
@@ -56,7 +59,8 @@ const GENERAL: Setup = (
 
 /// The smoke network with heterogeneous parameters on both populations (a varied external
 /// Poisson rate included): nothing of them is checkpointed, they are drawn again from their
-/// streams at the restart.
+/// streams at the restart. Delays of EE spread over 1.5-3 ms leave counted arrivals (constant
+/// weights) scheduled beyond the window at every checkpoint.
 const VARIED: Setup = (
     concat!(env!("CARGO_MANIFEST_DIR"), "/configs/smoke.toml"),
     &[
@@ -68,6 +72,7 @@ const VARIED: Setup = (
         "population.E.vary.poisson_rate={of=\"x\",kind=\"cosine\",a=20000.0,b=2000.0}",
         "population.I.vary.sigma={dist=\"lognormal\",mean=0.5,sd=0.2}",
         "population.I.vary.i_e={of=\"x\",kind=\"blocks\",values=[0.0,0.1]}",
+        "projection.EE.delay_max=3.0",
     ],
 );
 
