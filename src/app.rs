@@ -610,7 +610,7 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             proj.delay_steps
         );
     }
-    // Synapse tables: 4 bytes per synapse and the source index (its blocks are on every
+    // Synapse tables: 2 or 4 bytes per synapse and the source index (its blocks are on every
     // rank); neuron state: V, refractory counter, random stream and one ring-buffer slot per
     // delay step.
     let n = c.n_neurons() as f64;
@@ -631,7 +631,8 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
     let offsets = index(1.0);
     let per_rank = index(0.0);
     let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
-    let bytes = 4.0 * total + offsets + state;
+    let per_synapse = crate::connectivity::target_bytes(c.n_neurons()) as f64;
+    let bytes = per_synapse * total + offsets + state;
     let _ = writeln!(
         out,
         "expected synapses: {total:.0}{}",

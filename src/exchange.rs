@@ -13,8 +13,9 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
-use crate::connectivity::{Connectivity, ProjectionTable};
+use crate::connectivity::{Connectivity, Local, ProjectionTable};
 use crate::model::lif::DIVERGED;
+use crate::with_targets;
 use std::ops::Range;
 
 /// Words before the per-step counts in each rank's exchange message: the gid + 1 of a neuron
@@ -533,24 +534,20 @@ impl RingBuffer {
             }
             if i + 1 < spikes.len() {
                 if let Some(Some((_, r))) = runs.get(k + 1) {
-                    for line in table.targets[r.clone()].chunks(16) {
-                        prefetch(line.as_ptr());
-                    }
-                    for line in table.weights_at(r.clone()).unwrap_or_default().chunks(16) {
-                        prefetch(line.as_ptr());
-                    }
+                    with_targets!(table.targets, r.clone(), |t| prefetch_all(t));
+                    prefetch_all(table.weights_at(r.clone()).unwrap_or_default());
                 }
             }
             // A source without targets here costs one look at its block of the index.
             let Some((j, range)) = runs[k].clone() else {
                 continue;
             };
-            let targets = &table.targets[range.clone()];
-            events += targets.len() as u64;
+            let n_targets = range.len();
+            events += n_targets as u64;
             let scale = scales.get(i).copied();
             let e = scale.map_or(ONE, crate::fixed::fixed);
             if table.weights.is_empty() {
-                input[usize::from(e < 0)] += e * targets.len() as i128;
+                input[usize::from(e < 0)] += e * n_targets as i128;
             } else {
                 // A negative efficacy turns positive weights into negative input.
                 let [pos, neg] = table.weight_sums[j];
@@ -559,47 +556,15 @@ impl RingBuffer {
                     *sum += part * e;
                 }
             }
-            match (table.weights_at(range), &mut slot_neg) {
-                (None, _) if class.is_some() => {
-                    for &t in targets {
-                        counts[t as usize] += 1;
-                    }
-                }
-                (None, neg) => {
-                    // One value for the whole run, hence one slot.
-                    let we = scale.map_or(w, |e| w * e);
-                    let slot = match neg {
-                        Some(neg) if we < 0.0 => &mut **neg,
-                        _ => &mut *slot,
-                    };
-                    for &t in targets {
-                        slot[t as usize] += we;
-                    }
-                }
-                (Some(weights), None) => match scale {
-                    None => {
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            slot[t as usize] += f64::from(wk);
-                        }
-                    }
-                    Some(e) => {
-                        for (&t, &wk) in targets.iter().zip(weights) {
-                            slot[t as usize] += f64::from(wk) * e;
-                        }
-                    }
-                },
-                (Some(weights), Some(neg)) => {
-                    let e = scale.unwrap_or(1.0);
-                    for (&t, &wk) in targets.iter().zip(weights) {
-                        let x = f64::from(wk) * e;
-                        if x < 0.0 {
-                            neg[t as usize] += x;
-                        } else {
-                            slot[t as usize] += x;
-                        }
-                    }
-                }
-            }
+            let into = Sink {
+                slot: &mut *slot,
+                negative: slot_neg.as_deref_mut(),
+                counts: class.map(|_| &mut *counts),
+            };
+            let weights = table.weights_at(range.clone());
+            with_targets!(table.targets, range, |t| add_run(
+                t, weights, w, scale, into
+            ));
         }
         Delivered { events, input }
     }
@@ -691,6 +656,82 @@ fn set_neuron_major<T: Copy>(
                 *x = values[(i * slots + k) * width + c];
             }
         }
+    }
+}
+
+/// Where one run of a table adds its input: the floating-point slot, the slot of negative values
+/// (signed projections with per-synapse weights or efficacies), or the counts of the table's
+/// class.
+struct Sink<'a> {
+    slot: &'a mut [f64],
+    negative: Option<&'a mut [f64]>,
+    counts: Option<&'a mut [u16]>,
+}
+
+/// Adds one spike's run: `targets` with per-synapse `weights` or the table's weight `w`, each
+/// times the spike's efficacy `scale` (none: 1).
+#[inline(always)]
+fn add_run<T: Local>(
+    targets: &[T],
+    weights: Option<&[f32]>,
+    w: f64,
+    scale: Option<f64>,
+    into: Sink,
+) {
+    let Sink {
+        slot,
+        negative,
+        counts,
+    } = into;
+    match (weights, negative) {
+        (None, _) if counts.is_some() => {
+            let counts = counts.expect("counted");
+            for &t in targets {
+                counts[t.at()] += 1;
+            }
+        }
+        (None, neg) => {
+            // One value for the whole run, hence one slot.
+            let we = scale.map_or(w, |e| w * e);
+            let slot = match neg {
+                Some(neg) if we < 0.0 => neg,
+                _ => slot,
+            };
+            for &t in targets {
+                slot[t.at()] += we;
+            }
+        }
+        (Some(weights), None) => match scale {
+            None => {
+                for (&t, &wk) in targets.iter().zip(weights) {
+                    slot[t.at()] += f64::from(wk);
+                }
+            }
+            Some(e) => {
+                for (&t, &wk) in targets.iter().zip(weights) {
+                    slot[t.at()] += f64::from(wk) * e;
+                }
+            }
+        },
+        (Some(weights), Some(neg)) => {
+            let e = scale.unwrap_or(1.0);
+            for (&t, &wk) in targets.iter().zip(weights) {
+                let x = f64::from(wk) * e;
+                if x < 0.0 {
+                    neg[t.at()] += x;
+                } else {
+                    slot[t.at()] += x;
+                }
+            }
+        }
+    }
+}
+
+/// Asks the caches to fetch every line of `s`.
+#[inline(always)]
+fn prefetch_all<T>(s: &[T]) {
+    for line in s.chunks(64 / std::mem::size_of::<T>()) {
+        prefetch(line.as_ptr());
     }
 }
 

@@ -20,7 +20,8 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
     let n_local = (config.n_neurons() as f64 / r).ceil();
     let dt = config.dt;
     let mut out = Vec::new();
-    // Synapse tables: 4 bytes per synapse of a local target, and the source index.
+    // Synapse tables: 2 or 4 bytes per synapse of a local target, and the source index.
+    let per_synapse = crate::connectivity::target_bytes(n_local as u64) as f64;
     for p in &config.projections {
         let (key, value) = match &p.rule {
             ConnRule::FixedIndegree { indegree, .. } => ("indegree", indegree.to_string()),
@@ -30,7 +31,7 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
         out.push(Part {
             key: format!("projection.{}.{key}", p.name),
             value,
-            bytes: 4.0 * config.expected_synapses(p) / r
+            bytes: per_synapse * config.expected_synapses(p) / r
                 + crate::connectivity::SourceIndex::estimate_bytes(
                     config.populations[p.source].size as f64,
                     config.expected_synapses(p) / r,
@@ -38,13 +39,23 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
                 ),
         });
     }
-    // Ring buffers: one slot per delay step and local neuron (two with split channels).
+    // Ring buffers: one slot per delay step and local neuron (two with split channels), and
+    // at most one 2-byte arrival count per distinct constant weight (exchange::Counting).
     if let Some(p) = config.projections.iter().max_by_key(|p| p.delay_steps) {
         let rings = if config.split_inhibitory() { 2.0 } else { 1.0 };
+        let mut weights: Vec<u64> = config
+            .projections
+            .iter()
+            .filter(|p| !p.per_synapse_weights())
+            .map(|p| p.weight.to_bits())
+            .collect();
+        weights.sort_unstable();
+        weights.dedup();
+        let per_slot = rings * 8.0 + 2.0 * weights.len() as f64;
         out.push(Part {
             key: format!("projection.{}.delay", p.name),
             value: (f64::from(p.delay_steps) * dt).to_string(),
-            bytes: rings * 8.0 * (f64::from(p.delay_steps) + 1.0) * n_local,
+            bytes: per_slot * (f64::from(p.delay_steps) + 1.0) * n_local,
         });
     }
     // Neuron state: V, refractory counter, random stream, per-neuron accumulators.
@@ -197,7 +208,8 @@ mod tests {
         Config::from_toml(text, &o).unwrap()
     }
 
-    /// The synapse table of a fixed in-degree projection is 4 bytes x N x K over the ranks,
+    /// The synapse table of a fixed in-degree projection is 2 bytes x N x K over the ranks
+    /// (500 neurons per rank: 16-bit targets),
     /// plus its source index (every source present, 5e10 synapses per 1000 sources on a rank:
     /// 16 blocks and a closing one of 24 bytes, 4 bytes per source); a large in-degree is named
     /// as the reason.
@@ -211,7 +223,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             syn.bytes,
-            4.0 * 1000.0 * 1e8 / 2.0 + 17.0 * 24.0 + 4.0 * 1000.0
+            2.0 * 1000.0 * 1e8 / 2.0 + 17.0 * 24.0 + 4.0 * 1000.0
         );
         let (key, value, reason) = verdict(&p, 2, 1e9).unwrap();
         assert_eq!(
@@ -220,12 +232,13 @@ mod tests {
         );
         assert!(reason.contains("2 rank(s)"), "{reason}");
         assert!(verdict(&parts(&config(&[]), 2), 2, 1e9).is_none());
-        // A ring buffer of 1e5 ms at dt = 0.1 ms: 1e6 + 1 slots of 8 bytes per neuron.
+        // A ring buffer of 1e5 ms at dt = 0.1 ms: 1e6 + 1 slots of 8 bytes per neuron, and
+        // 2 for the count of arrivals through the one constant weight.
         let c = config(&["projection.EE.delay=100000"]);
         let ring = parts(&c, 1)
             .into_iter()
             .find(|p| p.key == "projection.EE.delay")
             .unwrap();
-        assert_eq!(ring.bytes, 8.0 * 1_000_001.0 * 1000.0);
+        assert_eq!(ring.bytes, 10.0 * 1_000_001.0 * 1000.0);
     }
 }

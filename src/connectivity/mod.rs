@@ -2,8 +2,9 @@
 //! spike walks one contiguous run of target indices.
 //!
 //! A projection becomes one table per distinct delay (one table where the delay is constant),
-//! in projection order, then ascending delay. A synapse costs 4 bytes (the target's local
-//! index), plus 4 (an f32 weight) where weights vary per synapse; a constant weight and the
+//! in projection order, then ascending delay. A synapse costs 2 bytes (the target's local
+//! index) on a rank with at most 65,536 neurons, else 4, plus 4 (an f32 weight) where weights
+//! vary per synapse; a constant weight and the
 //! delay are stored once per table. Where a source's synapses lie is kept by a
 //! [`SourceIndex`]: 0.375 bytes per source of the whole population and 2 (or 4) per source
 //! with synapses on this rank, so that a rank's memory grows with its own neurons, its
@@ -30,7 +31,7 @@ pub struct ProjectionTable {
     pub index: SourceIndex,
     /// The local targets, source by source, ascending within a source (repeated for
     /// multapses; for a file, edges to one target in file order).
-    pub targets: Vec<u32>,
+    pub targets: Targets,
     /// \[mV\] Per-synapse weights, parallel to `targets`; empty where every synapse has
     /// `weight`.
     pub weights: Vec<f32>,
@@ -64,9 +65,9 @@ impl ProjectionTable {
     }
 
     /// The local targets of source offset `s` (empty where it has none here).
-    pub fn targets_of(&self, source_offset: u64) -> &[u32] {
+    pub fn targets_of(&self, source_offset: u64) -> Vec<u32> {
         self.run(source_offset)
-            .map_or(&[][..], |(_, r)| &self.targets[r])
+            .map_or(Vec::new(), |(_, r)| self.targets.iter(r).collect())
     }
 
     /// The weights of the synapses at `range`, where they vary per synapse.
@@ -80,6 +81,110 @@ impl ProjectionTable {
             self.weight
         } else {
             f64::from(self.weights[k])
+        }
+    }
+}
+
+/// A local neuron index as stored in a table: `u16` where a rank has at most 65,536 neurons,
+/// else `u32`.
+pub trait Local: Copy {
+    fn at(self) -> usize;
+}
+
+impl Local for u16 {
+    #[inline(always)]
+    fn at(self) -> usize {
+        usize::from(self)
+    }
+}
+
+impl Local for u32 {
+    #[inline(always)]
+    fn at(self) -> usize {
+        self as usize
+    }
+}
+
+/// The local targets of a table's synapses, 2 bytes each where every local index fits in 16
+/// bits (a rank of at most 65,536 neurons), else 4: half the bytes delivery reads per event.
+/// Loops over a run are written once for both widths with [`with_targets!`](crate::with_targets).
+pub enum Targets {
+    Narrow(Vec<u16>),
+    Wide(Vec<u32>),
+}
+
+/// Evaluates `$body` with `$t` bound to the targets at `$range` of `$targets` (a [`Targets`])
+/// as a slice of `u16` or of `u32` (both [`Local`]): the body is compiled for each width.
+#[macro_export]
+macro_rules! with_targets {
+    ($targets:expr, $range:expr, |$t:ident| $body:expr) => {
+        match &$targets {
+            $crate::connectivity::Targets::Narrow(all) => {
+                let $t = &all[$range];
+                $body
+            }
+            $crate::connectivity::Targets::Wide(all) => {
+                let $t = &all[$range];
+                $body
+            }
+        }
+    };
+}
+
+/// The bytes of one synapse's target on a rank of `n_local` neurons.
+pub fn target_bytes(n_local: u64) -> u64 {
+    if n_local <= 1 << 16 {
+        2
+    } else {
+        4
+    }
+}
+
+impl Targets {
+    /// `n` targets, all 0, narrow where `n_local` neurons fit 16-bit indices.
+    fn zeros(n: usize, n_local: u64) -> Targets {
+        if target_bytes(n_local) == 2 {
+            Targets::Narrow(vec![0; n])
+        } else {
+            Targets::Wide(vec![0; n])
+        }
+    }
+
+    fn set(&mut self, k: usize, t: u32) {
+        match self {
+            Targets::Narrow(v) => v[k] = u16::try_from(t).expect("a narrow table's target"),
+            Targets::Wide(v) => v[k] = t,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Targets::Narrow(v) => v.len(),
+            Targets::Wide(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The target of synapse `k`.
+    pub fn get(&self, k: usize) -> u32 {
+        match self {
+            Targets::Narrow(v) => u32::from(v[k]),
+            Targets::Wide(v) => v[k],
+        }
+    }
+
+    /// The targets at `range`.
+    pub fn iter(&self, range: Range<usize>) -> impl Iterator<Item = u32> + '_ {
+        range.map(|k| self.get(k))
+    }
+
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Targets::Narrow(v) => 2 * v.len() as u64,
+            Targets::Wide(v) => 4 * v.len() as u64,
         }
     }
 }
@@ -125,7 +230,7 @@ impl Connectivity {
                     let weighted = file.weights.is_some();
                     let delayed = file.delays.is_some();
                     let first_gid = mine.start;
-                    tables_of(k, proj, src, mine, local.start, |gid, syn| {
+                    tables_of(k, proj, src, mine, &local, |gid, syn| {
                         syn.clear();
                         let i = (gid - first_gid) as usize;
                         for e in &edges[first[i]..first[i + 1]] {
@@ -140,7 +245,7 @@ impl Connectivity {
                         Ok(())
                     })?
                 }
-                _ => tables_of(k, proj, src, mine, local.start, |gid, syn| {
+                _ => tables_of(k, proj, src, mine, &local, |gid, syn| {
                     network::synapses_of(config, k, gid, syn)
                 })?,
             };
@@ -162,7 +267,7 @@ impl Connectivity {
         self.tables
             .iter()
             .map(|t| {
-                4 * t.targets.len() as u64
+                t.targets.bytes()
                     + 4 * t.weights.len() as u64
                     + t.index.bytes()
                     + 32 * t.weight_sums.len() as u64
@@ -181,7 +286,7 @@ impl Connectivity {
     }
 }
 
-/// The tables of projection `k` onto the neurons `mine` (gids; `local_start` is the gid of
+/// The tables of projection `k` onto the neurons `mine` (gids; `local` are the rank's gids, from
 /// local index 0), one per delay of [`Projection::delay_set`]. `synapses(gid, out)` must give
 /// the same synapses each time it is called for a gid.
 ///
@@ -195,9 +300,10 @@ fn tables_of(
     proj: &Projection,
     src: &Population,
     mine: Range<u64>,
-    local_start: u64,
+    local: &Range<u64>,
     mut synapses: impl FnMut(u64, &mut Synapses) -> Result<(), ConfigError>,
 ) -> Result<Vec<ProjectionTable>, ConfigError> {
+    let (local_start, n_local) = (local.start, local.end - local.start);
     let delays = proj.delay_set();
     let weighted = proj.per_synapse_weights();
     let ns = src.size as usize;
@@ -220,9 +326,9 @@ fn tables_of(
     }
     let mut index: Vec<SourceIndex> = counts.iter().map(SourceIndex::from_counts).collect();
     drop(counts);
-    let mut targets: Vec<Vec<u32>> = index
+    let mut targets: Vec<Targets> = index
         .iter()
-        .map(|x| vec![0u32; x.n_synapses() as usize])
+        .map(|x| Targets::zeros(x.n_synapses() as usize, n_local))
         .collect();
     let mut weights: Vec<Vec<f32>> = index
         .iter()
@@ -257,7 +363,7 @@ fn tables_of(
                 }
                 None => index[d].place(u64::from(s)),
             };
-            targets[d][at] = t;
+            targets[d].set(at, t);
             if weighted {
                 weights[d][at] = syn.weights[i] as f32;
             }
@@ -316,7 +422,7 @@ mod tests {
             for (s, _, range) in t.runs() {
                 for k in range {
                     let w = t.weight_at(k) as f32;
-                    let tg = base + u64::from(t.targets[k]);
+                    let tg = base + u64::from(t.targets.get(k));
                     e.push((
                         t.projection,
                         t.delay_steps,
@@ -434,6 +540,35 @@ mod tests {
         std::fs::remove_file(&path).ok();
     }
 
+    /// A rank of more than 65,536 neurons stores 4-byte targets, smaller ranks 2-byte ones:
+    /// the same synapses either way.
+    #[test]
+    fn wide_and_narrow_targets_hold_the_same_synapses() {
+        let text = "[population.E]\nsize = 70000\n\
+            [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\nindegree = 3\n\
+            weight = 0.1\ndelay = 1.0\n";
+        let c = Config::from_toml(text, &[]).unwrap();
+        let wide = Connectivity::build(&c, 0..70000).unwrap();
+        assert!(matches!(wide.tables[0].targets, Targets::Wide(_)));
+        assert_eq!(wide.bytes() - wide.tables[0].index.bytes(), 4 * 210_000);
+        let mut parts = Vec::new();
+        for r in [0..35000, 35000..70000] {
+            let narrow = Connectivity::build(&c, r.clone()).unwrap();
+            assert!(matches!(narrow.tables[0].targets, Targets::Narrow(_)));
+            let synapses = narrow.n_synapses();
+            assert_eq!(
+                narrow.bytes() - narrow.tables[0].index.bytes(),
+                2 * synapses
+            );
+            parts.extend(edges(&narrow, r.start));
+        }
+        let mut whole = edges(&wide, 0);
+        whole.sort_unstable();
+        parts.sort_unstable();
+        assert_eq!(whole, parts);
+        assert!(whole.iter().any(|e| e.3 > 65536), "targets beyond 16 bits");
+    }
+
     /// A table filled through dense cursors (many synapses per source: the whole network on
     /// one rank) and one filled through the source index (few: a rank with 3 targets) hold the
     /// same synapses in the same order within each source.
@@ -523,9 +658,9 @@ mod tests {
             (0.3, 2)
         );
         assert_eq!(conn.n_synapses(), 7);
-        // 4 bytes per synapse; the index: one block of 64 sources and the closing one (24
-        // bytes each), 2 bytes for each of the 5 sources present.
-        assert_eq!(conn.bytes(), 4 * 7 + 2 * 24 + 2 * 5);
+        // 2 bytes per synapse (9 local neurons); the index: one block of 64 sources and the
+        // closing one (24 bytes each), 2 bytes for each of the 5 sources present.
+        assert_eq!(conn.bytes(), 2 * 7 + 2 * 24 + 2 * 5);
         std::fs::remove_file(&path).ok();
     }
 

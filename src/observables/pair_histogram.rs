@@ -22,9 +22,10 @@ use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::trees::PairHistogramSpec;
 use crate::config::Config;
-use crate::connectivity::{Connectivity, ProjectionTable};
+use crate::connectivity::{Connectivity, Local, ProjectionTable};
 use crate::h5::replicated;
 use crate::spill::{Series, Stored};
+use crate::with_targets;
 use std::any::Any;
 use std::ops::Range;
 
@@ -228,13 +229,13 @@ fn pair_histogram(
             return;
         }
         let row = bs as usize * bins..(bs as usize + 1) * bins;
-        let targets = &table.targets[range.clone()];
-        match table.weights_at(range) {
+        let weights = table.weights_at(range.clone());
+        with_targets!(table.targets, range, |targets| match weights {
             None => {
                 let counts = &mut counts[(r * n_proj + kk) * cells..][..cells];
                 let row = &mut counts[row];
                 for &t in targets {
-                    let bt = local[t as usize];
+                    let bt = local[t.at()];
                     if bt != OUT16 {
                         row[bt as usize] += 1;
                     }
@@ -244,13 +245,13 @@ fn pair_histogram(
                 let weighted = &mut weighted[r * cells..][..cells];
                 let row = &mut weighted[row];
                 for (&t, &wk) in targets.iter().zip(weights) {
-                    let bt = local[t as usize];
+                    let bt = local[t.at()];
                     if bt != OUT16 {
                         row[bt as usize] += crate::fixed::fixed(f64::from(wk));
                     }
                 }
             }
-        }
+        });
     };
     // Sampled: the kept sources of each replicate (gids, ascending), looked up one by one, so
     // that the cost follows the kept sources rather than all of them.

@@ -73,9 +73,10 @@ use super::{Boundary, Observer, Observers, Output, Restored, Saved};
 use crate::comm::Comm;
 use crate::config::trees::{Sampling, TestFunction, TreeSpec};
 use crate::config::Config;
-use crate::connectivity::{Connectivity, ProjectionTable};
+use crate::connectivity::{Connectivity, Local, ProjectionTable};
 use crate::h5::{replicated, RawWrites};
 use crate::spill::{Series, Stored};
+use crate::with_targets;
 use hdf5::types::VarLenUnicode;
 use std::any::Any;
 use std::collections::{HashMap, HashSet};
@@ -644,20 +645,19 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
                 if us.iter().all(|&x| x == 0.0) {
                     continue;
                 }
-                let targets = &table.targets[range.clone()];
-                let weights = table.weights_at(range);
+                let weights = table.weights_at(range.clone());
                 // One kernel per batch size, so that the interleaved sums of a target are
                 // added with fixed-size array code.
-                match m {
-                    2 => add::<2>(targets, weights, w, us, out),
-                    3 => add::<3>(targets, weights, w, us, out),
-                    4 => add::<4>(targets, weights, w, us, out),
-                    5 => add::<5>(targets, weights, w, us, out),
-                    6 => add::<6>(targets, weights, w, us, out),
-                    7 => add::<7>(targets, weights, w, us, out),
-                    8 => add::<8>(targets, weights, w, us, out),
+                with_targets!(table.targets, range, |targets| match m {
+                    2 => add::<_, 2>(targets, weights, w, us, out),
+                    3 => add::<_, 3>(targets, weights, w, us, out),
+                    4 => add::<_, 4>(targets, weights, w, us, out),
+                    5 => add::<_, 5>(targets, weights, w, us, out),
+                    6 => add::<_, 6>(targets, weights, w, us, out),
+                    7 => add::<_, 7>(targets, weights, w, us, out),
+                    8 => add::<_, 8>(targets, weights, w, us, out),
                     _ => unreachable!("1 to {MAX_FUSED} vectors per pass"),
-                }
+                })
             }
         }
     }
@@ -690,26 +690,26 @@ fn sparse_pass(
 /// `out[t] += w_s x` for the synapses of one source, `range` of `table` (`w_s` the synapse's
 /// weight, else the table's): one message, the loop of spike delivery.
 fn add_run(table: &ProjectionTable, range: Range<usize>, x: f64, out: &mut [f64]) {
-    let targets = &table.targets[range.clone()];
-    match table.weights_at(range) {
+    let weights = table.weights_at(range.clone());
+    with_targets!(table.targets, range, |targets| match weights {
         None => {
             let wx = table.weight * x;
             for &t in targets {
-                out[t as usize] += wx;
+                out[t.at()] += wx;
             }
         }
         Some(weights) => {
             for (&t, &wk) in targets.iter().zip(weights) {
-                out[t as usize] += f64::from(wk) * x;
+                out[t.at()] += f64::from(wk) * x;
             }
         }
-    }
+    })
 }
 
 /// `out[t M + k] += w_s u[k]` for the synapses of one source onto `targets` and the `M`
 /// interleaved sums of each target (`w_s` the synapse's weight: `weights`, else `w`).
-fn add<const M: usize>(
-    targets: &[u32],
+fn add<T: Local, const M: usize>(
+    targets: &[T],
     weights: Option<&[f32]>,
     w: f64,
     u: &[f64],
@@ -720,7 +720,7 @@ fn add<const M: usize>(
         None => {
             let wu = u.map(|x| w * x);
             for &t in targets {
-                let t = t as usize * M;
+                let t = t.at() * M;
                 let o: &mut [f64; M] = (&mut out[t..t + M]).try_into().expect("M sums");
                 for k in 0..M {
                     o[k] += wu[k];
@@ -730,7 +730,7 @@ fn add<const M: usize>(
         Some(weights) => {
             for (&t, &wk) in targets.iter().zip(weights) {
                 let wk = f64::from(wk);
-                let t = t as usize * M;
+                let t = t.at() * M;
                 let o: &mut [f64; M] = (&mut out[t..t + M]).try_into().expect("M sums");
                 for k in 0..M {
                     o[k] += wk * u[k];
