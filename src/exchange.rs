@@ -326,6 +326,9 @@ pub struct Delivered {
     pub input: [i128; 2],
 }
 
+/// Spikes looked up together in delivery (see `RingBuffer::deliver_table`).
+const CHUNK: usize = 16;
+
 /// 1 in units of 2^-32, the scale of a spike without an efficacy.
 const ONE: i128 = 1 << 32;
 
@@ -475,73 +478,41 @@ impl RingBuffer {
         spikes: &[u32],
         per_projection: &mut [Delivered],
     ) -> u64 {
-        deliver(self, None, &[], step, conn, spikes, &[], per_projection)
+        let mut window = Window {
+            steps: vec![(spikes.to_vec(), Vec::new())],
+            ..Default::default()
+        };
+        let mut per_step = vec![per_projection.to_vec()];
+        let total = deliver(self, None, &[], step, conn, &mut window, &mut per_step);
+        per_projection.copy_from_slice(&per_step[0]);
+        total
     }
 
-    /// Adds the effect of `spikes` through one table: each synapse's weight (times the spike's
-    /// scale, when `scales` is not empty) into slot `step + delay` of its target, or, with
-    /// `negative`, each negative value into that ring's slot instead. Returns the events and the
-    /// input delivered.
+    /// Adds the effect of `spikes` through one table that is not counted: each synapse's weight
+    /// (times the spike's scale, when `scales` is not empty) into slot `step + delay` of its
+    /// target, or, with `negative`, each negative value into that ring's slot instead. Returns
+    /// the events and the input delivered.
     fn deliver_table(
         &mut self,
         negative: Option<&mut RingBuffer>,
         step: u64,
-        (i, table): (usize, &ProjectionTable),
+        table: &ProjectionTable,
         spikes: &[u32],
         scales: &[f64],
     ) -> Delivered {
         let mut events = 0;
         let mut input = [0i128; 2];
         let at = step + u64::from(table.delay_steps);
-        let class = self.counting.class_of.get(i).copied().flatten();
-        let counts = match class {
-            Some(c) => {
-                let s = (at % self.slots as u64) as usize;
-                let first = (s * self.counting.classes() + c) * self.n;
-                &mut self.counts[first..first + self.n]
-            }
-            None => &mut [][..],
-        };
-        let s = (at % self.slots as u64) as usize;
-        let slot = &mut self.data[s * self.n..(s + 1) * self.n];
+        let slot = self.slot_mut(at);
         let mut slot_neg = negative.map(|r| r.slot_mut(at));
-        let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
-        let end = table.source_start + table.n_sources();
-        let hi = spikes.partition_point(|&g| u64::from(g) < end);
+        let (spikes, lo) = sources_of(table, spikes);
         let w = table.weight;
         let scales = if scales.is_empty() {
             &[][..]
         } else {
-            &scales[lo..hi]
+            &scales[lo..lo + spikes.len()]
         };
-        let spikes = &spikes[lo..hi];
-        // Runs lie at random places of a table much larger than the caches. The runs of a
-        // chunk of spikes are looked up together, their index blocks asked for first, so that
-        // the lookups' cache misses overlap; each spike's whole run is fetched while the one
-        // before it is scattered.
-        const CHUNK: usize = 32;
-        let mut runs: [Option<(usize, Range<usize>)>; CHUNK] = std::array::from_fn(|_| None);
-        for i in 0..spikes.len() {
-            let k = i % CHUNK;
-            if k == 0 {
-                let chunk = &spikes[i..(i + CHUNK).min(spikes.len())];
-                for &g in chunk {
-                    prefetch(table.index.block_ptr(u64::from(g) - table.source_start));
-                }
-                for (run, &g) in runs.iter_mut().zip(chunk) {
-                    *run = table.run(u64::from(g) - table.source_start);
-                }
-            }
-            if i + 1 < spikes.len() {
-                if let Some(Some((_, r))) = runs.get(k + 1) {
-                    with_targets!(table.targets, r.clone(), |t| prefetch_all(t));
-                    prefetch_all(table.weights_at(r.clone()).unwrap_or_default());
-                }
-            }
-            // A source without targets here costs one look at its block of the index.
-            let Some((j, range)) = runs[k].clone() else {
-                continue;
-            };
+        each_run(table, spikes, |i, j, range| {
             let n_targets = range.len();
             events += n_targets as u64;
             let scale = scales.get(i).copied();
@@ -559,14 +530,43 @@ impl RingBuffer {
             let into = Sink {
                 slot: &mut *slot,
                 negative: slot_neg.as_deref_mut(),
-                counts: class.map(|_| &mut *counts),
             };
             let weights = table.weights_at(range.clone());
             with_targets!(table.targets, range, |t| add_run(
                 t, weights, w, scale, into
             ));
-        }
+        });
         Delivered { events, input }
+    }
+
+    /// Counts the arrivals of `spikes` (gids, ascending; spike `i` emitted in step
+    /// `first + steps[i]`, without efficacies) through table `i` of class `class`, into the
+    /// counts of step `first + steps[i] + delay`; adds the events and input of step offset `k`
+    /// to `out[k]`.
+    fn count_table(
+        &mut self,
+        class: usize,
+        first: u64,
+        table: &ProjectionTable,
+        (spikes, steps): (&[u32], &[u32]),
+        out: &mut [Delivered],
+    ) {
+        let (spikes, lo) = sources_of(table, spikes);
+        let steps = &steps[lo..lo + spikes.len()];
+        let (n, slots, classes) = (self.n, self.slots as u64, self.counting.classes());
+        let counts = &mut self.counts;
+        each_run(table, spikes, |i, _, range| {
+            let k = steps[i] as usize;
+            let s = ((first + k as u64 + u64::from(table.delay_steps)) % slots) as usize;
+            let counts = &mut counts[(s * classes + class) * n..][..n];
+            out[k].events += range.len() as u64;
+            out[k].input[0] += ONE * range.len() as i128;
+            with_targets!(table.targets, range, |t| {
+                for &t in t {
+                    counts[t.at()] += 1;
+                }
+            });
+        });
     }
 
     /// Number of slots: the largest delay + 1.
@@ -659,13 +659,11 @@ fn set_neuron_major<T: Copy>(
     }
 }
 
-/// Where one run of a table adds its input: the floating-point slot, the slot of negative values
-/// (signed projections with per-synapse weights or efficacies), or the counts of the table's
-/// class.
+/// Where one run of a table adds its input: the floating-point slot, and the slot of negative
+/// values (signed projections with per-synapse weights or efficacies).
 struct Sink<'a> {
     slot: &'a mut [f64],
     negative: Option<&'a mut [f64]>,
-    counts: Option<&'a mut [u16]>,
 }
 
 /// Adds one spike's run: `targets` with per-synapse `weights` or the table's weight `w`, each
@@ -678,18 +676,8 @@ fn add_run<T: Local>(
     scale: Option<f64>,
     into: Sink,
 ) {
-    let Sink {
-        slot,
-        negative,
-        counts,
-    } = into;
+    let Sink { slot, negative } = into;
     match (weights, negative) {
-        (None, _) if counts.is_some() => {
-            let counts = counts.expect("counted");
-            for &t in targets {
-                counts[t.at()] += 1;
-            }
-        }
         (None, neg) => {
             // One value for the whole run, hence one slot.
             let we = scale.map_or(w, |e| w * e);
@@ -748,40 +736,189 @@ fn prefetch<T>(p: *const T) {
     let _ = p;
 }
 
-/// Delivers `spikes` (global gids, ascending, emitted in step `step`) through every table:
-/// for the projections `k` with `signed[k]` (onto current or conductance synapses) each value
-/// by its sign, the negative ones (weight times efficacy) into `ring_i`, the others into
-/// `ring`; for the other projections everything into `ring`. `scales`, parallel to `spikes` or
-/// empty (all 1), multiplies each spike's weights (the source's label efficacy). Returns the
-/// events delivered and adds what each projection delivered to `per_projection`.
+/// The spikes of `table`'s source population among `spikes` (gids, ascending), and the index of
+/// the first.
+fn sources_of<'a>(table: &ProjectionTable, spikes: &'a [u32]) -> (&'a [u32], usize) {
+    let lo = spikes.partition_point(|&g| u64::from(g) < table.source_start);
+    let end = table.source_start + table.n_sources();
+    let hi = spikes.partition_point(|&g| u64::from(g) < end);
+    (&spikes[lo..hi], lo)
+}
+
+/// Calls `f(i, j, range)` for each spike `i` of `spikes` (gids of `table`'s sources, ascending)
+/// with synapses here: its run number and their positions, in order.
+///
+/// Runs lie at random places of a table much larger than the caches, and at many ranks so do
+/// the index's blocks and starts. Spikes are looked up in chunks, in a pipeline of stages a
+/// chunk apart, each asking the caches for what the next stage reads for every spike of its
+/// chunk, so that the misses of a stage overlap: while chunk c is delivered, the first lines of
+/// chunk c + 1's runs, the starts of chunk c + 2 and the blocks of chunk c + 3 are fetched;
+/// each spike's whole run is fetched while the one before it is scattered.
+#[inline(always)]
+fn each_run(
+    table: &ProjectionTable,
+    spikes: &[u32],
+    mut f: impl FnMut(usize, usize, Range<usize>),
+) {
+    let index = &table.index;
+    let offset = |g: u32| u64::from(g) - table.source_start;
+    let n_chunks = spikes.len().div_ceil(CHUNK) as isize;
+    let chunk = |c: isize| {
+        let c = c as usize;
+        &spikes[c * CHUNK..((c + 1) * CHUNK).min(spikes.len())]
+    };
+    let mut located = [[None; CHUNK]; 2];
+    // A spike's run number and positions (None: no synapses here).
+    type Run = Option<(usize, Range<usize>)>;
+    let mut runs: [[Run; CHUNK]; 2] = std::array::from_fn(|_| std::array::from_fn(|_| None));
+    for c in -3..n_chunks {
+        if c + 3 < n_chunks {
+            for &g in chunk(c + 3) {
+                for line in index.block_lines(offset(g)) {
+                    prefetch(line);
+                }
+            }
+        }
+        if (0..n_chunks).contains(&(c + 2)) {
+            let located = &mut located[(c + 2) as usize % 2];
+            for (l, &g) in located.iter_mut().zip(chunk(c + 2)) {
+                *l = index.locate(offset(g));
+                if let Some((_, j)) = *l {
+                    prefetch(index.start_ptr(j));
+                }
+            }
+        }
+        if (0..n_chunks).contains(&(c + 1)) {
+            let next = chunk(c + 1);
+            let located = &located[(c + 1) as usize % 2][..next.len()];
+            for (run, l) in runs[(c + 1) as usize % 2].iter_mut().zip(located) {
+                *run = l.map(|(b, j)| (j, index.range(b, j)));
+                if let Some((_, r)) = run {
+                    with_targets!(table.targets, r.clone(), |t| prefetch(t.as_ptr()));
+                }
+            }
+        }
+        if c < 0 {
+            continue;
+        }
+        let first = c as usize * CHUNK;
+        let runs = &runs[c as usize % 2][..chunk(c).len()];
+        for (k, run) in runs.iter().enumerate() {
+            if let Some(Some((_, r))) = runs.get(k + 1) {
+                with_targets!(table.targets, r.clone(), |t| prefetch_all(t));
+                prefetch_all(table.weights_at(r.clone()).unwrap_or_default());
+            }
+            // A source without targets here costs one look at its block of the index.
+            if let Some((j, range)) = run.clone() {
+                f(first + k, j, range);
+            }
+        }
+    }
+}
+
+/// The spikes of one exchange window, step by step, as [`deliver`] takes them.
+#[derive(Default)]
+pub struct Window {
+    /// Per step of the window: the spikes (gids, ascending) and their efficacies (empty: 1).
+    pub steps: Vec<(Vec<u32>, Vec<f64>)>,
+    /// Every spike of the window as (gid, step), ascending: the order counted tables read.
+    merged: Vec<u64>,
+    gids: Vec<u32>,
+    offsets: Vec<u32>,
+}
+
+impl Window {
+    /// Empties the window for `w` steps, keeping its memory.
+    pub fn reset(&mut self, w: usize) {
+        self.steps.resize_with(w, Default::default);
+        self.steps.truncate(w);
+    }
+}
+
+/// Delivers the spikes of `window` (emitted in steps `first`, `first + 1`, ...) through every
+/// table: for the projections `k` with `signed[k]` (onto current or conductance synapses) each
+/// value by its sign, the negative ones (weight times efficacy) into `ring_i`, the others into
+/// `ring`; for the other projections everything into `ring`. A spike's efficacy multiplies its
+/// weights. Returns the events delivered and adds what each projection delivered in step offset
+/// `k` to `per_step[k]`.
+///
+/// Tables summed in floating point take the window step by step, each step table by table, the
+/// order that makes the sums the same for any window. Counted tables (integers: any order gives
+/// the same counts) take all the window's spikes at once, merged by gid, so that a table is
+/// read in one ascending sweep rather than once per step.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver(
     ring: &mut RingBuffer,
     mut ring_i: Option<&mut RingBuffer>,
     signed: &[bool],
-    step: u64,
+    first: u64,
     conn: &Connectivity,
-    spikes: &[u32],
-    scales: &[f64],
-    per_projection: &mut [Delivered],
+    window: &mut Window,
+    per_step: &mut [Vec<Delivered>],
 ) -> u64 {
+    let counted = |i: usize, r: &RingBuffer| r.counting.class_of.get(i).copied().flatten();
+    let class_of = |i: usize, ring_i: &Option<&mut RingBuffer>| {
+        counted(i, ring).map(|c| (false, c)).or_else(|| {
+            ring_i
+                .as_deref()
+                .and_then(|r| counted(i, r))
+                .map(|c| (true, c))
+        })
+    };
+    let classes: Vec<Option<(bool, usize)>> = (0..conn.tables.len())
+        .map(|i| class_of(i, &ring_i))
+        .collect();
     let mut total = 0;
-    for (i, table) in conn.tables.iter().enumerate() {
-        let negative = ring_i
-            .as_deref_mut()
-            .filter(|_| signed.get(table.projection).copied().unwrap_or(false));
-        let d = match negative {
-            // Counted in the inhibitory channel (a negative constant weight).
-            Some(neg) if neg.counting.class_of.get(i).is_some_and(Option::is_some) => {
-                neg.deliver_table(None, step, (i, table), spikes, scales)
-            }
-            negative => ring.deliver_table(negative, step, (i, table), spikes, scales),
-        };
-        let sum = &mut per_projection[table.projection];
+    let mut add = |d: Delivered, sum: &mut Delivered| {
         sum.events += d.events;
         sum.input[0] += d.input[0];
         sum.input[1] += d.input[1];
         total += d.events;
+    };
+    for (k, (spikes, scales)) in window.steps.iter().enumerate() {
+        for (table, _) in conn
+            .tables
+            .iter()
+            .zip(&classes)
+            .filter(|(_, c)| c.is_none())
+        {
+            let negative = ring_i
+                .as_deref_mut()
+                .filter(|_| signed.get(table.projection).copied().unwrap_or(false));
+            let d = ring.deliver_table(negative, first + k as u64, table, spikes, scales);
+            add(d, &mut per_step[k][table.projection]);
+        }
+    }
+    if classes.iter().all(Option::is_none) {
+        return total;
+    }
+    let Window {
+        steps,
+        merged,
+        gids,
+        offsets,
+    } = window;
+    merged.clear();
+    for (k, (spikes, _)) in steps.iter().enumerate() {
+        merged.extend(spikes.iter().map(|&g| u64::from(g) << 32 | k as u64));
+    }
+    merged.sort_unstable();
+    gids.clear();
+    gids.extend(merged.iter().map(|&x| (x >> 32) as u32));
+    offsets.clear();
+    offsets.extend(merged.iter().map(|&x| x as u32));
+    let mut out = vec![Delivered::default(); steps.len()];
+    for (table, &class) in conn.tables.iter().zip(&classes) {
+        let Some((negative, c)) = class else { continue };
+        let target = match (negative, ring_i.as_deref_mut()) {
+            (true, Some(r)) => r,
+            _ => &mut *ring,
+        };
+        out.fill(Delivered::default());
+        target.count_table(c, first, table, (gids, offsets), &mut out);
+        for (k, d) in out.iter().enumerate() {
+            add(*d, &mut per_step[k][table.projection]);
+        }
     }
     total
 }
@@ -858,19 +995,20 @@ mod tests {
     }
 
     /// Spikes through constant weights are counted (one class per distinct weight; signed
-    /// projections' negative weights in the inhibitory ring) and, once settled, give the input
-    /// of summing the weights one by one, to rounding: compared with a ring that sums every
-    /// spike. A class whose in-degree could exceed a count, or spikes with efficacies, are
+    /// projections' negative weights in the inhibitory ring), a window's spikes merged by gid,
+    /// and, once settled, give the input of summing the weights one by one, to rounding, and
+    /// the same events and input per step and projection: compared with a ring that sums every
+    /// spike step by step. A class whose in-degree could exceed a count, or spikes with efficacies, are
     /// summed instead.
     #[test]
     fn counted_arrivals_equal_summed_weights() {
         let text = "[population.E]\nsize = 60\nsynapse = \"current\"\n[population.I]\nsize = 20\n\
             [projection.EE]\nsource = \"E\"\ntarget = \"E\"\nrule = \"fixed_indegree\"\n\
-            indegree = 30\nweight = 0.2\ndelay = 0.1\ndelay_max = 0.4\n\
+            indegree = 30\nweight = 0.2\ndelay = 0.2\ndelay_max = 0.5\n\
             [projection.IE]\nsource = \"I\"\ntarget = \"E\"\nrule = \"bernoulli\"\np = 0.3\n\
-            weight = -0.7\ndelay = 0.2\n\
+            weight = -0.7\ndelay = 0.3\n\
             [projection.EI]\nsource = \"E\"\ntarget = \"I\"\nrule = \"bernoulli\"\np = 0.5\n\
-            weight = 0.2\ndelay = 0.3\n";
+            weight = 0.2\ndelay = 0.4\n";
         let c = crate::config::Config::from_toml(text, &[]).unwrap();
         let local = 10..70u64;
         let n = local.clone().count();
@@ -889,44 +1027,54 @@ mod tests {
             .clone()
             .all(|(t, &c)| c == (t.projection != 1).then_some(0)));
         assert!(class_of.count() == 6, "EE: 4 delays");
-        let mut counted = (RingBuffer::new(4, n, pos), RingBuffer::new(4, n, neg));
-        let summed = || RingBuffer::new(4, n, Counting::default());
+        let mut counted = (RingBuffer::new(5, n, pos), RingBuffer::new(5, n, neg));
+        let summed = || RingBuffer::new(5, n, Counting::default());
         let mut summed = (summed(), summed());
-        let mut per_projection = vec![Delivered::default(); 3];
         let (mut any, mut inexact) = (0, 0);
-        // As a simulation does: deliver step `step`, settle the step that no later spike can
-        // reach (the smallest delay is one step), read it and clear it.
-        for step in 0..12u64 {
-            let spikes: Vec<u32> = (0..80).filter(|g| (g + step as u32) % 3 != 0).collect();
+        // As a simulation does, in windows of two steps (the smallest delay): deliver the
+        // window's spikes, settle the next window's steps, which no later spike can reach,
+        // read them and clear them.
+        for first in (0..12u64).step_by(2) {
+            let mut window = Window::default();
+            for step in first..first + 2 {
+                let spikes = (0..80).filter(|g| (g + step as u32) % 3 != 0).collect();
+                window.steps.push((spikes, Vec::new()));
+            }
+            let mut delivered = Vec::new();
             for (ring, ring_i) in [&mut counted, &mut summed] {
+                let mut per_step = vec![vec![Delivered::default(); 3]; 2];
                 deliver(
                     ring,
                     Some(ring_i),
                     &signed,
-                    step,
+                    first,
                     &conn,
-                    &spikes,
-                    &[],
-                    &mut per_projection,
+                    &mut window,
+                    &mut per_step,
                 );
+                delivered.push(per_step);
             }
+            assert_eq!(delivered[0], delivered[1], "events and input per step");
+            assert!(delivered[0][1].iter().all(|d| d.events > 0));
             for (a, b) in [
                 (&mut counted.0, &mut summed.0),
                 (&mut counted.1, &mut summed.1),
             ] {
                 // Later steps still hold counts.
                 assert!(a.counts.iter().any(|&k| k > 1));
-                a.settle(step + 1..step + 2);
-                for (x, y) in a.slot_mut(step + 1).iter_mut().zip(b.slot_mut(step + 1)) {
-                    assert!((*x - *y).abs() <= 1e-14 * y.abs().max(1.0), "{x} vs {y}");
-                    any += usize::from(*y != 0.0);
-                    inexact += usize::from(x != y);
-                    (*x, *y) = (0.0, 0.0);
+                a.settle(first + 2..first + 4);
+                for step in first + 2..first + 4 {
+                    for (x, y) in a.slot_mut(step).iter_mut().zip(b.slot_mut(step)) {
+                        assert!((*x - *y).abs() <= 1e-14 * y.abs().max(1.0), "{x} vs {y}");
+                        any += usize::from(*y != 0.0);
+                        inexact += usize::from(x != y);
+                        (*x, *y) = (0.0, 0.0);
+                    }
                 }
             }
         }
         for a in [&mut counted.0, &mut counted.1] {
-            a.settle(13..17);
+            a.settle(14..20);
             assert!(a.counts.iter().all(|&k| k == 0));
         }
         assert!(any > 100, "{any} inputs compared");

@@ -204,7 +204,8 @@ pub fn run(
         observe(0, &[], &mut state);
     }
 
-    let mut per_projection = vec![crate::exchange::Delivered::default(); config.projections.len()];
+    // What each projection delivered in each step of a window.
+    let mut per_step: Vec<Vec<crate::exchange::Delivered>> = Vec::new();
     let window = config.exchange_window();
     let route = match (control.emulate, config.raw.simulation.collective) {
         (Some(e), _) => Route::Emulated(Box::new(Emulator::new(config, e, &partition, payload)?)),
@@ -214,8 +215,7 @@ pub fn run(
         (None, crate::config::Collective::AllGather) => Route::AllGather,
     };
     let mut exchange = Exchange::new(payload, route);
-    let mut step_spikes = Vec::new();
-    let mut step_scales: Vec<f64> = Vec::new();
+    let mut arrived = crate::exchange::Window::default();
     let mut events = 0u64;
     let mut since_exchange = Instant::now();
     while n0 < config.n_steps {
@@ -382,20 +382,25 @@ pub fn run(
             });
         }
         let stop = received.stop;
-        for k in 0..w {
-            exchange.step(k, &mut step_spikes, &mut step_scales);
-            per_projection.fill(Default::default());
-            events += crate::exchange::deliver(
-                &mut state.ring,
-                state.ring_i.as_mut(),
-                &signed,
-                n0 + k as u64,
-                &conn,
-                &step_spikes,
-                &step_scales,
-                &mut per_projection,
-            );
-            state.observers.delivered(n0 + k as u64, &per_projection);
+        arrived.reset(w);
+        for (k, (spikes, scales)) in arrived.steps.iter_mut().enumerate() {
+            exchange.step(k, spikes, scales);
+        }
+        per_step.resize_with(w, || vec![Default::default(); config.projections.len()]);
+        for d in per_step.iter_mut() {
+            d.fill(Default::default());
+        }
+        events += crate::exchange::deliver(
+            &mut state.ring,
+            state.ring_i.as_mut(),
+            &signed,
+            n0,
+            &conn,
+            &mut arrived,
+            &mut per_step[..w],
+        );
+        for (k, d) in per_step[..w].iter().enumerate() {
+            state.observers.delivered(n0 + k as u64, d);
         }
         n0 += w as u64;
         // No spike still to come reaches the next window's steps (the window is at most the

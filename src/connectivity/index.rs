@@ -204,17 +204,36 @@ impl SourceIndex {
         Some((b, block.first_run as usize + below.count_ones() as usize))
     }
 
-    /// Where the block of source `s` lies (to ask the caches for it ahead of a lookup).
+    /// Where the blocks a lookup of source `s` reads lie (its own and the next), to ask the
+    /// caches for them ahead of [`SourceIndex::locate`].
     #[inline(always)]
-    pub fn block_ptr(&self, s: u64) -> *const u8 {
-        let b = ((s / BLOCK) as usize).min(self.blocks.len() - 1);
-        (&self.blocks[b] as *const Block).cast()
+    pub fn block_lines(&self, s: u64) -> [*const u8; 2] {
+        let last = self.blocks.len() - 1;
+        let b = ((s / BLOCK) as usize).min(last);
+        let at = |b: usize| (&self.blocks[b] as *const Block).cast();
+        [at(b), at((b + 1).min(last))]
     }
 
-    /// Source `s`'s run number and the positions of its synapses (`None`: it has none here).
+    /// The first step of a lookup, which reads the block only: source `s`'s block and run
+    /// number (`None`: it has no synapses here).
     #[inline(always)]
-    pub fn lookup(&self, s: u64) -> Option<(usize, Range<usize>)> {
-        let (b, j) = self.run_of(s)?;
+    pub fn locate(&self, s: u64) -> Option<(usize, usize)> {
+        self.run_of(s)
+    }
+
+    /// Where the start of run `j` lies, to ask the caches for it ahead of
+    /// [`SourceIndex::range`].
+    #[inline(always)]
+    pub fn start_ptr(&self, j: usize) -> *const u8 {
+        match &self.starts {
+            Starts::U16(v) => v.as_ptr().wrapping_add(j).cast(),
+            Starts::U32(v) => v.as_ptr().wrapping_add(j).cast(),
+        }
+    }
+
+    /// The second step of a lookup: the positions of run `j` of block `b`.
+    #[inline(always)]
+    pub fn range(&self, b: usize, j: usize) -> Range<usize> {
         let base = self.blocks[b].base;
         let start = base + self.starts.get(j);
         let next = &self.blocks[b + 1];
@@ -223,7 +242,14 @@ impl SourceIndex {
         } else {
             next.base
         };
-        Some((j, start as usize..end as usize))
+        start as usize..end as usize
+    }
+
+    /// Source `s`'s run number and the positions of its synapses (`None`: it has none here).
+    #[inline(always)]
+    pub fn lookup(&self, s: u64) -> Option<(usize, Range<usize>)> {
+        let (b, j) = self.run_of(s)?;
+        Some((j, self.range(b, j)))
     }
 
     /// Every present source, ascending: (source offset, run number, positions).
