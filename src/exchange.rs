@@ -831,7 +831,7 @@ pub struct Window {
     merged: Vec<u64>,
     gids: Vec<u32>,
     offsets: Vec<u32>,
-    /// [`MERGE_BYTES`] (tests change it to take the other path).
+    /// `MERGE_BYTES` (tests change it to take the other path).
     merge_bytes: usize,
 }
 
@@ -866,7 +866,7 @@ impl Window {
 /// order that makes the sums the same for any window. Counted tables (integers: any order gives
 /// the same counts) take all the window's spikes at once, merged by gid, so that a table is
 /// read in one ascending sweep rather than once per step, where the counts this touches fit
-/// the caches ([`MERGE_BYTES`]); otherwise step by step.
+/// the caches (`MERGE_BYTES`); otherwise step by step.
 #[allow(clippy::too_many_arguments)]
 pub fn deliver(
     ring: &mut RingBuffer,
