@@ -848,10 +848,10 @@ impl Default for Window {
 }
 
 impl Window {
-    /// Empties the window for `w` steps, keeping its memory.
+    /// Makes room for `w` steps, keeping the memory of earlier windows ([`Exchange::step`]
+    /// clears a step before filling it).
     pub fn reset(&mut self, w: usize) {
         self.steps.resize_with(w, Default::default);
-        self.steps.truncate(w);
     }
 }
 

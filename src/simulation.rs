@@ -397,9 +397,9 @@ pub fn run(
             n0,
             &conn,
             &mut arrived,
-            &mut per_step[..w],
+            &mut per_step,
         );
-        for (k, d) in per_step[..w].iter().enumerate() {
+        for (k, d) in per_step.iter().enumerate() {
             state.observers.delivered(n0 + k as u64, d);
         }
         n0 += w as u64;
