@@ -431,7 +431,7 @@ pub struct RingBuffer {
     n: usize,
     data: Vec<f64>,
     counting: Counting,
-    /// Slot `s`, class `c`: `counts[(s * classes + c) * n..][..n]`.
+    /// Slot `s`, class `c`: `counts[counts_at(s, c, classes, n)]`.
     counts: Vec<u16>,
 }
 
@@ -465,7 +465,7 @@ impl RingBuffer {
             let s = (step % self.slots as u64) as usize;
             let slot = &mut self.data[s * n..(s + 1) * n];
             for (c, &w) in self.counting.weights.iter().enumerate() {
-                let counts = &mut self.counts[(s * classes + c) * n..][..n];
+                let counts = &mut self.counts[counts_at(s, c, classes, n)];
                 for (x, k) in slot.iter_mut().zip(counts.iter_mut()) {
                     *x += w * f64::from(*k);
                     *k = 0;
@@ -547,9 +547,9 @@ impl RingBuffer {
     }
 
     /// Counts the arrivals of `spikes` (gids, ascending; spike `i` emitted in step
-    /// `first + steps[i]`, without efficacies) through table `i` of class `class`, into the
-    /// counts of step `first + steps[i] + delay`; adds the events and input of step offset `k`
-    /// to `out[k]`.
+    /// `first + steps[i]`, without efficacies) through `table`, whose weight is class `class`,
+    /// into the counts of step `first + steps[i] + delay`; adds the events and input of step
+    /// offset `k` to `out[k]`.
     fn count_table(
         &mut self,
         class: usize,
@@ -565,7 +565,7 @@ impl RingBuffer {
         each_run(table, spikes, |i, _, range| {
             let k = steps[i] as usize;
             let s = ((first + k as u64 + u64::from(table.delay_steps)) % slots) as usize;
-            let counts = &mut counts[(s * classes + class) * n..][..n];
+            let counts = &mut counts[counts_at(s, class, classes, n)];
             out[k].events += range.len() as u64;
             out[k].input[0] += ONE * range.len() as i128;
             with_targets!(table.targets, range, |t| {
@@ -621,6 +621,13 @@ impl RingBuffer {
     pub fn bytes(&self) -> u64 {
         8 * self.data.len() as u64 + 2 * self.counts.len() as u64
     }
+}
+
+/// Where the counts of class `c` for slot `s` lie in [`RingBuffer`]'s counts (`classes`
+/// classes, `n` neurons).
+fn counts_at(s: usize, c: usize, classes: usize, n: usize) -> Range<usize> {
+    let first = (s * classes + c) * n;
+    first..first + n
 }
 
 /// `data` (slot `s`, column `c`, neuron `i` at `(s * width + c) * n + i`) seen from step
@@ -922,18 +929,16 @@ pub fn deliver(
     } = window;
     // Merged, a table's counts go to one slot per step of the window: where those would not
     // stay in the caches (large ranks), each step is counted apart instead.
-    let merge = 2 * ring.n * steps.len() <= *merge_bytes;
+    let groups: Vec<Range<usize>> = if 2 * ring.n * steps.len() <= *merge_bytes {
+        std::iter::once(0..steps.len()).collect()
+    } else {
+        (0..steps.len()).map(|k| k..k + 1).collect()
+    };
     let mut out = vec![Delivered::default(); steps.len()];
-    let parts = if merge { 1 } else { steps.len() };
-    for part in 0..parts {
-        let ks = if merge {
-            0..steps.len()
-        } else {
-            part..part + 1
-        };
+    for ks in groups {
         merged.clear();
-        for (k, (spikes, _)) in steps.iter().enumerate().take(ks.end).skip(ks.start) {
-            merged.extend(spikes.iter().map(|&g| u64::from(g) << 32 | k as u64));
+        for k in ks {
+            merged.extend(steps[k].0.iter().map(|&g| u64::from(g) << 32 | k as u64));
         }
         merged.sort_unstable();
         gids.clear();
