@@ -107,8 +107,9 @@ fn claim_output(
     }
 }
 
-/// Every rank compares what it will hold ([`memory::parts`]) times the ranks on its node with
-/// what the node has, before anything is built; all learn the first refusal.
+/// Every rank compares what it will hold ([`memory::parts`]) and spill to the temporary
+/// directory times the ranks on its node with what the node has, before anything is built;
+/// all learn the first refusal.
 fn fits_in_memory(config: &Config, comm: &dyn Comm, ranks: usize) -> Result<(), Error> {
     let here = memory::host_key();
     let ranks_here = comm
@@ -116,10 +117,13 @@ fn fits_in_memory(config: &Config, comm: &dyn Comm, ranks: usize) -> Result<(), 
         .iter()
         .filter(|&&h| h == here)
         .count();
-    let verdict = match memory::available() {
-        Some(avail) => memory::verdict(&memory::parts(config, ranks), ranks_here, avail),
-        None => None,
-    };
+    let parts = memory::parts(config, ranks);
+    let verdict = memory::available()
+        .and_then(|avail| memory::verdict(&parts, ranks_here, avail))
+        .or_else(|| {
+            memory::free_bytes(&std::env::temp_dir())
+                .and_then(|free| memory::disk_verdict(&parts, ranks_here, free))
+        });
     let local = match verdict {
         Some((key, value, reason)) => Err(Error::Argument { key, value, reason }),
         None => Ok(()),

@@ -236,16 +236,9 @@ fn likely_cause(path: &Path) -> String {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    if let Ok(c) = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())) {
-        // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0 {
-            let free = st.f_bavail as u64 * st.f_frsize as u64;
-            // Less than one MiB left: what stopped the write.
-            if free < 1 << 20 {
-                return format!(" (the file system of {} is full)", dir.display());
-            }
-        }
+    // Less than one MiB left: what stopped the write.
+    if crate::memory::free_bytes(dir).is_some_and(|free| free < 1048576.0) {
+        return format!(" (the file system of {} is full)", dir.display());
     }
     let mut rl = libc::rlimit {
         rlim_cur: 0,

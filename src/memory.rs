@@ -11,6 +11,33 @@ pub struct Part {
     pub value: String,
     /// \[bytes\] on one rank.
     pub bytes: f64,
+    /// \[bytes\] one rank spills to the temporary directory over the run (series beyond
+    /// their in-memory buffers, [`crate::spill`]).
+    pub spilled: f64,
+}
+
+impl Part {
+    fn held(key: String, value: String, bytes: f64) -> Self {
+        Part {
+            key,
+            value,
+            bytes,
+            spilled: 0.0,
+        }
+    }
+
+    /// A part made of `series` spilling series ([`crate::spill::Series`]) of `total` bytes
+    /// together: at most [`crate::spill::SERIES_BUFFER`] bytes of each in memory, the rest in
+    /// the temporary directory.
+    fn series(key: &str, value: String, total: f64, series: usize) -> Self {
+        let held = total.min((series * crate::spill::SERIES_BUFFER) as f64);
+        Part {
+            key: key.into(),
+            value,
+            bytes: held,
+            spilled: total - held,
+        }
+    }
 }
 
 /// The large parts of one rank's memory on `ranks` ranks (the rank with the most neurons).
@@ -28,16 +55,16 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
             ConnRule::Bernoulli { p, .. } => ("p", p.to_string()),
             ConnRule::File(f) => ("file", f.path.clone()),
         };
-        out.push(Part {
-            key: format!("projection.{}.{key}", p.name),
+        out.push(Part::held(
+            format!("projection.{}.{key}", p.name),
             value,
-            bytes: per_synapse * config.expected_synapses(p) / r
+            per_synapse * config.expected_synapses(p) / r
                 + crate::connectivity::SourceIndex::estimate_bytes(
                     config.populations[p.source].size as f64,
                     config.expected_synapses(p) / r,
                     p.delay_set().len() as f64,
                 ),
-        });
+        ));
     }
     // Ring buffers: one slot per delay step and local neuron (two with split channels), and
     // at most one 2-byte arrival count per distinct constant weight (exchange::Counting).
@@ -52,61 +79,68 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
         weights.sort_unstable();
         weights.dedup();
         let per_slot = rings * 8.0 + 2.0 * weights.len() as f64;
-        out.push(Part {
-            key: format!("projection.{}.delay", p.name),
-            value: (f64::from(p.delay_steps) * dt).to_string(),
-            bytes: per_slot * (f64::from(p.delay_steps) + 1.0) * n_local,
-        });
+        out.push(Part::held(
+            format!("projection.{}.delay", p.name),
+            (f64::from(p.delay_steps) * dt).to_string(),
+            per_slot * (f64::from(p.delay_steps) + 1.0) * n_local,
+        ));
     }
     // Neuron state: V, refractory counter, random stream, per-neuron accumulators.
-    out.push(Part {
-        key: "population".into(),
-        value: format!("{} neurons", config.n_neurons()),
-        bytes: n_local * (8.0 + 4.0 + 32.0 + 6.0 * 8.0),
-    });
+    out.push(Part::held(
+        "population".into(),
+        format!("{} neurons", config.n_neurons()),
+        n_local * (8.0 + 4.0 + 32.0 + 6.0 * 8.0),
+    ));
     let pops = config.populations.len() as f64;
+    let n_pop = config.populations.len();
     let time = |every: u64| (every as f64 * dt).to_string();
+    // The series of the observables (whole run), held up to a buffer each and spilled beyond.
     // Rate counts, replicated on every rank (counts and the pending partial sums).
-    out.push(Part {
-        key: "observables.rates.every".into(),
-        value: time(config.rates.every),
-        bytes: 2.0 * 8.0 * pops * (config.rates.stop - config.rates.start) as f64
+    out.push(Part::series(
+        "observables.rates.every",
+        time(config.rates.every),
+        2.0 * 8.0 * pops * (config.rates.stop - config.rates.start) as f64
             / config.rates.every as f64,
-    });
+        1,
+    ));
     if let Some(h) = &config.histogram {
-        out.push(Part {
-            key: "observables.histogram.every".into(),
-            value: time(h.schedule.every),
-            bytes: 2.0 * 8.0 * pops * h.schedule.count() as f64 * (h.bins * h.xi_bins) as f64,
-        });
+        out.push(Part::series(
+            "observables.histogram.every",
+            time(h.schedule.every),
+            2.0 * 8.0 * pops * h.schedule.count() as f64 * (h.bins * h.xi_bins) as f64,
+            1 + 3 * n_pop,
+        ));
     }
     if let Some(m) = &config.moments {
-        out.push(Part {
-            key: "observables.moments.every".into(),
-            value: time(m.every),
-            bytes: 4.0 * 8.0 * pops * m.count() as f64,
-        });
+        out.push(Part::series(
+            "observables.moments.every",
+            time(m.every),
+            4.0 * 8.0 * pops * m.count() as f64,
+            1 + 2 * n_pop,
+        ));
     }
     if let Some(s) = &config.snapshots {
-        out.push(Part {
-            key: "observables.snapshots.every".into(),
-            value: time(s.every),
-            bytes: 12.0 * n_local * s.count() as f64,
-        });
+        out.push(Part::series(
+            "observables.snapshots.every",
+            time(s.every),
+            12.0 * n_local * s.count() as f64,
+            3,
+        ));
     }
     if let Some(b) = &config.balance {
-        out.push(Part {
-            key: "observables.balance.every".into(),
-            value: time(b.every),
-            bytes: 4.0 * 16.0 * config.projections.len() as f64 * b.count() as f64,
-        });
+        out.push(Part::series(
+            "observables.balance.every",
+            time(b.every),
+            4.0 * 16.0 * config.projections.len() as f64 * b.count() as f64,
+            1,
+        ));
     }
     for a in &config.aggregates {
-        out.push(Part {
-            key: format!("aggregate.{}.bins", a.name),
-            value: a.bins.to_string(),
-            bytes: 8.0 * (a.bins * a.bins) as f64,
-        });
+        out.push(Part::held(
+            format!("aggregate.{}.bins", a.name),
+            a.bins.to_string(),
+            8.0 * (a.bins * a.bins) as f64,
+        ));
     }
     out
 }
@@ -158,33 +192,75 @@ pub fn host_key() -> u64 {
     h.finish()
 }
 
-/// Whether `ranks_here` ranks with these parts fit in `available` bytes; the reason if not.
+/// Whether `ranks_here` ranks with these parts fit in `available` bytes of memory; the reason
+/// if not.
 pub fn verdict(
     parts: &[Part],
     ranks_here: usize,
     available: f64,
 ) -> Option<(String, String, String)> {
-    let per_rank: f64 = parts.iter().map(|p| p.bytes).sum();
+    refusal(
+        parts,
+        |p| p.bytes,
+        ranks_here,
+        available,
+        "here",
+        "available",
+    )
+}
+
+/// Whether the spill files of `ranks_here` ranks fit in the `free` bytes of the temporary
+/// directory; the reason if not.
+pub fn disk_verdict(
+    parts: &[Part],
+    ranks_here: usize,
+    free: f64,
+) -> Option<(String, String, String)> {
+    let dir = std::env::temp_dir();
+    let place = format!("in the temporary directory {}", dir.display());
+    refusal(parts, |p| p.spilled, ranks_here, free, &place, "free there")
+}
+
+/// `ranks_here` ranks need `cost` of every part: the part that costs the most, its value and
+/// the reason, when they need more than `have`.
+fn refusal(
+    parts: &[Part],
+    cost: impl Fn(&Part) -> f64,
+    ranks_here: usize,
+    have: f64,
+    place: &str,
+    what: &str,
+) -> Option<(String, String, String)> {
+    let per_rank: f64 = parts.iter().map(&cost).sum();
     let need = per_rank * ranks_here as f64;
-    if need <= available {
+    if need <= have {
         return None;
     }
     let big = parts
         .iter()
-        .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+        .max_by(|a, b| cost(a).total_cmp(&cost(b)))
         .expect("a run has neuron state");
     let mib = |b: f64| format!("{:.0} MiB", b / 1048576.0);
     Some((
         big.key.clone(),
         big.value.clone(),
         format!(
-            "needs ~{} here ({} per rank x {ranks_here} rank(s) on this node; this setting {} per rank), more than the {} available",
+            "needs ~{} {place} ({} per rank x {ranks_here} rank(s) on this node; this setting {} per rank), more than the {} {what}",
             mib(need),
             mib(per_rank),
-            mib(big.bytes),
-            mib(available)
+            mib(cost(big)),
+            mib(have)
         ),
     ))
+}
+
+/// Free bytes of the file system holding `dir` for an unprivileged user; `None` where unknown.
+pub fn free_bytes(dir: &std::path::Path) -> Option<f64> {
+    let c = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())).ok()?;
+    // SAFETY: statvfs fills the struct it is given from a NUL-terminated path.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let ok = unsafe { libc::statvfs(c.as_ptr(), &mut st) } == 0;
+    ok.then_some(st.f_bavail as f64 * st.f_frsize as f64)
 }
 
 /// Peak resident memory of this process so far \[bytes\] (Linux `VmHWM`; 0 where unknown).
@@ -240,5 +316,33 @@ mod tests {
             .find(|p| p.key == "projection.EE.delay")
             .unwrap();
         assert_eq!(ring.bytes, 10.0 * 1_000_001.0 * 1000.0);
+    }
+
+    /// A long run's moments (time, mean and variance per sample: 24 bytes for one population)
+    /// are held up to a buffer per series and spill the rest: 10^7 samples fit in memory and
+    /// are refused only by a temporary directory too small for their 240 MB.
+    #[test]
+    fn series_spill_to_the_temporary_directory() {
+        let c = config(&[
+            "simulation.t_stop=10000000",
+            "observables.moments.every=1",
+            "observables.histogram.every=0",
+            "observables.balance.every=0",
+        ]);
+        let p = parts(&c, 1);
+        let m = p
+            .iter()
+            .find(|p| p.key == "observables.moments.every")
+            .unwrap();
+        assert!(m.bytes <= 3.0 * 65536.0, "{}", m.bytes);
+        assert!(m.spilled >= 24.0 * 1e7, "{}", m.spilled);
+        assert!(verdict(&p, 1, 1e9).is_none());
+        let (key, value, reason) = disk_verdict(&p, 1, 1e8).unwrap();
+        assert_eq!(
+            (key.as_str(), value.as_str()),
+            ("observables.moments.every", "1")
+        );
+        assert!(reason.contains("temporary directory"), "{reason}");
+        assert!(disk_verdict(&p, 1, 1e12).is_none());
     }
 }

@@ -579,9 +579,15 @@ fn runaway_and_unrepresentable_inputs_are_refused_up_front() {
             "projection.EE.delay = 100000",
         ),
         (
-            "observables beyond memory",
-            vec![&brunel, "--set", "simulation.t_stop=400000000"],
-            "more than the",
+            "observables beyond the temporary directory",
+            vec![
+                &brunel,
+                "--set",
+                "simulation.t_stop=4000000",
+                "--set",
+                "observables.snapshots.every=0.1",
+            ],
+            "observables.snapshots.every = 0.1",
         ),
         (
             "an aggregate kernel beyond memory",
