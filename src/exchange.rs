@@ -618,8 +618,6 @@ impl RingBuffer {
     }
 }
 
-/// Where the counts of class `c` for slot `s` lie in [`RingBuffer`]'s counts (`classes`
-/// classes, `n` neurons).
 /// `slot[i] += weights[c] * counts[c * n + i]` for each class `c` in order, clearing the
 /// counts (`n` = `slot.len()`): in blocks of neurons that stay in L1 across the classes, with
 /// AVX2 where the CPU has it (the same operations in the same order, so the same numbers).
@@ -649,7 +647,7 @@ fn settle_slot_base(slot: &mut [f64], counts: &mut [u16], weights: &[f64]) {
     let n = slot.len();
     for (b, x) in slot.chunks_mut(BLOCK).enumerate() {
         for (c, &w) in weights.iter().enumerate() {
-            let k = &mut counts[c * n + b * BLOCK..][..x.len()];
+            let k = &mut counts[counts_at(0, c, weights.len(), n)][b * BLOCK..][..x.len()];
             for (x, k) in x.iter_mut().zip(k.iter_mut()) {
                 *x += w * f64::from(*k);
                 *k = 0;
@@ -658,6 +656,8 @@ fn settle_slot_base(slot: &mut [f64], counts: &mut [u16], weights: &[f64]) {
     }
 }
 
+/// Where the counts of class `c` for slot `s` lie in [`RingBuffer`]'s counts (`classes`
+/// classes, `n` neurons).
 fn counts_at(s: usize, c: usize, classes: usize, n: usize) -> Range<usize> {
     let first = (s * classes + c) * n;
     first..first + n
