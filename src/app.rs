@@ -108,9 +108,15 @@ fn claim_output(
 }
 
 /// Every rank compares what it will hold ([`memory::parts`]) and spill to the temporary
-/// directory times the ranks on its node with what the node has, before anything is built;
-/// all learn the first refusal.
-fn fits_in_memory(config: &Config, comm: &dyn Comm, ranks: usize) -> Result<(), Error> {
+/// directory times the ranks on its node with what the node has, and the series a run's
+/// `output` will hold with the free space of its file system, before anything is built; all
+/// learn the first refusal.
+fn fits(
+    config: &Config,
+    comm: &dyn Comm,
+    ranks: usize,
+    output: Option<&Path>,
+) -> Result<(), Error> {
     let here = memory::host_key();
     let ranks_here = comm
         .all_gather_u64(here)
@@ -118,11 +124,30 @@ fn fits_in_memory(config: &Config, comm: &dyn Comm, ranks: usize) -> Result<(), 
         .filter(|&&h| h == here)
         .count();
     let parts = memory::parts(config, ranks);
+    let temporary = std::env::temp_dir();
     let verdict = memory::available()
         .and_then(|avail| memory::verdict(&parts, ranks_here, avail))
         .or_else(|| {
-            memory::free_bytes(&std::env::temp_dir())
+            memory::free_bytes(&temporary)
                 .and_then(|free| memory::disk_verdict(&parts, ranks_here, free))
+        })
+        .or_else(|| {
+            let dir = memory::directory_of(output?);
+            let spilling = if memory::same_file_system(dir, &temporary) {
+                ranks_here
+            } else {
+                0
+            };
+            // The spill files are files of their own: only free space is shared with them.
+            memory::free_bytes(dir)
+                .and_then(|free| {
+                    memory::output_verdict(&parts, dir, spilling, (free, "free there"))
+                })
+                .or_else(|| {
+                    memory::file_size_limit().and_then(|limit| {
+                        memory::output_verdict(&parts, dir, 0, (limit, "file size limit allows"))
+                    })
+                })
         });
     let local = match verdict {
         Some((key, value, reason)) => Err(Error::Argument { key, value, reason }),
@@ -259,7 +284,7 @@ pub fn run(args: &RunArgs, comm: &dyn Comm, stop: &AtomicBool) -> Result<(), Err
     )?;
     let emulation = emulation(args, &config, comm)?;
     let ranks = emulation.as_ref().map_or(comm.size(), |e| e.ranks);
-    fits_in_memory(&config, comm, ranks)?;
+    fits(&config, comm, ranks, Some(&path))?;
     let restart = match &args.restart {
         Some(p) => Some((p.as_path(), checkpoint::verify(p, &config, comm)?)),
         None => None,
@@ -377,7 +402,7 @@ pub fn edges(args: &crate::cli::EdgesArgs, comm: &dyn Comm) -> Result<(), Error>
         warn(&config);
     }
     let _claim = claim_output("--output", &args.output, args.force, comm)?;
-    fits_in_memory(&config, comm, comm.size())?;
+    fits(&config, comm, comm.size(), None)?;
     let partition = crate::partition::Partition::new(config.n_neurons(), comm.size());
     let local = partition.range(comm.rank());
     let conn = crate::comm::first_error(

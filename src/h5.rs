@@ -232,23 +232,13 @@ pub(crate) fn write_file(
 
 /// What HDF5 does not say about a failed write: a full file system or a file size limit.
 fn likely_cause(path: &Path) -> String {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::memory::directory_of(path);
     // Less than one MiB left: what stopped the write.
     if crate::memory::free_bytes(dir).is_some_and(|free| free < 1048576.0) {
         return format!(" (the file system of {} is full)", dir.display());
     }
-    let mut rl = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one `rlimit` into the struct it is given.
-    if unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) } == 0
-        && rl.rlim_cur != libc::RLIM_INFINITY
-    {
-        return format!(" (the file size limit is {} bytes)", rl.rlim_cur);
+    if let Some(limit) = crate::memory::file_size_limit() {
+        return format!(" (the file size limit is {limit} bytes)");
     }
     String::new()
 }

@@ -14,6 +14,8 @@ pub struct Part {
     /// \[bytes\] one rank spills to the temporary directory over the run (series beyond
     /// their in-memory buffers, [`crate::spill`]).
     pub spilled: f64,
+    /// \[bytes\] the part adds to the output file (from all ranks together).
+    pub written: f64,
 }
 
 impl Part {
@@ -23,19 +25,21 @@ impl Part {
             value,
             bytes,
             spilled: 0.0,
+            written: 0.0,
         }
     }
 
     /// A part made of `series` spilling series ([`crate::spill::Series`]) of `total` bytes
     /// together: at most [`crate::spill::SERIES_BUFFER`] bytes of each in memory, the rest in
-    /// the temporary directory.
-    fn series(key: &str, value: String, total: f64, series: usize) -> Self {
+    /// the temporary directory; `written` of them end in the output file.
+    fn series(key: &str, value: String, total: f64, series: usize, written: f64) -> Self {
         let held = total.min((series * crate::spill::SERIES_BUFFER) as f64);
         Part {
             key: key.into(),
             value,
             bytes: held,
             spilled: total - held,
+            written,
         }
     }
 }
@@ -94,45 +98,56 @@ pub fn parts(config: &Config, ranks: usize) -> Vec<Part> {
     let pops = config.populations.len() as f64;
     let n_pop = config.populations.len();
     let time = |every: u64| (every as f64 * dt).to_string();
-    // The series of the observables (whole run), held up to a buffer each and spilled beyond.
-    // Rate counts, replicated on every rank (counts and the pending partial sums).
+    // The series of the observables (whole run), held up to a buffer each and spilled beyond;
+    // all but the snapshots are replicated on every rank and written once.
+    // Rate counts and their pending partial sums; the file holds the rates and bin times.
+    let bins = (config.rates.stop - config.rates.start) as f64 / config.rates.every as f64;
     out.push(Part::series(
         "observables.rates.every",
         time(config.rates.every),
-        2.0 * 8.0 * pops * (config.rates.stop - config.rates.start) as f64
-            / config.rates.every as f64,
+        2.0 * 8.0 * pops * bins,
         1,
+        8.0 * (pops + 1.0) * bins,
     ));
     if let Some(h) = &config.histogram {
+        let total = 2.0 * 8.0 * pops * h.schedule.count() as f64 * (h.bins * h.xi_bins) as f64;
         out.push(Part::series(
             "observables.histogram.every",
             time(h.schedule.every),
-            2.0 * 8.0 * pops * h.schedule.count() as f64 * (h.bins * h.xi_bins) as f64,
+            total,
             1 + 3 * n_pop,
+            total,
         ));
     }
     if let Some(m) = &config.moments {
+        let count = m.count() as f64;
         out.push(Part::series(
             "observables.moments.every",
             time(m.every),
-            4.0 * 8.0 * pops * m.count() as f64,
+            4.0 * 8.0 * pops * count,
             1 + 2 * n_pop,
+            8.0 * (2.0 * pops + 1.0) * count,
         ));
     }
     if let Some(s) = &config.snapshots {
+        // Each rank's own neurons: the file holds every rank's.
         out.push(Part::series(
             "observables.snapshots.every",
             time(s.every),
             12.0 * n_local * s.count() as f64,
             3,
+            12.0 * config.n_neurons() as f64 * s.count() as f64,
         ));
     }
     if let Some(b) = &config.balance {
+        let count = b.count() as f64;
         out.push(Part::series(
             "observables.balance.every",
             time(b.every),
-            4.0 * 16.0 * config.projections.len() as f64 * b.count() as f64,
+            4.0 * 16.0 * config.projections.len() as f64 * count,
             1,
+            // Four inputs per population and the times.
+            8.0 * (4.0 * pops + 1.0) * count,
         ));
     }
     for a in &config.aggregates {
@@ -202,7 +217,7 @@ pub fn verdict(
     refusal(
         parts,
         |p| p.bytes,
-        ranks_here,
+        Some(ranks_here),
         available,
         "here",
         "available",
@@ -218,21 +233,55 @@ pub fn disk_verdict(
 ) -> Option<(String, String, String)> {
     let dir = std::env::temp_dir();
     let place = format!("in the temporary directory {}", dir.display());
-    refusal(parts, |p| p.spilled, ranks_here, free, &place, "free there")
+    refusal(
+        parts,
+        |p| p.spilled,
+        Some(ranks_here),
+        free,
+        &place,
+        "free there",
+    )
 }
 
-/// `ranks_here` ranks need `cost` of every part: the part that costs the most, its value and
-/// the reason, when they need more than `have`.
+/// Whether the series the output file will hold fit in the `room` bytes its directory `dir`
+/// has (`what` says which limit that is), beside the spill files of `spilling` ranks where
+/// the temporary directory is on that file system; the reason if not. Spike trains are not
+/// counted (their size depends on the rates the run will have).
+pub fn output_verdict(
+    parts: &[Part],
+    dir: &std::path::Path,
+    spilling: usize,
+    (room, what): (f64, &str),
+) -> Option<(String, String, String)> {
+    let place = format!("for the output in {}", dir.display());
+    let cost = |p: &Part| p.written + p.spilled * spilling as f64;
+    refusal(parts, cost, None, room, &place, what)
+}
+
+/// This process's file size limit (`ulimit -f`) \[bytes\]; `None` where unlimited.
+pub fn file_size_limit() -> Option<f64> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one `rlimit` into the struct it is given.
+    let ok = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut rl) } == 0;
+    (ok && rl.rlim_cur != libc::RLIM_INFINITY).then_some(rl.rlim_cur as f64)
+}
+
+/// `ranks_here` ranks need `cost` of every part (a cost per rank), or the parts need it once
+/// (`None`): the part that costs the most, its value and the reason, when they need more than
+/// `have`.
 fn refusal(
     parts: &[Part],
     cost: impl Fn(&Part) -> f64,
-    ranks_here: usize,
+    ranks_here: Option<usize>,
     have: f64,
     place: &str,
     what: &str,
 ) -> Option<(String, String, String)> {
-    let per_rank: f64 = parts.iter().map(&cost).sum();
-    let need = per_rank * ranks_here as f64;
+    let sum: f64 = parts.iter().map(&cost).sum();
+    let need = sum * ranks_here.unwrap_or(1) as f64;
     if need <= have {
         return None;
     }
@@ -240,18 +289,46 @@ fn refusal(
         .iter()
         .max_by(|a, b| cost(a).total_cmp(&cost(b)))
         .expect("a run has neuron state");
-    let mib = |b: f64| format!("{:.0} MiB", b / 1048576.0);
+    let mib = |b: f64| match b / 1048576.0 {
+        m if m < 10.0 => format!("{m:.1} MiB"),
+        m => format!("{m:.0} MiB"),
+    };
     Some((
         big.key.clone(),
         big.value.clone(),
-        format!(
-            "needs ~{} {place} ({} per rank x {ranks_here} rank(s) on this node; this setting {} per rank), more than the {} {what}",
-            mib(need),
-            mib(per_rank),
-            mib(cost(big)),
-            mib(have)
-        ),
+        match ranks_here {
+            Some(ranks) => format!(
+                "needs ~{} {place} ({} per rank x {ranks} rank(s) on this node; this setting {} per rank), more than the {} {what}",
+                mib(need),
+                mib(sum),
+                mib(cost(big)),
+                mib(have)
+            ),
+            None => format!(
+                "needs ~{} {place} (this setting {}), more than the {} {what}",
+                mib(need),
+                mib(cost(big)),
+                mib(have)
+            ),
+        },
     ))
+}
+
+/// The directory a file `path` is in (`.` for a bare name).
+pub fn directory_of(path: &std::path::Path) -> &std::path::Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    }
+}
+
+/// Whether two directories are on one file system (`false` where unknown).
+pub fn same_file_system(a: &std::path::Path, b: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 /// Free bytes of the file system holding `dir` for an unprivileged user; `None` where unknown.
@@ -344,5 +421,30 @@ mod tests {
         );
         assert!(reason.contains("temporary directory"), "{reason}");
         assert!(disk_verdict(&p, 1, 1e12).is_none());
+        // The output holds the whole series (moments ~240 MB, rates at 1 ms ~160 MB): refused
+        // by 100 MB free; 500 MB suffice unless the spill files (~640 MB more) share its file
+        // system.
+        let dir = std::path::Path::new("out");
+        let (key, _, reason) = output_verdict(&p, dir, 0, (1e8, "free there")).unwrap();
+        assert_eq!(key, "observables.moments.every");
+        assert!(reason.contains("for the output in out"), "{reason}");
+        assert!(output_verdict(&p, dir, 0, (5e8, "free there")).is_none());
+        assert!(output_verdict(&p, dir, 1, (5e8, "free there")).is_some());
+    }
+
+    /// Snapshots are each rank's own neurons: the output holds every rank's, a rank one share.
+    #[test]
+    fn the_output_holds_every_ranks_snapshots() {
+        let c = config(&["observables.snapshots.every=1"]);
+        let p = parts(&c, 4);
+        let s = p
+            .iter()
+            .find(|p| p.key == "observables.snapshots.every")
+            .unwrap();
+        assert_eq!(s.written, 4.0 * (s.bytes + s.spilled));
+        assert_eq!(
+            s.written,
+            12.0 * 1000.0 * c.snapshots.as_ref().unwrap().count() as f64
+        );
     }
 }

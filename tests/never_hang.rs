@@ -231,24 +231,13 @@ fn fill(dir: &Path) {
     while f.write_all(&block).is_ok() {}
 }
 
-/// Case 1: the output directory is a 2 MB tmpfs and a snapshot of every neuron is taken every
-/// step, so the disk fills while the output is written. Every rank exits 1 with HDF5's error,
-/// within seconds (it hung, or crashed with SIGSEGV in HDF5's clean-up, before). Without the
-/// right to mount, a file size limit (SIGXFSZ ignored) makes the write fail instead.
+/// The output's file system (a 2 MB tmpfs) or file size limit (512 KB) is known too small for
+/// the series the run will write (a snapshot of every neuron every step, ~23 MiB): every rank
+/// exits 2 before anything is built, naming the setting; nothing is left.
 #[test]
-fn a_full_disk_ends_every_rank_with_exit_1() {
-    let dir = common::scratch("never_hang_full_disk");
-    let disk = dir.join("disk");
-    std::fs::create_dir_all(&disk).unwrap();
-    let mounted = Tmpfs::mount(&disk, "2m");
-    let prefix = if mounted.is_some() {
-        ""
-    } else {
-        eprintln!(
-            "cannot mount a tmpfs here: the full disk is replaced by a file size limit (ulimit -f 1000)"
-        );
-        "trap '' XFSZ; ulimit -f 1000"
-    };
+fn an_output_that_cannot_fit_is_refused_before_the_run() {
+    let dir = common::scratch("never_hang_output_room");
+    let (disk, _mounted, prefix) = small_disk(&dir);
     let out = disk.join("out.h5");
     let o = run(
         3,
@@ -265,17 +254,67 @@ fn a_full_disk_ends_every_rank_with_exit_1() {
             "simulation.t_stop=100",
         ],
     );
+    o.assert_fails(
+        2,
+        "observables.snapshots.every = 0.1: needs ~23 MiB for the output in",
+    );
+    assert!(o.took < Duration::from_secs(10), "took {:?}", o.took);
+    assert_nothing_left(&out);
+}
+
+/// A directory `disk` in `dir` on a 2 MB tmpfs, or where the test cannot mount one, a shell
+/// prefix that limits the size of a file to 1000 blocks, 512 KB in `sh`, instead (SIGXFSZ ignored, so that a write
+/// beyond it fails instead of killing the process).
+fn small_disk(dir: &Path) -> (PathBuf, Option<Tmpfs>, &'static str) {
+    let disk = dir.join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mounted = Tmpfs::mount(&disk, "2m");
+    let prefix = if mounted.is_some() {
+        ""
+    } else {
+        eprintln!(
+            "cannot mount a tmpfs here: the full disk is replaced by a file size limit (ulimit -f 1000)"
+        );
+        "trap '' XFSZ; ulimit -f 1000"
+    };
+    (disk, mounted, prefix)
+}
+
+/// Case 1: the output directory is a 2 MB tmpfs (or a file has at most 512 KB) and the spikes,
+/// which the check before the run cannot foresee, fill it while the output is written (2 s of
+/// the smoke network record ~190,000 spikes, ~3 MB). Every rank exits 1 with HDF5's error,
+/// within seconds (it hung, or crashed with SIGSEGV in HDF5's clean-up, before).
+#[test]
+fn a_full_disk_ends_every_rank_with_exit_1() {
+    let dir = common::scratch("never_hang_full_disk");
+    let (disk, _mounted, prefix) = small_disk(&dir);
+    let out = disk.join("out.h5");
+    let o = run(
+        3,
+        &dir,
+        prefix,
+        &[
+            "run",
+            &smoke(),
+            "-o",
+            out.to_str().unwrap(),
+            "--set",
+            "observables.histogram.every=0",
+            "--set",
+            "simulation.t_stop=2000",
+        ],
+    );
     o.assert_fails(1, "HDF5");
     // Well before the watchdog's grace period (10 s): the ranks left MPI on their own.
     assert!(o.took < Duration::from_secs(10), "took {:?}", o.took);
     assert_nothing_left(&out);
 }
 
-/// Case 1, a write that fails on one rank only: the last rank alone has a file size limit
-/// (SIGXFSZ ignored), so its slab of the snapshots fails while the others' succeed. The ranks
-/// agree on the failure before the next collective call: every rank exits 1 naming the limit.
-/// (The limit stops that rank's spill file of the snapshot series first, 5 MB here: it warns
-/// and keeps the series in memory, losing nothing, and the run goes on to the output.)
+/// Case 1, a write that fails on one rank only: the last rank alone has a file size limit of
+/// 1000 blocks (512 KB in `sh`; SIGXFSZ ignored), so its slab of the spikes fails while the others' succeed. The
+/// ranks agree on the failure before the next collective call: every rank exits 1 naming the
+/// limit. (The limit stops that rank's spill file of its ~1.6 MB of spikes first: it warns and
+/// keeps them in memory, losing nothing, and the run goes on to the output.)
 #[test]
 fn a_write_failing_on_one_rank_ends_every_rank() {
     let dir = common::scratch("never_hang_one_rank");
@@ -283,22 +322,24 @@ fn a_write_failing_on_one_rank_ends_every_rank() {
     let o = run(
         3,
         &dir,
-        "if [ \"$OMPI_COMM_WORLD_RANK\" = 2 ]; then trap '' XFSZ; ulimit -f 2000; fi",
+        "if [ \"$OMPI_COMM_WORLD_RANK\" = 2 ]; then trap '' XFSZ; ulimit -f 1000; fi",
         &[
             "run",
             &smoke(),
             "-o",
             out.to_str().unwrap(),
             "--set",
-            "observables.snapshots.every=0.1",
+            "observables.histogram.every=0",
             "--set",
-            "simulation.t_stop=100",
+            "observables.balance.every=0",
+            "--set",
+            "simulation.t_stop=5000",
         ],
     );
     o.assert_fails(1, "file size limit");
     assert_eq!(
         o.stderr
-            .matches("this rank keeps its observables' series in memory")
+            .matches("this rank keeps its recorded spikes in memory")
             .count(),
         1,
         "the spill warning of the limited rank; stderr:\n{}",
