@@ -224,6 +224,10 @@ impl Comm for MpiComm {
     }
 
     fn sum_u64(&self, buf: &mut [u64]) {
+        // One rank holds the sum already (a reduction would copy the buffer twice).
+        if self.size() == 1 {
+            return;
+        }
         let send = buf.to_vec();
         self.world
             .all_reduce_into(&send[..], buf, mpi::collective::SystemOperation::sum());
@@ -232,6 +236,9 @@ impl Comm for MpiComm {
     fn sum_i128(&self, buf: &mut [i128]) {
         // MPI has no 128-bit integer type: gather both halves of every value from every rank and
         // add them with wrapping arithmetic, which is exact whenever the final sum fits.
+        if self.size() == 1 {
+            return;
+        }
         let send: Vec<u64> = buf
             .iter()
             .flat_map(|&x| [x as u64, (x >> 64) as u64])

@@ -13,7 +13,7 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
-use crate::connectivity::{Connectivity, Local, ProjectionTable};
+use crate::connectivity::{prefetch, prefetch_all, Connectivity, Local, ProjectionTable};
 use crate::model::lif::DIVERGED;
 use crate::with_targets;
 use std::ops::Range;
@@ -760,27 +760,6 @@ fn add_run<T: Local>(
             }
         }
     }
-}
-
-/// Asks the caches to fetch every line of `s`.
-#[inline(always)]
-fn prefetch_all<T>(s: &[T]) {
-    for line in s.chunks(64 / std::mem::size_of::<T>()) {
-        prefetch(line.as_ptr());
-    }
-}
-
-/// Asks the caches to fetch the line holding `p`: a hint, with no effect on results.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    // SAFETY: PREFETCHT0 neither faults nor reads memory architecturally, whatever the
-    // address; SSE is part of the x86_64 baseline.
-    #[cfg(target_arch = "x86_64")]
-    unsafe {
-        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The spikes of `table`'s source population among `spikes` (gids, ascending), and the index of

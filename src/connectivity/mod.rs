@@ -64,6 +64,26 @@ impl ProjectionTable {
         self.index.runs()
     }
 
+    /// The runs of the sources among `gids` (ascending gids of the network) that have synapses
+    /// here, in order: `f(i, positions)`, `i` the source's place in `gids`. The runs lie at
+    /// scattered places of the table: each is fetched into the caches while the one before it
+    /// is visited.
+    pub fn each_run_among(&self, gids: &[u64], mut f: impl FnMut(usize, Range<usize>)) {
+        let start = self.source_start;
+        let from = gids.partition_point(|&g| g < start);
+        let to = gids.partition_point(|&g| g < start + self.n_sources());
+        let runs: Vec<(usize, Range<usize>)> = (from..to)
+            .filter_map(|i| self.run(gids[i] - start).map(|(_, range)| (i, range)))
+            .collect();
+        for (k, (i, range)) in runs.iter().enumerate() {
+            if let Some((_, next)) = runs.get(k + 1) {
+                crate::with_targets!(self.targets, next.clone(), |t| prefetch_all(t));
+                prefetch_all(self.weights_at(next.clone()).unwrap_or_default());
+            }
+            f(*i, range.clone());
+        }
+    }
+
     /// The local targets of source offset `s` (empty where it has none here).
     pub fn targets_of(&self, source_offset: u64) -> Vec<u32> {
         self.run(source_offset)
@@ -129,6 +149,27 @@ macro_rules! with_targets {
             }
         }
     };
+}
+
+/// Asks the caches to fetch every line of `s`.
+#[inline(always)]
+pub fn prefetch_all<T>(s: &[T]) {
+    for line in s.chunks(64 / std::mem::size_of::<T>()) {
+        prefetch(line.as_ptr());
+    }
+}
+
+/// Asks the caches to fetch the line holding `p`: a hint, with no effect on results.
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    // SAFETY: PREFETCHT0 neither faults nor reads memory architecturally, whatever the
+    // address; SSE is part of the x86_64 baseline.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The bytes of one synapse's target on a rank of `n_local` neurons.

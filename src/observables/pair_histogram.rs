@@ -94,8 +94,11 @@ impl Observer for PairHistogram {
             if spec.sampling.estimated() {
                 let cells = spec.bins * spec.bins;
                 let r = spec.sampling.replicates;
+                let mut estimates = vec![0.0; r];
                 for c in 0..cells {
-                    let estimates: Vec<f64> = (0..r).map(|k| h[k * cells + c]).collect();
+                    for (k, e) in estimates.iter_mut().enumerate() {
+                        *e = h[k * cells + c];
+                    }
                     let (mean, stderr) = super::sampling::mean_and_stderr(&estimates);
                     self.values.push(mean);
                     self.stderrs.push(stderr);
@@ -276,13 +279,7 @@ fn pair_histogram(
                 continue;
             }
             for (r, gids) in kept.iter().enumerate() {
-                let from = gids.partition_point(|&g| g < start);
-                let to = gids.partition_point(|&g| g < start + table.n_sources());
-                for &g in &gids[from..to] {
-                    if let Some((_, range)) = table.run(g - start) {
-                        count(r, kk, table, g, range);
-                    }
-                }
+                table.each_run_among(gids, |i, range| count(r, kk, table, gids[i], range));
             }
         }
     }
@@ -294,15 +291,17 @@ fn pair_histogram(
     if flag[0] > 0 {
         comm.sum_i128(&mut weighted);
     }
-    // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` above.
-    let transposed = |c: usize| (c % bins) * bins + c / bins;
     let n = n_total as f64;
     let mut out = Vec::with_capacity(runs * cells);
     for r in 0..runs {
+        // Source bin major as the counts, transposed at the end. Per-synapse weights' sums
+        // first (converting an i128 is slow: only where there are some).
         let weighted = &weighted[r * cells..][..cells];
-        let mut h: Vec<f64> = (0..cells)
-            .map(|c| crate::fixed::unfixed(weighted[transposed(c)]))
-            .collect();
+        let mut h: Vec<f64> = if flag[0] > 0 {
+            weighted.iter().map(|&x| crate::fixed::unfixed(x)).collect()
+        } else {
+            vec![0.0; cells]
+        };
         for (kk, &k) in spec.projections.iter().enumerate() {
             let Some(table) = conn.tables_of(k).next() else {
                 continue;
@@ -312,8 +311,8 @@ fn pair_histogram(
             }
             let w = table.weight;
             let counts = &counts[(r * n_proj + kk) * cells..][..cells];
-            for (c, x) in h.iter_mut().enumerate() {
-                *x += w * counts[transposed(c)] as f64;
+            for (x, &k) in h.iter_mut().zip(counts) {
+                *x += w * k as f64;
             }
         }
         match &masks {
@@ -328,7 +327,8 @@ fn pair_histogram(
                 }
             }
         }
-        out.extend_from_slice(&h);
+        // Cell `a bins + b` of the output (target bin a, source bin b) is `b bins + a` here.
+        out.extend((0..bins).flat_map(|a| h.iter().skip(a).step_by(bins).copied()));
     }
     out
 }

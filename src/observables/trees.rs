@@ -675,14 +675,7 @@ fn sparse_pass(
 ) {
     for &k in projections {
         for table in conn.tables_of(k) {
-            let start = table.source_start;
-            let from = gids.partition_point(|&g| g < start);
-            let to = gids.partition_point(|&g| g < start + table.n_sources());
-            for (&g, &x) in gids[from..to].iter().zip(&values[from..to]) {
-                if let Some((_, range)) = table.run(g - start) {
-                    add_run(table, range, x, out);
-                }
-            }
+            table.each_run_among(gids, |i, range| add_run(table, range, values[i], out));
         }
     }
 }
