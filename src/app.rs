@@ -602,7 +602,6 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
         );
     }
     let mut total = 0.0;
-    let mut max_delay = 1;
     let _ = writeln!(
         out,
         "projections:{}",
@@ -615,7 +614,6 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
     for proj in &c.projections {
         let n = c.expected_synapses(proj);
         total += n;
-        max_delay = max_delay.max(proj.delay_steps);
         let rule = match &proj.rule {
             ConnRule::FixedIndegree {
                 indegree,
@@ -639,29 +637,6 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             proj.delay_steps
         );
     }
-    // Synapse tables: 2 or 4 bytes per synapse and the source index (its blocks are on every
-    // rank); neuron state: V, refractory counter, random stream and one ring-buffer slot per
-    // delay step.
-    let n = c.n_neurons() as f64;
-    let index = |synapses: f64| -> f64 {
-        c.projections
-            .iter()
-            .map(|p| {
-                crate::connectivity::SourceIndex::estimate_bytes(
-                    c.populations[p.source].size as f64,
-                    synapses * c.expected_synapses(p),
-                    p.delay_set().len() as f64,
-                )
-            })
-            .sum::<f64>()
-            // An empty sum is -0.0.
-            .max(0.0)
-    };
-    let offsets = index(1.0);
-    let per_rank = index(0.0);
-    let state = n * (8.0 + 4.0 + 32.0 + 8.0 * f64::from(max_delay + 1));
-    let per_synapse = crate::connectivity::target_bytes(c.n_neurons()) as f64;
-    let bytes = per_synapse * total + offsets + state;
     let _ = writeln!(
         out,
         "expected synapses: {total:.0}{}",
@@ -674,11 +649,25 @@ pub fn check(args: &CheckArgs) -> Result<String, Error> {
             )
         }
     );
+    // What `lapicque run` checks before it builds anything (memory::parts).
+    let ranks = args.ranks.max(1);
+    let parts = memory::parts(&c, ranks);
+    let mib = |f: fn(&memory::Part) -> f64| parts.iter().map(f).sum::<f64>() / 1048576.0;
+    let largest = parts
+        .iter()
+        .max_by(|a, b| a.bytes.total_cmp(&b.bytes))
+        .expect("a run has neuron state");
     let _ = writeln!(
         out,
-        "memory estimate: {:.1} MiB on one rank (+{:.1} MiB of source index per extra rank)",
-        bytes / 1048576.0,
-        per_rank / 1048576.0
+        "memory estimate on {ranks} rank(s): {:.1} MiB per rank (most: {} = {}, {:.1} MiB), \
+         {:.1} MiB per rank spilled to the temporary directory, {:.1} MiB of series in the \
+         output; recorded spikes not counted",
+        mib(|p| p.bytes),
+        largest.key,
+        largest.value,
+        largest.bytes / 1048576.0,
+        mib(|p| p.spilled),
+        mib(|p| p.written),
     );
     describe_observables(&c, &mut out);
     Ok(out)

@@ -89,6 +89,9 @@ pub struct CheckArgs {
     /// Print the resolved configuration (every key, defaults filled in) as TOML instead.
     #[arg(long)]
     pub resolved: bool,
+    /// Estimate the memory of one rank of a run on this many ranks.
+    #[arg(long, default_value_t = 1, value_name = "P")]
+    pub ranks: usize,
 }
 
 #[derive(Args, Debug)]

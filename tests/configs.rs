@@ -334,3 +334,47 @@ fn named_parameters_and_expressions_resolve_to_numbers() {
         "{e}"
     );
 }
+
+/// `check --ranks P` prints the estimate `lapicque run` checks before it builds: its largest
+/// part for Brunel is the E -> E table, 10,000 targets x 1,000 synapses x 2 bytes (at most
+/// 65,536 neurons per rank) over the ranks, plus its source index (24 bytes per 64 sources and
+/// 2 per source present: 0.02 MiB on one rank).
+#[test]
+fn check_prints_the_memory_estimate_of_a_rank() {
+    let brunel = common::repo().join("configs/brunel.toml");
+    let estimate = |ranks: &str| {
+        let o = std::process::Command::new(common::binary())
+            .arg("check")
+            .arg(&brunel)
+            .args(["--ranks", ranks])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        let line = out
+            .lines()
+            .find(|l| l.starts_with("memory estimate on "))
+            .unwrap_or_else(|| panic!("no estimate in {out}"))
+            .to_string();
+        line
+    };
+    let mib = |bytes: f64| format!("{:.1} MiB", bytes / 1048576.0);
+    let one = estimate("1");
+    let table = 2.0 * 10_000.0 * 1_000.0;
+    assert!(
+        one.contains(&format!(
+            "(most: projection.EE.indegree = 1000, {})",
+            mib(table + 10_000.0 * (24.0 / 64.0 + 2.0))
+        )),
+        "{one}"
+    );
+    let four = estimate("4");
+    assert!(four.starts_with("memory estimate on 4 rank(s): "), "{four}");
+    assert!(
+        four.contains(&format!(
+            "projection.EE.indegree = 1000, {}",
+            mib(table / 4.0 + 10_000.0 * (24.0 / 64.0 + 2.0))
+        )),
+        "{four}"
+    );
+}
