@@ -17,7 +17,11 @@ defaults, and the median `observe` phase alone:
   pair histogram; also prints the median relative standard error (stderr / |value|) of the
   two trees over the samples after t = 0.
 
-    scripts/bench_observables.py [--reps 3] [--ranks 1]
+    scripts/bench_observables.py [--reps 3] [--ranks 1] [--baseline OTHER_BINARY]
+
+With `--baseline`, every run is followed by the same run of another build (for example one
+built from an earlier commit), and a table is printed for each: the `observe` phase above the
+shipped defaults is the measure to compare on a noisy host.
 
 Uses Debian's python3 (for h5py).
 """
@@ -48,10 +52,10 @@ VARIANTS = {"bare": BARE, "default": [], "all": ALL, "all at 100 ms": ALL_100,
             f"all at 100 ms, sampled ({SAMPLE})": ALL_100_SAMPLED}
 
 
-def run(ranks, out, sets):
+def run(binary, ranks, out, sets):
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1")
     cmd = ["mpirun", "-n", str(ranks), "--oversubscribe",
-           os.path.join(ROOT, "target/release/lapicque"), "run",
+           binary, "run",
            os.path.join(ROOT, "configs/brunel.toml"), "-o", out, "--force", "--create"]
     for s in sets:
         cmd += ["--set", s]
@@ -75,30 +79,43 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--ranks", type=int, default=1)
+    ap.add_argument("--baseline", help="another build's lapicque binary, run after each run")
     args = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--locked", "-q"], cwd=ROOT, check=True)
-    times = {k: [] for k in VARIANTS}
-    observe = {k: [] for k in VARIANTS}
+    builds = {"this build": os.path.join(ROOT, "target/release/lapicque")}
+    if args.baseline:
+        builds["baseline"] = os.path.abspath(args.baseline)
+    times = {(b, k): [] for b in builds for k in VARIANTS}
+    observe = {(b, k): [] for b in builds for k in VARIANTS}
     errors = {}
     with tempfile.TemporaryDirectory() as tmp:
         for _ in range(args.reps):
             for name, sets in VARIANTS.items():
-                out = os.path.join(tmp, f"{name.replace(' ', '_').replace(',', '')}.h5")
-                t, o, rel = run(args.ranks, out, sets)
-                times[name].append(t)
-                observe[name].append(o)
-                errors.update({(name, k): v for k, v in rel.items()})
-    base = statistics.median(times["bare"])
-    default = statistics.median(times["default"])
-    print(f"| variant ({args.ranks} rank(s), {args.reps} reps) | simulation [s] median (min-max) "
-          "| slowdown vs bare | vs defaults | observe [s] median |")
-    print("|---|---|---|---|---|")
-    for name, ts in times.items():
-        m = statistics.median(ts)
-        print(f"| {name} | {m:.3f} ({min(ts):.3f}-{max(ts):.3f}) | {100 * (m / base - 1):+.1f}% "
-              f"| {100 * (m / default - 1):+.1f}% | {statistics.median(observe[name]):.3f} |")
-    for (name, tree), rel in errors.items():
-        print(f"{name}: tree {tree}: median stderr / |value| {rel:.3f}")
+                for build, binary in builds.items():
+                    out = os.path.join(tmp, f"{name.replace(' ', '_').replace(',', '')}.h5")
+                    t, o, rel = run(binary, args.ranks, out, sets)
+                    times[(build, name)].append(t)
+                    observe[(build, name)].append(o)
+                    errors.update({(build, name, k): v for k, v in rel.items()})
+    for build in builds:
+        base = statistics.median(times[(build, "bare")])
+        default = statistics.median(times[(build, "default")])
+        print(f"| {build}: variant ({args.ranks} rank(s), {args.reps} reps) | simulation [s] "
+              "median (min-max) | slowdown vs bare | vs defaults | observe [s] median |")
+        print("|---|---|---|---|---|")
+        for name in VARIANTS:
+            ts = times[(build, name)]
+            m = statistics.median(ts)
+            print(f"| {name} | {m:.3f} ({min(ts):.3f}-{max(ts):.3f}) | "
+                  f"{100 * (m / base - 1):+.1f}% | {100 * (m / default - 1):+.1f}% | "
+                  f"{statistics.median(observe[(build, name)]):.3f} |")
+        o_default = statistics.median(observe[(build, "default")])
+        for name in VARIANTS:
+            extra = statistics.median(observe[(build, name)]) - o_default
+            print(f"{build}: {name}: observe above the defaults {extra:+.3f} s "
+                  f"({100 * extra / default:+.1f}% of the defaults' simulation time)")
+    for (build, name, tree), rel in errors.items():
+        print(f"{build}: {name}: tree {tree}: median stderr / |value| {rel:.3f}")
 
 
 if __name__ == "__main__":
