@@ -139,10 +139,18 @@ impl PopulationComparison {
 #[derive(Clone, Debug)]
 pub struct TreeComparison {
     pub name: String,
-    /// `tree_a`, `tree_b` and `tree_abs_diff` per common sample (units of the tree).
+    /// `tree_a`, `tree_b` and `tree_abs_diff` per common sample (units of the tree), and
+    /// `tree_stderr`, the standard error of the difference, where either file holds sampled
+    /// estimates.
     pub series: Vec<Series>,
     /// Means of A and B over the common samples.
     pub mean: (f64, f64),
+}
+
+impl TreeComparison {
+    pub fn series(&self, quantity: &str) -> Option<&Series> {
+        self.series.iter().find(|s| s.quantity == quantity)
+    }
 }
 
 /// The comparison of two output files.
@@ -250,19 +258,34 @@ impl Comparison {
         if !self.trees.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<12} {:>12} {:>12} {:>12} {:>12}",
-                "tree", "mean A", "mean B", "rel. diff", "max |d|"
+                "{:<12} {:>12} {:>12} {:>12} {:>12} {:>12}",
+                "tree", "mean A", "mean B", "rel. diff", "max |d|", "max |d|/se"
             );
             for t in &self.trees {
                 let (a, b) = t.mean;
                 let d = t
-                    .series
-                    .iter()
-                    .find(|s| s.quantity == "tree_abs_diff")
+                    .series("tree_abs_diff")
                     .map_or(f64::NAN, |s| max(&s.value));
+                // Sampled: the largest difference in standard errors of the difference. With R
+                // replicates the ratio of one sample follows Student's t with R - 1 degrees of
+                // freedom under no real difference: heavy-tailed for the default R = 4 (beyond
+                // 8 once in 250 samples), so the largest of many samples is large too.
+                let z = match (t.series("tree_abs_diff"), t.series("tree_stderr")) {
+                    (Some(d), Some(se)) => {
+                        // Equal values are no deviation, whatever their error.
+                        let z: Vec<f64> = d
+                            .value
+                            .iter()
+                            .zip(&se.value)
+                            .map(|(&d, &e)| if d == 0.0 { 0.0 } else { d / e })
+                            .collect();
+                        format!("{:>12.2}", max(&z))
+                    }
+                    _ => format!("{:>12}", "exact"),
+                };
                 let _ = writeln!(
                     out,
-                    "{:<12} {:>12.5e} {:>12.5e} {:>12.4} {:>12.4e}",
+                    "{:<12} {:>12.5e} {:>12.5e} {:>12.4} {:>12.4e} {z}",
                     t.name,
                     a,
                     b,
@@ -848,9 +871,13 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
             notes.push(format!("tree {name}: no common sample times, not compared"));
             continue;
         }
-        // Sampled trees (`sample < 1`): their differences include the sampling error.
-        for (r, label) in [(&ra, &na), (&rb, &nb)] {
-            if let Ok(stderr) = r.read(&format!("{group}/stderr")) {
+        // Sampled trees (`sample < 1`): their differences include the sampling error. Each
+        // file's standard errors (zero where exact) combine into that of the difference.
+        let mut stderrs = Vec::new();
+        for (r, label, n) in [(&ra, &na, ta.len()), (&rb, &nb, tb.len())] {
+            let path = format!("{group}/stderr");
+            if r.file.link_exists(&path) {
+                let stderr = r.rows(&path, n, 1)?;
                 let attr = |a: &str| {
                     r.file
                         .group(&group)
@@ -870,21 +897,31 @@ pub fn compare(a: &Path, b: &Path, from: f64) -> Result<Comparison, Error> {
                     attr("sample"),
                     mean(&stderr)
                 ));
+                stderrs.push(stderr);
+            } else {
+                stderrs.push(vec![0.0; n]);
             }
         }
         let both = (va.as_slice(), vb.as_slice());
         let a_values = series("tree_a", &ta, &pairs, both, 1, |x, _| x[0]);
         let b_values = series("tree_b", &ta, &pairs, both, 1, |_, y| y[0]);
         let mean_ab = (mean(&a_values.value), mean(&b_values.value));
+        let mut tree_series = vec![
+            a_values,
+            b_values,
+            series("tree_abs_diff", &ta, &pairs, both, 1, |x, y| {
+                (x[0] - y[0]).abs()
+            }),
+        ];
+        if stderrs.iter().flatten().any(|&e| e != 0.0) {
+            let se = (stderrs[0].as_slice(), stderrs[1].as_slice());
+            tree_series.push(series("tree_stderr", &ta, &pairs, se, 1, |x, y| {
+                x[0].hypot(y[0])
+            }));
+        }
         trees.push(TreeComparison {
             name: name.clone(),
-            series: vec![
-                a_values,
-                b_values,
-                series("tree_abs_diff", &ta, &pairs, both, 1, |x, y| {
-                    (x[0] - y[0]).abs()
-                }),
-            ],
+            series: tree_series,
             mean: mean_ab,
         });
     }

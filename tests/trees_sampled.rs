@@ -439,3 +439,81 @@ fn a_resumed_run_continues_the_sampled_series() {
     }
     assert_eq!(a, b);
 }
+
+/// `compare` of a sampled run with the exact run of the same network and seed: per common
+/// sample, `tree_abs_diff` is |exact - sampled| and `tree_stderr` the sampled file's standard
+/// error (the exact file's is zero), read here from both files; two exact runs get no
+/// `tree_stderr` and the table says "exact".
+#[test]
+fn compare_states_the_standard_error_of_a_sampled_tree() {
+    let dir = common::scratch("trees_sampled_compare");
+    let (plain, sampled) = (dir.join("plain.toml"), dir.join("sampled.toml"));
+    std::fs::write(&plain, net("")).unwrap();
+    std::fs::write(&sampled, net(SAMPLED)).unwrap();
+    let (a, b) = (dir.join("exact.h5"), dir.join("sampled.h5"));
+    common::run_ok(1, &plain, &a, &[]);
+    common::run_ok(1, &sampled, &b, &[]);
+    let csv = dir.join("d.csv");
+    let compare = |x: &std::path::Path, y: &std::path::Path| {
+        let o = std::process::Command::new(common::binary())
+            .arg("compare")
+            .args([x, y])
+            .arg("-o")
+            .arg(&csv)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let rows: Vec<(String, String, f64, f64)> = std::fs::read_to_string(&csv)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|l| {
+                let c: Vec<&str> = l.split(',').collect();
+                (
+                    c[0].to_string(),
+                    c[1].to_string(),
+                    c[2].parse().unwrap(),
+                    c[3].parse().unwrap(),
+                )
+            })
+            .collect();
+        (String::from_utf8(o.stdout).unwrap(), rows)
+    };
+    let (text, rows) = compare(&a, &b);
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    for tree in ["star", "path"] {
+        let (va, vb) = (
+            read(&fa, &format!("trees/{tree}/value")),
+            read(&fb, &format!("trees/{tree}/value")),
+        );
+        let se = read(&fb, &format!("trees/{tree}/stderr"));
+        let pick = |q: &str| -> Vec<f64> {
+            rows.iter()
+                .filter(|r| r.0 == tree && r.1 == q)
+                .map(|r| r.3)
+                .collect()
+        };
+        let (d, s) = (pick("tree_abs_diff"), pick("tree_stderr"));
+        assert_eq!(d.len(), va.len(), "{tree}: one row per sample");
+        assert_eq!(s.len(), va.len(), "{tree}: one stderr per sample");
+        for k in 0..va.len() {
+            let want = (va[k] - vb[k]).abs();
+            assert!(
+                (d[k] - want).abs() <= 1e-12 * want.max(1e-300),
+                "{tree} {k}"
+            );
+            assert!(
+                (s[k] - se[k]).abs() <= 1e-12 * se[k],
+                "{tree} {k}: {} vs {}",
+                s[k],
+                se[k]
+            );
+        }
+        let line = text.lines().find(|l| l.starts_with(tree)).unwrap();
+        assert!(!line.ends_with("exact"), "{line}");
+    }
+    let (text, rows) = compare(&a, &a);
+    assert!(rows.iter().all(|r| r.1 != "tree_stderr"));
+    let line = text.lines().find(|l| l.starts_with("star")).unwrap();
+    assert!(line.ends_with("exact"), "{line}");
+}
