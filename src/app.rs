@@ -124,31 +124,13 @@ fn fits(
         .filter(|&&h| h == here)
         .count();
     let parts = memory::parts(config, ranks);
-    let temporary = std::env::temp_dir();
     let verdict = memory::available()
         .and_then(|avail| memory::verdict(&parts, ranks_here, avail))
         .or_else(|| {
-            memory::free_bytes(&temporary)
+            memory::free_bytes(&std::env::temp_dir())
                 .and_then(|free| memory::disk_verdict(&parts, ranks_here, free))
         })
-        .or_else(|| {
-            let dir = memory::directory_of(output?);
-            let spilling = if memory::same_file_system(dir, &temporary) {
-                ranks_here
-            } else {
-                0
-            };
-            // The spill files are files of their own: only free space is shared with them.
-            memory::free_bytes(dir)
-                .and_then(|free| {
-                    memory::output_verdict(&parts, dir, spilling, (free, "free there"))
-                })
-                .or_else(|| {
-                    memory::file_size_limit().and_then(|limit| {
-                        memory::output_verdict(&parts, dir, 0, (limit, "file size limit allows"))
-                    })
-                })
-        });
+        .or_else(|| memory::output_verdict_here(&parts, output?, ranks_here));
     let local = match verdict {
         Some((key, value, reason)) => Err(Error::Argument { key, value, reason }),
         None => Ok(()),

@@ -464,7 +464,7 @@ impl RingBuffer {
         for step in steps {
             let s = (step % self.slots as u64) as usize;
             let slot = &mut self.data[s * n..(s + 1) * n];
-            let counts = &mut self.counts[s * classes * n..(s + 1) * classes * n];
+            let counts = &mut self.counts[counts_at(s, 0, classes, n).start..][..classes * n];
             settle_slot(slot, counts, &self.counting.weights);
         }
     }

@@ -258,6 +258,29 @@ pub fn output_verdict(
     refusal(parts, cost, None, room, &place, what)
 }
 
+/// [`output_verdict`] for an output file at `output` written by a run with `ranks_here`
+/// ranks on this node: against the free space of its directory's file system (beside the
+/// spill files where the temporary directory is on it), then against the file size limit
+/// (the spill files are files of their own).
+pub fn output_verdict_here(
+    parts: &[Part],
+    output: &std::path::Path,
+    ranks_here: usize,
+) -> Option<(String, String, String)> {
+    let dir = directory_of(output);
+    let spilling = if same_file_system(dir, &std::env::temp_dir()) {
+        ranks_here
+    } else {
+        0
+    };
+    free_bytes(dir)
+        .and_then(|free| output_verdict(parts, dir, spilling, (free, "free there")))
+        .or_else(|| {
+            file_size_limit()
+                .and_then(|limit| output_verdict(parts, dir, 0, (limit, "file size limit allows")))
+        })
+}
+
 /// This process's file size limit (`ulimit -f`) \[bytes\]; `None` where unlimited.
 pub fn file_size_limit() -> Option<f64> {
     let mut rl = libc::rlimit {
