@@ -534,7 +534,7 @@ impl RingBuffer {
                 negative: slot_neg.as_deref_mut(),
             };
             let weights = table.weights_at(range.clone());
-            with_targets!(table.targets, range, |t| add_run(
+            with_targets!(table.targets(), range, |t| add_run(
                 t, weights, w, scale, into
             ));
         });
@@ -556,6 +556,10 @@ impl RingBuffer {
         let (spikes, lo) = sources_of(table, spikes);
         let steps = &steps[lo..lo + spikes.len()];
         let (n, slots, classes) = (self.n, self.slots as u64, self.counting.classes());
+        assert!(
+            table.targets_below() <= n,
+            "a synapse's target beyond the rank's {n} neurons"
+        );
         let counts = &mut self.counts;
         each_run(table, spikes, |i, _, range| {
             let k = steps[i] as usize;
@@ -563,11 +567,9 @@ impl RingBuffer {
             let counts = &mut counts[counts_at(s, class, classes, n)];
             out[k].events += range.len() as u64;
             out[k].input[0] += ONE * range.len() as i128;
-            with_targets!(table.targets, range, |t| {
-                for &t in t {
-                    counts[t.at()] += 1;
-                }
-            });
+            // SAFETY: the run's targets are the table's, below `targets_below() <= n`
+            // (asserted above), the length of one class's counts of a slot.
+            with_targets!(table.targets(), range, |t| unsafe { count_run(t, counts) });
         });
     }
 
@@ -615,6 +617,25 @@ impl RingBuffer {
 
     pub fn bytes(&self) -> u64 {
         8 * self.data.len() as u64 + 2 * self.counts.len() as u64
+    }
+}
+
+/// `counts[t] += 1` for each target `t` of a run, four at a time and without a bounds check
+/// per target (deliver 0.87x of the checked loop, Brunel, 1 rank).
+///
+/// # Safety
+/// Every target must lie inside `counts`.
+#[inline(always)]
+unsafe fn count_run<T: Local>(targets: &[T], counts: &mut [u16]) {
+    let mut chunks = targets.chunks_exact(4);
+    for c in &mut chunks {
+        for &t in c {
+            // SAFETY: `t` lies inside `counts` (the caller's promise).
+            unsafe { *counts.get_unchecked_mut(t.at()) += 1 };
+        }
+    }
+    for &t in chunks.remainder() {
+        counts[t.at()] += 1;
     }
 }
 
@@ -820,7 +841,7 @@ fn each_run(
             for (run, l) in runs[(c + 1) as usize % 2].iter_mut().zip(located) {
                 *run = l.map(|(b, j)| (j, index.range(b, j)));
                 if let Some((_, r)) = run {
-                    with_targets!(table.targets, r.clone(), |t| prefetch(t.as_ptr()));
+                    with_targets!(table.targets(), r.clone(), |t| prefetch(t.as_ptr()));
                 }
             }
         }
@@ -831,7 +852,7 @@ fn each_run(
         let runs = &runs[c as usize % 2][..chunk(c).len()];
         for (k, run) in runs.iter().enumerate() {
             if let Some(Some((_, r))) = runs.get(k + 1) {
-                with_targets!(table.targets, r.clone(), |t| prefetch_all(t));
+                with_targets!(table.targets(), r.clone(), |t| prefetch_all(t));
                 prefetch_all(table.weights_at(r.clone()).unwrap_or_default());
             }
             // A source without targets here costs one look at its block of the index.

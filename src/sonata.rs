@@ -64,7 +64,7 @@ fn write_edges(
                 for k in range {
                     e.source.push(source);
                     e.target
-                        .push(local.start + u64::from(table.targets.get(k)) - tgt.gid_start);
+                        .push(local.start + u64::from(table.targets().get(k)) - tgt.gid_start);
                     e.weight.push(table.weight_at(k));
                     e.delay.push(delay);
                 }

@@ -755,7 +755,9 @@ fn a_non_utf8_output_path_is_refused_before_the_run() {
 }
 
 /// Case 10: SIGTERM to `mpirun` itself (what `kill` of the launcher, or a batch system that
-/// signals only the job script, does). Open MPI passes SIGTERM on to its ranks as part of its
+/// signals only the job script, does), 1.5 s into a run of 200 s of model time (about 25 s
+/// of wall time on 2 cores: 20 s of model time ended before the signal once the step loop got
+/// faster). Open MPI passes SIGTERM on to its ranks as part of its
 /// own shutdown: the ranks write one checkpoint together (complete: every rank wrote its part
 /// before it was closed), one stop line names the signal and the checkpoint, no output file is
 /// left, all within 30 s. The ranks' own exit codes (4) cannot be recorded here: the launcher
@@ -775,7 +777,7 @@ fn sigterm_to_mpirun_checkpoints_on_every_rank() {
         "-o",
         out.to_str().unwrap(),
         "--set",
-        "simulation.t_stop=20000",
+        "simulation.t_stop=200000",
     ]
     .iter()
     .map(OsString::from)

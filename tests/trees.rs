@@ -160,7 +160,7 @@ fn dense_w(config: &Config, projections: &[&str]) -> Vec<Vec<f64>> {
         for (s, _, range) in table.runs() {
             let j = (table.source_start + s) as usize;
             for pos in range {
-                w[table.targets.get(pos) as usize][j] += table.weight_at(pos);
+                w[table.targets().get(pos) as usize][j] += table.weight_at(pos);
             }
         }
     }

@@ -123,7 +123,7 @@ fn synapses(config: &Config) -> Vec<(usize, usize, f64)> {
         for (s, _, range) in table.runs() {
             let j = (table.source_start + s) as usize;
             for pos in range {
-                out.push((table.targets.get(pos) as usize, j, table.weight_at(pos)));
+                out.push((table.targets().get(pos) as usize, j, table.weight_at(pos)));
             }
         }
     }

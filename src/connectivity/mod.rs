@@ -30,8 +30,11 @@ pub struct ProjectionTable {
     /// Where each source's synapses lie in `targets`.
     pub index: SourceIndex,
     /// The local targets, source by source, ascending within a source (repeated for
-    /// multapses; for a file, edges to one target in file order).
-    pub targets: Targets,
+    /// multapses; for a file, edges to one target in file order). Private, with `bound`, so
+    /// that what `bound` says of them holds for the table's life.
+    targets: Targets,
+    /// Every target is below this local index (0 for an empty table).
+    bound: usize,
     /// \[mV\] Per-synapse weights, parallel to `targets`; empty where every synapse has
     /// `weight`.
     pub weights: Vec<f32>,
@@ -47,6 +50,17 @@ pub struct ProjectionTable {
 }
 
 impl ProjectionTable {
+    /// The local targets of the synapses (see [`with_targets!`](crate::with_targets)).
+    pub fn targets(&self) -> &Targets {
+        &self.targets
+    }
+
+    /// Every target of this table is a local index below this (0 for an empty table): code
+    /// that indexes per-neuron arrays by target may check this once instead of per synapse.
+    pub fn targets_below(&self) -> usize {
+        self.bound
+    }
+
     /// The size of the source population.
     pub fn n_sources(&self) -> u64 {
         self.index.n_sources()
@@ -77,7 +91,7 @@ impl ProjectionTable {
             .collect();
         for (k, (i, range)) in runs.iter().enumerate() {
             if let Some((_, next)) = runs.get(k + 1) {
-                crate::with_targets!(self.targets, next.clone(), |t| prefetch_all(t));
+                crate::with_targets!(self.targets(), next.clone(), |t| prefetch_all(t));
                 prefetch_all(self.weights_at(next.clone()).unwrap_or_default());
             }
             f(*i, range.clone());
@@ -214,6 +228,14 @@ impl Targets {
         match self {
             Targets::Narrow(v) => u32::from(v[k]),
             Targets::Wide(v) => v[k],
+        }
+    }
+
+    /// The largest target, if any.
+    fn max(&self) -> Option<u32> {
+        match self {
+            Targets::Narrow(v) => v.iter().max().map(|&t| u32::from(t)),
+            Targets::Wide(v) => v.iter().max().copied(),
         }
     }
 
@@ -439,6 +461,7 @@ fn tables_of(
                 projection: k,
                 source_start: src.gid_start,
                 index,
+                bound: targets.max().map_or(0, |m| m as usize + 1),
                 targets,
                 weights,
                 weight: proj.weight,

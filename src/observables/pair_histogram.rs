@@ -233,7 +233,7 @@ fn pair_histogram(
         }
         let row = bs as usize * bins..(bs as usize + 1) * bins;
         let weights = table.weights_at(range.clone());
-        with_targets!(table.targets, range, |targets| match weights {
+        with_targets!(table.targets(), range, |targets| match weights {
             None => {
                 let counts = &mut counts[(r * n_proj + kk) * cells..][..cells];
                 let row = &mut counts[row];

@@ -648,7 +648,7 @@ fn pass(u: &[f64], m: usize, conn: &Connectivity, projections: &[usize], out: &m
                 let weights = table.weights_at(range.clone());
                 // One kernel per batch size, so that the interleaved sums of a target are
                 // added with fixed-size array code.
-                with_targets!(table.targets, range, |targets| match m {
+                with_targets!(table.targets(), range, |targets| match m {
                     2 => add::<_, 2>(targets, weights, w, us, out),
                     3 => add::<_, 3>(targets, weights, w, us, out),
                     4 => add::<_, 4>(targets, weights, w, us, out),
@@ -684,7 +684,7 @@ fn sparse_pass(
 /// weight, else the table's): one message, the loop of spike delivery.
 fn add_run(table: &ProjectionTable, range: Range<usize>, x: f64, out: &mut [f64]) {
     let weights = table.weights_at(range.clone());
-    with_targets!(table.targets, range, |targets| match weights {
+    with_targets!(table.targets(), range, |targets| match weights {
         None => {
             let wx = table.weight * x;
             for &t in targets {
