@@ -441,8 +441,8 @@ impl RingBuffer {
         RingBuffer {
             slots,
             n: n_local,
-            data: vec![0.0; slots * n_local],
-            counts: vec![0; slots * counting.classes() * n_local],
+            data: crate::memory::huge(vec![0.0; slots * n_local]),
+            counts: crate::memory::huge(vec![0; slots * counting.classes() * n_local]),
             counting,
         }
     }

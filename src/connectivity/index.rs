@@ -117,7 +117,7 @@ impl SourceIndex {
     pub fn from_counts(counts: &Counts) -> Self {
         let n = counts.low.len();
         let n_blocks = n.div_ceil(BLOCK as usize);
-        let mut blocks = Vec::with_capacity(n_blocks + 1);
+        let mut blocks = crate::memory::huge(Vec::with_capacity(n_blocks + 1));
         let (mut base, mut runs, mut widest) = (0u64, 0u32, 0u64);
         for b in 0..n_blocks {
             let mut block = Block {
@@ -143,13 +143,13 @@ impl SourceIndex {
             first_run: runs,
         });
         let mut starts = if widest <= u64::from(u16::MAX) {
-            Starts::U16(vec![0; runs as usize])
+            Starts::U16(crate::memory::huge(vec![0; runs as usize]))
         } else {
             assert!(
                 widest <= u64::from(u32::MAX),
                 "fewer than 2^32 synapses per 64 sources on one rank"
             );
-            Starts::U32(vec![0; runs as usize])
+            Starts::U32(crate::memory::huge(vec![0; runs as usize]))
         };
         for (b, block) in blocks[..n_blocks].iter().enumerate() {
             let mut start = 0;

@@ -199,9 +199,9 @@ impl Targets {
     /// `n` targets, all 0, narrow where `n_local` neurons fit 16-bit indices.
     fn zeros(n: usize, n_local: u64) -> Targets {
         if target_bytes(n_local) == 2 {
-            Targets::Narrow(vec![0; n])
+            Targets::Narrow(crate::memory::huge(vec![0; n]))
         } else {
-            Targets::Wide(vec![0; n])
+            Targets::Wide(crate::memory::huge(vec![0; n]))
         }
     }
 
@@ -395,7 +395,12 @@ fn tables_of(
         .collect();
     let mut weights: Vec<Vec<f32>> = index
         .iter()
-        .map(|x| vec![0f32; if weighted { x.n_synapses() as usize } else { 0 }])
+        .map(|x| {
+            crate::memory::huge(vec![
+                0f32;
+                if weighted { x.n_synapses() as usize } else { 0 }
+            ])
+        })
         .collect();
     // Where the tables are large against their sources (few ranks), a dense cursor per source
     // (at most 1/32 of the targets' bytes, for the time of the build) places each synapse
