@@ -13,7 +13,7 @@
 
 use crate::comm::Comm;
 use crate::config::{Config, ConnRule};
-use crate::connectivity::{prefetch, prefetch_all, Connectivity, Local, ProjectionTable};
+use crate::connectivity::{prefetch, prefetch_all, Connectivity, Loc, Local, ProjectionTable};
 use crate::model::lif::DIVERGED;
 use crate::with_targets;
 use std::ops::Range;
@@ -514,7 +514,7 @@ impl RingBuffer {
         } else {
             &scales[lo..lo + spikes.len()]
         };
-        each_run(table, spikes, |i, j, range| {
+        each_run(table, spikes, |i, loc, range| {
             let n_targets = range.len();
             events += n_targets as u64;
             let scale = scales.get(i).copied();
@@ -523,7 +523,7 @@ impl RingBuffer {
                 input[usize::from(e < 0)] += e * n_targets as i128;
             } else {
                 // A negative efficacy turns positive weights into negative input.
-                let [pos, neg] = table.weight_sums[j];
+                let [pos, neg] = table.weight_sums[table.index.run_number(loc)];
                 let parts = if e < 0 { [neg, pos] } else { [pos, neg] };
                 for (sum, part) in input.iter_mut().zip(parts) {
                     *sum += part * e;
@@ -802,11 +802,7 @@ fn sources_of<'a>(table: &ProjectionTable, spikes: &'a [u32]) -> (&'a [u32], usi
 /// chunk c + 1's runs, the starts of chunk c + 2 and the blocks of chunk c + 3 are fetched;
 /// each spike's whole run is fetched while the one before it is scattered.
 #[inline(always)]
-fn each_run(
-    table: &ProjectionTable,
-    spikes: &[u32],
-    mut f: impl FnMut(usize, usize, Range<usize>),
-) {
+fn each_run(table: &ProjectionTable, spikes: &[u32], mut f: impl FnMut(usize, Loc, Range<usize>)) {
     let index = &table.index;
     let offset = |g: u32| u64::from(g) - table.source_start;
     let n_chunks = spikes.len().div_ceil(CHUNK) as isize;
@@ -815,8 +811,8 @@ fn each_run(
         &spikes[c * CHUNK..((c + 1) * CHUNK).min(spikes.len())]
     };
     let mut located = [[None; CHUNK]; 2];
-    // A spike's run number and positions (None: no synapses here).
-    type Run = Option<(usize, Range<usize>)>;
+    // Where a spike's run lies and its positions (None: no synapses here).
+    type Run = Option<(Loc, Range<usize>)>;
     let mut runs: [[Run; CHUNK]; 2] = std::array::from_fn(|_| std::array::from_fn(|_| None));
     for c in -3..n_chunks {
         if c + 3 < n_chunks {
@@ -830,8 +826,8 @@ fn each_run(
             let located = &mut located[(c + 2) as usize % 2];
             for (l, &g) in located.iter_mut().zip(chunk(c + 2)) {
                 *l = index.locate(offset(g));
-                if let Some((_, j)) = *l {
-                    prefetch(index.start_ptr(j));
+                if let Some(loc) = *l {
+                    prefetch(index.start_ptr(loc));
                 }
             }
         }
@@ -839,7 +835,7 @@ fn each_run(
             let next = chunk(c + 1);
             let located = &located[(c + 1) as usize % 2][..next.len()];
             for (run, l) in runs[(c + 1) as usize % 2].iter_mut().zip(located) {
-                *run = l.map(|(b, j)| (j, index.range(b, j)));
+                *run = l.map(|loc| (loc, index.range(loc)));
                 if let Some((_, r)) = run {
                     with_targets!(table.targets(), r.clone(), |t| prefetch(t.as_ptr()));
                 }
@@ -856,8 +852,8 @@ fn each_run(
                 prefetch_all(table.weights_at(r.clone()).unwrap_or_default());
             }
             // A source without targets here costs one look at its block of the index.
-            if let Some((j, range)) = run.clone() {
-                f(first + k, j, range);
+            if let Some((loc, range)) = run.clone() {
+                f(first + k, loc, range);
             }
         }
     }

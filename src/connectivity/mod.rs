@@ -18,7 +18,7 @@ mod index;
 use crate::config::{Config, ConfigError, ConnRule, Population, Projection};
 use crate::network::{self, Synapses};
 use index::Counts;
-pub use index::SourceIndex;
+pub use index::{Loc, SourceIndex};
 use std::ops::Range;
 
 /// The synapses of one projection with one delay onto this rank's neurons.
@@ -465,7 +465,7 @@ fn tables_of(
             ProjectionTable {
                 projection: k,
                 source_start: src.gid_start,
-                index,
+                index: index.compact(),
                 bound: targets.max().map_or(0, |m| m as usize + 1),
                 targets,
                 weights,
@@ -727,9 +727,10 @@ mod tests {
             (0.3, 2)
         );
         assert_eq!(conn.n_synapses(), 7);
-        // 2 bytes per synapse (9 local neurons); the index: one block of 64 sources and the
-        // closing one (24 bytes each), 2 bytes for each of the 5 sources present.
-        assert_eq!(conn.bytes(), 2 * 7 + 2 * 24 + 2 * 5);
+        // 2 bytes per synapse (9 local neurons); the index: one line of 26 sources (64
+        // bytes), within 1/8 of one block of 64 sources and the closing one (24 bytes each)
+        // with 2 bytes for each of the 5 sources present (58 bytes).
+        assert_eq!(conn.bytes(), 2 * 7 + 64);
         std::fs::remove_file(&path).ok();
     }
 
