@@ -507,6 +507,12 @@ impl RingBuffer {
         let at = step + u64::from(table.delay_steps);
         let slot = self.slot_mut(at);
         let mut slot_neg = negative.map(|r| r.slot_mut(at));
+        let bound = table.targets_below();
+        assert!(
+            bound <= slot.len() && slot_neg.as_ref().is_none_or(|n| bound <= n.len()),
+            "a synapse's target beyond the rank's {} neurons",
+            slot.len()
+        );
         let (spikes, lo) = sources_of(table, spikes);
         let w = table.weight;
         let scales = if scales.is_empty() {
@@ -534,9 +540,11 @@ impl RingBuffer {
                 negative: slot_neg.as_deref_mut(),
             };
             let weights = table.weights_at(range.clone());
-            with_targets!(table.targets(), range, |t| add_run(
-                t, weights, w, scale, into
-            ));
+            // SAFETY: the run's targets are the table's, below `targets_below()`, which is
+            // at most the length of both slots (asserted above); its weights are as many.
+            with_targets!(table.targets(), range, |t| unsafe {
+                add_run(t, weights, w, scale, into)
+            });
         });
         Delivered { events, input }
     }
@@ -736,8 +744,13 @@ struct Sink<'a> {
 
 /// Adds one spike's run: `targets` with per-synapse `weights` or the table's weight `w`, each
 /// times the spike's efficacy `scale` (none: 1).
+///
+/// # Safety
+/// Every target is below the length of `into`'s slots (a table's targets are below its
+/// [`ProjectionTable::targets_below`], checked once per table against them), and `weights`,
+/// where given, is as long as `targets`.
 #[inline(always)]
-fn add_run<T: Local>(
+unsafe fn add_run<T: Local>(
     targets: &[T],
     weights: Option<&[f32]>,
     w: f64,
@@ -745,6 +758,8 @@ fn add_run<T: Local>(
     into: Sink,
 ) {
     let Sink { slot, negative } = into;
+    // SAFETY (every access below): the caller's bound on the targets.
+    let add = |slot: &mut [f64], t: T, x: f64| unsafe { *slot.get_unchecked_mut(t.at()) += x };
     match (weights, negative) {
         (None, neg) => {
             // One value for the whole run, hence one slot.
@@ -754,18 +769,18 @@ fn add_run<T: Local>(
                 _ => slot,
             };
             for &t in targets {
-                slot[t.at()] += we;
+                add(slot, t, we);
             }
         }
         (Some(weights), None) => match scale {
             None => {
                 for (&t, &wk) in targets.iter().zip(weights) {
-                    slot[t.at()] += f64::from(wk);
+                    add(slot, t, f64::from(wk));
                 }
             }
             Some(e) => {
                 for (&t, &wk) in targets.iter().zip(weights) {
-                    slot[t.at()] += f64::from(wk) * e;
+                    add(slot, t, f64::from(wk) * e);
                 }
             }
         },
@@ -774,9 +789,9 @@ fn add_run<T: Local>(
             for (&t, &wk) in targets.iter().zip(weights) {
                 let x = f64::from(wk) * e;
                 if x < 0.0 {
-                    neg[t.at()] += x;
+                    add(neg, t, x);
                 } else {
-                    slot[t.at()] += x;
+                    add(slot, t, x);
                 }
             }
         }
