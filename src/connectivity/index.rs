@@ -396,19 +396,32 @@ impl SourceIndex {
 
     /// Every present source, ascending: (source offset, run number, positions).
     pub fn runs(&self) -> impl Iterator<Item = (u64, usize, Range<usize>)> + '_ {
-        // Blocks skip their absent sources by the presence masks; lines look every source up.
-        let (blocks, lined) = match &self.layout {
-            Layout::Blocks { blocks, .. } => (&blocks[..blocks.len() - 1], 0),
-            Layout::Lines(_) => (&[][..], self.n_sources),
+        // Blocks skip their absent sources by the presence masks; lines count their runs.
+        let (blocks, lines) = match &self.layout {
+            Layout::Blocks { blocks, .. } => (&blocks[..blocks.len() - 1], &[][..]),
+            Layout::Lines(lines) => (&[][..], &lines[..]),
         };
-        let present = blocks.iter().enumerate().flat_map(|(b, block)| {
+        let in_blocks = blocks.iter().enumerate().flat_map(move |(b, block)| {
             (0..BLOCK)
                 .filter(move |i| block.present >> i & 1 == 1)
-                .map(move |i| b as u64 * BLOCK + i)
+                .map(move |i| {
+                    let s = b as u64 * BLOCK + i;
+                    let (j, range) = self.lookup(s).expect("present");
+                    (s, j, range)
+                })
         });
-        present
-            .chain(0..lined)
-            .filter_map(move |s| self.lookup(s).map(|(j, r)| (s, j, r)))
+        let in_lines = lines.iter().enumerate().flat_map(move |(l, line)| {
+            let mut j = line.first_run as usize;
+            (0..LINE).filter_map(move |i| {
+                let (start, end) = line.span(i);
+                (end > start).then(|| {
+                    j += 1;
+                    let r = (line.base + start) as usize..(line.base + end) as usize;
+                    ((l * LINE + i) as u64, j - 1, r)
+                })
+            })
+        });
+        in_blocks.chain(in_lines)
     }
 
     pub fn n_sources(&self) -> u64 {
@@ -531,11 +544,12 @@ mod tests {
                 }
                 assert_eq!(index.n_synapses(), total);
                 assert_eq!(index.n_runs(), runs);
-                let listed: Vec<u64> = index.runs().map(|(s, _, _)| s).collect();
-                let present: Vec<u64> = (0..counts.len() as u64)
-                    .filter(|&s| counts[s as usize] > 0)
+                let listed: Vec<(u64, usize, Range<usize>)> = index.runs().collect();
+                let looked_up: Vec<(u64, usize, Range<usize>)> = (0..counts.len() as u64)
+                    .filter_map(|s| index.lookup(s).map(|(j, r)| (s, j, r)))
                     .collect();
-                assert_eq!(listed, present);
+                assert_eq!(listed, looked_up);
+                assert_eq!(listed.len(), runs);
             }
         }
         assert_eq!(

@@ -87,7 +87,10 @@ impl ProjectionTable {
         let from = gids.partition_point(|&g| g < start);
         let to = gids.partition_point(|&g| g < start + self.n_sources());
         let runs: Vec<(usize, Range<usize>)> = (from..to)
-            .filter_map(|i| self.run(gids[i] - start).map(|(_, range)| (i, range)))
+            .filter_map(|i| {
+                let loc = self.index.locate(gids[i] - start)?;
+                Some((i, self.index.range(loc)))
+            })
             .collect();
         for (k, (i, range)) in runs.iter().enumerate() {
             if let Some((_, next)) = runs.get(k + 1) {
