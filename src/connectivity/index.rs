@@ -246,7 +246,7 @@ impl SourceIndex {
         }
     }
 
-    /// The index of the filled table in lines of [`LINE`] sources where that costs at most
+    /// The index of the filled table in lines of 26 sources where that costs at most
     /// 1/8 more memory than blocks and starts (nearly every source present) and every line
     /// spans fewer than 2^16 synapses; else unchanged. For a moment both are held.
     pub fn compact(self) -> Self {
