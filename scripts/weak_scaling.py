@@ -14,7 +14,8 @@ peak memory and its time per phase; delivery is reported per synaptic event. The
 with m the bytes a rank sends per window (header, counts and the spikes of its share at the
 limit's rate), alpha and beta fitted here (examples/allgather.rs on 2 ranks, shared memory) and
 for an InfiniBand cluster from stated figures (--ib-latency, --ib-bandwidth). Between measured
-P, compute(P) is interpolated linearly in log P; waiting for slower ranks is not modelled.
+P, compute(P) is interpolated linearly in log P, and the projection stops at the largest P
+measured; waiting for slower ranks is not modelled.
 
     scripts/weak_scaling.py [--share 100000] [--ranks 1,32,1024,16384] [--t-stop 20]
                             [--binary OTHER_BUILD] [--json results.json]
@@ -163,8 +164,12 @@ def main():
     print("|---|---|---|---|---|---|")
     t1 = compute(1)
     proj = []
+    # Only up to the largest P measured: beyond it compute(P) would be a guess.
+    largest = max(ranks)
     for k in range(0, 15):
         p = 2 ** k
+        if p > largest:
+            break
         c = compute(p)
         g = collective(p, a.ib_latency, 1.0 / a.ib_bandwidth)
         wall = c + g
