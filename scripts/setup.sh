@@ -32,7 +32,7 @@ if ! command -v cargo >/dev/null; then
     [[ -x "$HOME/.cargo/bin/cargo" ]] && export PATH="$HOME/.cargo/bin:$PATH"
 fi
 if ! command -v cargo >/dev/null; then
-    echo "setup: error: no Rust toolchain (cargo) found; install Rust >= 1.85 (rustup) first" >&2
+    echo "setup: error: no Rust toolchain (cargo) found; install Rust >= 1.89 (rustup) first" >&2
     exit 1
 fi
 

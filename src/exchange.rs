@@ -1041,7 +1041,7 @@ mod tests {
                 crate::network::synapses_of(&c, k, gid, &mut syn).unwrap();
                 let start = c.populations[proj.source].gid_start;
                 for (i, &s) in syn.sources.iter().enumerate() {
-                    if (start + u64::from(s)) % 3 != 0 {
+                    if !(start + u64::from(s)).is_multiple_of(3) {
                         continue;
                     }
                     let w = syn
@@ -1124,7 +1124,7 @@ mod tests {
         for first in (0..12u64).step_by(2) {
             let mut window = Window::default();
             for step in first..first + 2 {
-                let spikes = (0..80).filter(|g| (g + step as u32) % 3 != 0).collect();
+                let spikes = (0..80).filter(|g| !(g + step as u32).is_multiple_of(3)).collect();
                 window.steps.push((spikes, Vec::new()));
             }
             let mut delivered = Vec::new();

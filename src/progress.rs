@@ -86,7 +86,7 @@ impl Progress {
         match &self.mode {
             Mode::Silent => {}
             Mode::Bar(bar) => {
-                if step % 64 == 0 || step == self.n_steps {
+                if step.is_multiple_of(64) || step == self.n_steps {
                     bar.set_position(step);
                     bar.set_message(status(self));
                 }

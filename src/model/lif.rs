@@ -287,12 +287,68 @@ impl LifStep {
     /// correction), a Poisson count (with external input), in that order.
     pub fn advance(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+        {
+            // SAFETY: the CPU has AVX-512 F and VL, checked just above.
+            unsafe { self.advance_avx512(state, first_gid, spikes) };
+            return;
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
             unsafe { self.advance_avx2(state, first_gid, spikes) };
             return;
         }
         self.advance_lanes(state, first_gid, spikes);
+    }
+
+    /// [`LifStep::advance`] with AVX-512 intrinsics ([`avx512`]) for groups of eight neurons,
+    /// and [`LifStep::advance_avx2`] for the last few and for the scalar Poisson sampler.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VL.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512vl")]
+    unsafe fn advance_avx512(&self, state: LifState<'_>, first_gid: u32, spikes: &mut Vec<u32>) {
+        let noise = self.c.s > 0.0;
+        let bridge = self.c.bridge_coef != 0.0;
+        let table = match &self.poisson {
+            Some(Drive::Alias(t)) => Some(t),
+            Some(Drive::Sampler(_)) => return self.advance_lanes(state, first_gid, spikes),
+            None => None,
+        };
+        let LifState {
+            v,
+            refractory,
+            rng,
+            input,
+        } = state;
+        let full = v.len() - v.len() % 8;
+        let (v, v_rest) = v.split_at_mut(full);
+        let (r, r_rest) = refractory.split_at_mut(full);
+        let (s, s_rest) = rng.split_at_mut(full);
+        let (i, i_rest) = input.split_at_mut(full);
+        let main = avx512::Slices { v, r, s, input: i };
+        let c = &self.c;
+        // SAFETY: AVX-512 F and VL are enabled in this function.
+        unsafe {
+            match (noise, bridge) {
+                (false, false) => {
+                    avx512::advance::<false, false>(c, table, main, first_gid, spikes)
+                }
+                (true, false) => avx512::advance::<true, false>(c, table, main, first_gid, spikes),
+                (_, true) => avx512::advance::<true, true>(c, table, main, first_gid, spikes),
+            }
+        }
+        let rest = LifState {
+            v: v_rest,
+            refractory: r_rest,
+            rng: s_rest,
+            input: i_rest,
+        };
+        // SAFETY: AVX-512 F implies AVX2.
+        unsafe { self.advance_avx2(rest, first_gid + full as u32, spikes) };
     }
 
     /// [`LifStep::advance`] with AVX2 intrinsics ([`avx2`]) for groups of four neurons, and
@@ -508,6 +564,18 @@ fn push_spikes(first_gid: u32, mut fired: u32, diverged: u32, spikes: &mut Vec<u
     }
 }
 
+/// Resets the neurons of a vector group (`v`, `r`) whose bits are set in `fired`.
+#[cfg(target_arch = "x86_64")]
+#[cold]
+fn reset_group(c: &Coef, fired: u32, v: &mut [f64], r: &mut [u32]) {
+    for (j, (v, r)) in v.iter_mut().zip(r).enumerate() {
+        if fired >> j & 1 != 0 {
+            *v = c.v_reset;
+            *r = c.ref_steps;
+        }
+    }
+}
+
 /// The LIF step on four neurons per AVX2 register: the same arithmetic as
 /// [`LifStep::advance_lanes`] operation for operation (multiplications and additions in the
 /// same order, no fused multiply-add), so the same numbers. The normal and bridge variates are
@@ -687,7 +755,7 @@ mod avx2 {
             if fired != 0 {
                 let mut v1s = [0.0; 4];
                 _mm256_storeu_pd(v1s.as_mut_ptr(), v1);
-                reset(c, fired, &mut v[g..g + 4], &mut r[g..g + 4]);
+                super::reset_group(c, fired, &mut v[g..g + 4], &mut r[g..g + 4]);
                 let mut diverged = 0;
                 for (j, x) in v1s.iter().enumerate() {
                     diverged |= u32::from(!x.is_finite()) << j;
@@ -700,14 +768,214 @@ mod avx2 {
             }
         }
     }
+}
 
-    /// Resets the neurons of the bits set in `fired`.
-    #[cold]
-    fn reset(c: &Coef, fired: u32, v: &mut [f64], r: &mut [u32]) {
-        for j in 0..4 {
-            if fired >> j & 1 != 0 {
-                v[j] = c.v_reset;
-                r[j] = c.ref_steps;
+/// The LIF step on eight neurons per AVX-512 register: the arithmetic of [`avx2`] operation for
+/// operation, so the same numbers; rotations, unsigned comparisons and masks are single
+/// instructions here, and the eight streams' states are transposed with two-source permutes.
+#[cfg(target_arch = "x86_64")]
+mod avx512 {
+    use super::Coef;
+    use crate::model::lanes;
+    use crate::model::poisson::PoissonAlias;
+    use crate::rng::Stream;
+    use std::arch::x86_64::*;
+
+    /// The state of a multiple of eight neurons.
+    pub struct Slices<'a> {
+        pub v: &'a mut [f64],
+        pub r: &'a mut [u32],
+        pub s: &'a mut [Stream],
+        pub input: &'a mut [f64],
+    }
+
+    /// Eight Xoshiro256++ states, word `w` of the eight in `s[w]`.
+    #[inline(always)]
+    unsafe fn next(s: &mut [__m512i; 4]) -> __m512i {
+        let out = _mm512_add_epi64(_mm512_rol_epi64::<23>(_mm512_add_epi64(s[0], s[3])), s[0]);
+        let t = _mm512_slli_epi64::<17>(s[1]);
+        s[2] = _mm512_xor_si512(s[2], s[0]);
+        s[3] = _mm512_xor_si512(s[3], s[1]);
+        s[1] = _mm512_xor_si512(s[1], s[2]);
+        s[0] = _mm512_xor_si512(s[0], s[3]);
+        s[2] = _mm512_xor_si512(s[2], t);
+        s[3] = _mm512_rol_epi64::<45>(s[3]);
+        out
+    }
+
+    /// Picks words of `a` (indices 0-7) and `b` (8-15).
+    #[inline(always)]
+    unsafe fn pick(a: __m512i, idx: [i64; 8], b: __m512i) -> __m512i {
+        let i = _mm512_setr_epi64(
+            idx[0], idx[1], idx[2], idx[3], idx[4], idx[5], idx[6], idx[7],
+        );
+        _mm512_permutex2var_epi64(a, i, b)
+    }
+
+    const EVEN_WORDS: [i64; 8] = [0, 4, 8, 12, 1, 5, 9, 13];
+    const ODD_WORDS: [i64; 8] = [2, 6, 10, 14, 3, 7, 11, 15];
+    const LOW_HALVES: [i64; 8] = [0, 1, 2, 3, 8, 9, 10, 11];
+    const HIGH_HALVES: [i64; 8] = [4, 5, 6, 7, 12, 13, 14, 15];
+
+    /// Eight streams' states, two per register (stream by stream), to their words side by side.
+    #[inline(always)]
+    unsafe fn to_words(z: [__m512i; 4]) -> [__m512i; 4] {
+        // Per four streams: words 0 and 1, and words 2 and 3, each word's four side by side.
+        let (a01, a23) = (pick(z[0], EVEN_WORDS, z[1]), pick(z[0], ODD_WORDS, z[1]));
+        let (b01, b23) = (pick(z[2], EVEN_WORDS, z[3]), pick(z[2], ODD_WORDS, z[3]));
+        [
+            pick(a01, LOW_HALVES, b01),
+            pick(a01, HIGH_HALVES, b01),
+            pick(a23, LOW_HALVES, b23),
+            pick(a23, HIGH_HALVES, b23),
+        ]
+    }
+
+    /// The inverse of [`to_words`].
+    #[inline(always)]
+    unsafe fn to_streams(w: [__m512i; 4]) -> [__m512i; 4] {
+        let (a01, b01) = (pick(w[0], LOW_HALVES, w[1]), pick(w[0], HIGH_HALVES, w[1]));
+        let (a23, b23) = (pick(w[2], LOW_HALVES, w[3]), pick(w[2], HIGH_HALVES, w[3]));
+        [
+            pick(a01, EVEN_WORDS, a23),
+            pick(a01, ODD_WORDS, a23),
+            pick(b01, EVEN_WORDS, b23),
+            pick(b01, ODD_WORDS, b23),
+        ]
+    }
+
+    #[inline(always)]
+    unsafe fn words(x: __m512i) -> [u64; 8] {
+        let mut w = [0u64; 8];
+        _mm512_storeu_si512(w.as_mut_ptr().cast(), x);
+        w
+    }
+
+    /// [`super::avx2::advance`] on eight neurons at a time.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512 F and VL; the slices have one length, a multiple of eight.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub unsafe fn advance<const NOISE: bool, const BRIDGE: bool>(
+        c: &Coef,
+        table: Option<&PoissonAlias>,
+        state: Slices<'_>,
+        first_gid: u32,
+        spikes: &mut Vec<u32>,
+    ) {
+        let Slices { v, r, s, input } = state;
+        let n = v.len();
+        assert!(n % 8 == 0 && r.len() == n && s.len() == n && input.len() == n);
+        let a = _mm512_set1_pd(c.a);
+        let b = _mm512_set1_pd(c.b);
+        let sd = _mm512_set1_pd(c.s);
+        let v_th = _mm512_set1_pd(c.v_th);
+        let neg_inf = _mm512_set1_pd(f64::NEG_INFINITY);
+        let w = _mm512_set1_pd(c.poisson_weight);
+        let (bits, cells, mask) = match table {
+            Some(t) => {
+                let (bits, cells) = t.parts();
+                (
+                    bits,
+                    cells.as_ptr(),
+                    _mm512_set1_epi64(((1u64 << bits) - 1) as i64),
+                )
+            }
+            None => (1, std::ptr::null(), _mm512_setzero_si512()),
+        };
+        let shift_up = _mm_cvtsi32_si128(bits as i32);
+        let shift_down = _mm_cvtsi32_si128(64 - bits as i32);
+        // A table of at most 32 cells (means up to about 3 per step) is held in four
+        // registers and read by permutes, which cost less than a gather.
+        let held = !cells.is_null() && bits <= 5;
+        let [t0, t1, t2, t3] = if held {
+            [0, 8, 16, 24].map(|c| _mm512_loadu_si512(cells.add(c).cast()))
+        } else {
+            [_mm512_setzero_si512(); 4]
+        };
+        let sixteen = _mm512_set1_epi64(16);
+        let magic = _mm512_set1_epi64(0x4330_0000_0000_0000);
+        let two52 = _mm512_set1_pd(4_503_599_627_370_496.0);
+        let zero = _mm512_setzero_pd();
+        let minus_one = _mm256_set1_epi32(-1);
+        let vp = v.as_mut_ptr();
+        let rp = r.as_mut_ptr();
+        // `Stream` is `repr(C)` over `[u64; 4]`: two streams are 64 contiguous bytes.
+        let sp = s.as_mut_ptr().cast::<__m512i>();
+        let ip = input.as_mut_ptr();
+        for g in (0..n).step_by(8) {
+            let h = g / 2;
+            let mut st = to_words([
+                _mm512_loadu_si512(sp.add(h)),
+                _mm512_loadu_si512(sp.add(h + 1)),
+                _mm512_loadu_si512(sp.add(h + 2)),
+                _mm512_loadu_si512(sp.add(h + 3)),
+            ]);
+            let v0 = _mm512_loadu_pd(vp.add(g));
+            let mut vc = _mm512_add_pd(_mm512_mul_pd(a, v0), b);
+            if NOISE {
+                let x = words(next(&mut st));
+                let xi = x.map(lanes::normal);
+                vc = _mm512_add_pd(vc, _mm512_mul_pd(sd, _mm512_loadu_pd(xi.as_ptr())));
+            }
+            let mut spiked = _mm512_cmp_pd_mask::<_CMP_GE_OQ>(vc, v_th);
+            if BRIDGE {
+                let x = words(next(&mut st));
+                let mut v0s = [0.0; 8];
+                let mut vcs = [0.0; 8];
+                _mm512_storeu_pd(v0s.as_mut_ptr(), v0);
+                _mm512_storeu_pd(vcs.as_mut_ptr(), vc);
+                for j in 0..8 {
+                    spiked |= u8::from(c.bridge_crossed(v0s[j], vcs[j], x[j])) << j;
+                }
+            }
+            let mut jump = _mm512_loadu_pd(ip.add(g));
+            _mm512_storeu_pd(ip.add(g), zero);
+            if !cells.is_null() {
+                // `PoissonAlias::count` on eight draws.
+                let x = next(&mut st);
+                let cell = _mm512_srl_epi64(x, shift_down);
+                let e = if held {
+                    let low = _mm512_permutex2var_epi64(t0, cell, t1);
+                    let high = _mm512_permutex2var_epi64(t2, cell, t3);
+                    _mm512_mask_blend_epi64(_mm512_test_epi64_mask(cell, sixteen), low, high)
+                } else {
+                    _mm512_i64gather_epi64::<8>(cell, cells.cast())
+                };
+                let key = _mm512_or_si512(_mm512_sll_epi64(x, shift_up), mask);
+                let keep = _mm512_cmpgt_epu64_mask(e, key);
+                let k = _mm512_mask_blend_epi64(keep, _mm512_and_si512(e, mask), cell);
+                // k < 2^52 as a double: the mantissa of 2^52 + k, minus 2^52.
+                let kf = _mm512_sub_pd(_mm512_castsi512_pd(_mm512_or_si512(k, magic)), two52);
+                jump = _mm512_add_pd(jump, _mm512_mul_pd(kf, w));
+            }
+            let v1 = _mm512_add_pd(vc, jump);
+            let fire = spiked
+                | _mm512_cmp_pd_mask::<_CMP_NLT_UQ>(v1, v_th)
+                | _mm512_cmp_pd_mask::<_CMP_EQ_OQ>(v1, neg_inf);
+            let r0 = _mm256_loadu_si256(rp.add(g).cast());
+            let active = _mm256_cmpeq_epi32_mask(r0, _mm256_setzero_si256());
+            // Refractory neurons count down and keep their potential; active ones take v1,
+            // and the few that fire are reset below.
+            _mm256_storeu_si256(
+                rp.add(g).cast(),
+                _mm256_mask_blend_epi32(active, _mm256_add_epi32(r0, minus_one), r0),
+            );
+            _mm512_storeu_pd(vp.add(g), _mm512_mask_blend_pd(active, v0, v1));
+            let fired = u32::from(fire & active);
+            if fired != 0 {
+                let mut v1s = [0.0; 8];
+                _mm512_storeu_pd(v1s.as_mut_ptr(), v1);
+                super::reset_group(c, fired, &mut v[g..g + 8], &mut r[g..g + 8]);
+                let mut diverged = 0;
+                for (j, x) in v1s.iter().enumerate() {
+                    diverged |= u32::from(!x.is_finite()) << j;
+                }
+                super::push_spikes(first_gid + g as u32, fired, diverged, spikes);
+            }
+            let out = to_streams(st);
+            for (j, x) in out.into_iter().enumerate() {
+                _mm512_storeu_si512(sp.add(h + j), x);
             }
         }
     }
@@ -948,10 +1216,12 @@ mod tests {
         assert!((measured - period).abs() <= 0.1, "{measured} vs {period}");
     }
 
-    /// The AVX2 update and the baseline one give the same bits: potentials, refractory counts,
-    /// stream positions and spikes, for every combination of noise, bridge and Poisson input,
-    /// with a population size that is not a multiple of the lane width, synaptic input that
-    /// makes neurons fire, and one input that makes a potential NaN.
+    /// The AVX2 update, the update `advance` chooses (AVX-512 where the CPU has it, as on the
+    /// machines this is tested on) and the baseline one give the same bits: potentials,
+    /// refractory counts, stream positions and spikes, for every combination of noise, bridge
+    /// and Poisson input, with a population size that is not a multiple of either vector width
+    /// (37 = 4 x 8 + 4 + 1), synaptic input that makes neurons fire, and one input that makes a
+    /// potential NaN.
     #[test]
     fn vector_and_baseline_updates_agree() {
         #[cfg(target_arch = "x86_64")]
@@ -971,14 +1241,14 @@ mod tests {
             let m = lif(&format!("v_th = 20.0\nt_ref = 0.5\n{extra}"));
             let step = m.stepper(0.1);
             let n = 37;
-            let mut v = [vec![5.0; n], vec![5.0; n]];
-            let mut r = [vec![0u32; n], vec![0u32; n]];
-            let mut s = [0, 1].map(|_| -> Vec<Stream> {
+            let mut v = [0, 1, 2].map(|_| vec![5.0; n]);
+            let mut r = [0, 1, 2].map(|_| vec![0u32; n]);
+            let mut s = [0, 1, 2].map(|_| -> Vec<Stream> {
                 (0..n as u64)
                     .map(|g| rng::stream(2, g, Purpose::Dynamics))
                     .collect()
             });
-            let mut spikes = [Vec::new(), Vec::new()];
+            let mut spikes = [Vec::new(), Vec::new(), Vec::new()];
             let mut drive = rng::stream(3, 0, Purpose::Init);
             for t in 0..3000 {
                 let inp: Vec<f64> = (0..n)
@@ -990,7 +1260,7 @@ mod tests {
                         }
                     })
                     .collect();
-                for (k, simd) in [false, true].into_iter().enumerate() {
+                for k in 0..3 {
                     let mut input = inp.clone();
                     let st = LifState {
                         v: &mut v[k],
@@ -998,20 +1268,22 @@ mod tests {
                         rng: &mut s[k],
                         input: &mut input,
                     };
-                    if simd {
+                    match k {
+                        0 => step.advance_lanes(st, 100, &mut spikes[k]),
                         // SAFETY: AVX2 was detected above.
-                        unsafe { step.advance_avx2(st, 100, &mut spikes[k]) };
-                    } else {
-                        step.advance_lanes(st, 100, &mut spikes[k]);
+                        1 => unsafe { step.advance_avx2(st, 100, &mut spikes[k]) },
+                        _ => step.advance(st, 100, &mut spikes[k]),
                     }
                     assert!(input.iter().all(|&x| x == 0.0));
                 }
             }
             let bits = |x: &[f64]| x.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&v[0]), bits(&v[1]), "{extra}");
-            assert_eq!(r[0], r[1], "{extra}");
-            assert_eq!(s[0], s[1], "{extra}");
-            assert_eq!(spikes[0], spikes[1], "{extra}");
+            for k in 1..3 {
+                assert_eq!(bits(&v[0]), bits(&v[k]), "{extra}, path {k}");
+                assert_eq!(r[0], r[k], "{extra}, path {k}");
+                assert_eq!(s[0], s[k], "{extra}, path {k}");
+                assert_eq!(spikes[0], spikes[k], "{extra}, path {k}");
+            }
             assert!(spikes[0].len() > 100, "{extra}: {} spikes", spikes[0].len());
             assert!(spikes[0].contains(&(130 | DIVERGED)), "{extra}");
         }

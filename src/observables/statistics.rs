@@ -143,7 +143,7 @@ impl Statistics {
         rates.each_bin(|b, row| {
             if (first..whole).contains(&b) {
                 sum += row[p];
-                if (b - first + 1) % per == 0 {
+                if (b - first + 1).is_multiple_of(per) {
                     counts.push(sum as f64);
                     sum = 0;
                 }
