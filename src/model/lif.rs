@@ -279,9 +279,9 @@ impl LifStep {
     /// whose potential became NaN or infinite is appended with [`DIVERGED`] set in its gid.
     ///
     /// The neurons advance several at a time, their streams stepped side by side
-    /// ([`super::lanes`]): four per AVX2 register where the CPU has AVX2, otherwise
-    /// in lanes of [`LANES`] in the baseline instruction set, with the same arithmetic and so
-    /// the same numbers. Every neuron draws the
+    /// ([`super::lanes`]): eight per AVX-512 register where the CPU has AVX-512 F and VL, four
+    /// per AVX2 register where it has AVX2, otherwise in lanes of [`LANES`] in the baseline
+    /// instruction set, with the same arithmetic and so the same numbers. Every neuron draws the
     /// same numbers from its stream at every step, refractory or not, whatever the outcome: a
     /// normal variate by inversion (with noise), a uniform for the bridge (with the bridge
     /// correction), a Poisson count (with external input), in that order.
