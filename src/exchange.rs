@@ -1124,7 +1124,9 @@ mod tests {
         for first in (0..12u64).step_by(2) {
             let mut window = Window::default();
             for step in first..first + 2 {
-                let spikes = (0..80).filter(|g| !(g + step as u32).is_multiple_of(3)).collect();
+                let spikes = (0..80)
+                    .filter(|g| !(g + step as u32).is_multiple_of(3))
+                    .collect();
                 window.steps.push((spikes, Vec::new()));
             }
             let mut delivered = Vec::new();

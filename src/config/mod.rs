@@ -149,7 +149,9 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn fires(&self, boundary: u64) -> bool {
-        boundary >= self.start && boundary <= self.stop && (boundary - self.start).is_multiple_of(self.every)
+        boundary >= self.start
+            && boundary <= self.stop
+            && (boundary - self.start).is_multiple_of(self.every)
     }
     pub fn count(&self) -> u64 {
         (self.stop - self.start) / self.every + 1

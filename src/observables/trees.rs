@@ -750,6 +750,35 @@ fn scale(x: f64, k: i64) -> f64 {
     }
 }
 
+/// `x * 2^shift` truncated toward zero, for finite `x` and `|x| 2^shift < 2^127`: the value
+/// `scale(x, shift) as i128` takes, from the bits of `x` (its mantissa shifted), without the
+/// library's conversion to `i128`, which the terms of a tree's sums mostly needed (they are
+/// scaled to about 2^112).
+fn truncated(x: f64, shift: i64) -> i128 {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i64;
+    let fraction = bits & ((1 << 52) - 1);
+    // x = m 2^e
+    let (m, e) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | 1 << 52, biased - 1075)
+    };
+    let k = e + shift;
+    let v = if k >= 0 {
+        i128::from(m) << k
+    } else if k > -64 {
+        i128::from(m >> -k)
+    } else {
+        0
+    };
+    if bits >> 63 == 1 {
+        -v
+    } else {
+        v
+    }
+}
+
 /// Code of a series' largest term: the exponent `e` with `max |x| < 2^e`, `-inf` when all
 /// terms are zero, `+inf` when one is not finite.
 fn max_exponent(xs: &[f64]) -> f64 {
@@ -801,17 +830,7 @@ fn exact_sums(parts: &[Vec<f64>], n_total: u64, comm: &dyn Comm) -> Vec<f64> {
         .zip(&shifts)
         .map(|(part, shift)| {
             let Some(shift) = *shift else { return 0 };
-            part.iter()
-                .map(|&x| {
-                    let y = scale(x, shift);
-                    // Truncation toward zero; through i64 where it fits (one instruction).
-                    if y.abs() < 9.0e18 {
-                        y as i64 as i128
-                    } else {
-                        y as i128
-                    }
-                })
-                .sum()
+            part.iter().map(|&x| truncated(x, shift)).sum()
         })
         .collect();
     comm.sum_i128(&mut sums);
@@ -829,6 +848,46 @@ fn exact_sums(parts: &[Vec<f64>], n_total: u64, comm: &dyn Comm) -> Vec<f64> {
 mod tests {
     use super::*;
     use crate::comm::SerialComm;
+
+    /// The conversion from the bits equals scaling in floating point and converting with the
+    /// library (truncation toward zero) for every term a sum can hold: both signs, normal and
+    /// subnormal values, results of magnitude below 1, near 2^63 and up to 2^126.
+    #[test]
+    fn truncation_from_bits_equals_the_float_conversion() {
+        use rand::RngExt;
+        assert_eq!((truncated(0.0, 100), truncated(-0.0, 100)), (0, 0));
+        let mut g = crate::rng::stream(5, 0, crate::rng::Purpose::Init);
+        let mut xs = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            3e-310,
+            -3e-310,
+            f64::MIN_POSITIVE,
+        ];
+        for _ in 0..20_000 {
+            let m: f64 = g.random::<f64>() + 0.5;
+            let e: i32 = g.random_range(-1070..1020);
+            let sign = if g.random::<bool>() { -1.0 } else { 1.0 };
+            xs.push(sign * m * 2f64.powi(e));
+        }
+        let mut checked = 0;
+        for &x in &xs {
+            let e = max_exponent(&[x]);
+            if !e.is_finite() {
+                continue;
+            }
+            for bits in [0i64, 1, 14, 40, 60, 64, 70, 126, 140, 200] {
+                let shift = 126 - e as i64 - bits;
+                let float = scale(x, shift) as i128;
+                assert_eq!(truncated(x, shift), float, "x = {x:e}, shift = {shift}");
+                checked += 1;
+            }
+        }
+        assert!(checked > 150_000);
+    }
 
     /// The sums do not depend on the order of the terms, equal the exact sum rounded, and
     /// cancel exactly.
