@@ -223,6 +223,32 @@ pub struct LifState<'a> {
     pub input: &'a mut [f64],
 }
 
+impl<'a> LifState<'a> {
+    /// The first `k` neurons and the others.
+    #[cfg(target_arch = "x86_64")]
+    fn split_at(self, k: usize) -> (LifState<'a>, LifState<'a>) {
+        let (v, v_rest) = self.v.split_at_mut(k);
+        let (refractory, r_rest) = self.refractory.split_at_mut(k);
+        let (rng, s_rest) = self.rng.split_at_mut(k);
+        let (input, i_rest) = self.input.split_at_mut(k);
+        let rest = LifState {
+            v: v_rest,
+            refractory: r_rest,
+            rng: s_rest,
+            input: i_rest,
+        };
+        (
+            LifState {
+                v,
+                refractory,
+                rng,
+                input,
+            },
+            rest,
+        )
+    }
+}
+
 /// One step of one neuron with coefficients `c`; `poisson` draws its external Poisson count
 /// (`None` without external input). Appends `gid` to `spikes` if it spiked (with [`DIVERGED`]
 /// set if its potential became NaN or infinite). The same draws and arithmetic as
@@ -318,18 +344,8 @@ impl LifStep {
             Some(Drive::Sampler(_)) => return self.advance_lanes(state, first_gid, spikes),
             None => None,
         };
-        let LifState {
-            v,
-            refractory,
-            rng,
-            input,
-        } = state;
-        let full = v.len() - v.len() % 8;
-        let (v, v_rest) = v.split_at_mut(full);
-        let (r, r_rest) = refractory.split_at_mut(full);
-        let (s, s_rest) = rng.split_at_mut(full);
-        let (i, i_rest) = input.split_at_mut(full);
-        let main = avx512::Slices { v, r, s, input: i };
+        let full = state.v.len() - state.v.len() % 8;
+        let (main, rest) = state.split_at(full);
         let c = &self.c;
         // SAFETY: AVX-512 F and VL are enabled in this function.
         unsafe {
@@ -341,12 +357,6 @@ impl LifStep {
                 (_, true) => avx512::advance::<true, true>(c, table, main, first_gid, spikes),
             }
         }
-        let rest = LifState {
-            v: v_rest,
-            refractory: r_rest,
-            rng: s_rest,
-            input: i_rest,
-        };
         // SAFETY: AVX-512 F implies AVX2.
         unsafe { self.advance_avx2(rest, first_gid + full as u32, spikes) };
     }
@@ -366,19 +376,8 @@ impl LifStep {
             Some(Drive::Sampler(_)) => return self.advance_lanes(state, first_gid, spikes),
             None => None,
         };
-        let LifState {
-            v,
-            refractory,
-            rng,
-            input,
-        } = state;
-        let n = v.len();
-        let full = n - n % 4;
-        let (v, v_rest) = v.split_at_mut(full);
-        let (r, r_rest) = refractory.split_at_mut(full);
-        let (s, s_rest) = rng.split_at_mut(full);
-        let (i, i_rest) = input.split_at_mut(full);
-        let main = avx2::Slices { v, r, s, input: i };
+        let full = state.v.len() - state.v.len() % 4;
+        let (main, rest) = state.split_at(full);
         let c = &self.c;
         // SAFETY: AVX2 is enabled in this function.
         unsafe {
@@ -388,12 +387,6 @@ impl LifStep {
                 (_, true) => avx2::advance::<true, true>(c, table, main, first_gid, spikes),
             }
         }
-        let rest = LifState {
-            v: v_rest,
-            refractory: r_rest,
-            rng: s_rest,
-            input: i_rest,
-        };
         self.advance_lanes(rest, first_gid + full as u32, spikes);
     }
 
@@ -583,19 +576,10 @@ fn reset_group(c: &Coef, fired: u32, v: &mut [f64], r: &mut [u32]) {
 /// vector's words.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::Coef;
+    use super::{Coef, LifState};
     use crate::model::lanes;
     use crate::model::poisson::PoissonAlias;
-    use crate::rng::Stream;
     use std::arch::x86_64::*;
-
-    /// The state of a multiple of four neurons.
-    pub struct Slices<'a> {
-        pub v: &'a mut [f64],
-        pub r: &'a mut [u32],
-        pub s: &'a mut [Stream],
-        pub input: &'a mut [f64],
-    }
 
     /// `x` rotated left by `K` bits (`L = 64 - K`).
     #[inline(always)]
@@ -649,11 +633,16 @@ mod avx2 {
     pub unsafe fn advance<const NOISE: bool, const BRIDGE: bool>(
         c: &Coef,
         table: Option<&PoissonAlias>,
-        state: Slices<'_>,
+        state: LifState<'_>,
         first_gid: u32,
         spikes: &mut Vec<u32>,
     ) {
-        let Slices { v, r, s, input } = state;
+        let LifState {
+            v,
+            refractory: r,
+            rng: s,
+            input,
+        } = state;
         let n = v.len();
         assert!(n % 4 == 0 && r.len() == n && s.len() == n && input.len() == n);
         let a = _mm256_set1_pd(c.a);
@@ -775,19 +764,10 @@ mod avx2 {
 /// instructions here, and the eight streams' states are transposed with two-source permutes.
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::Coef;
+    use super::{Coef, LifState};
     use crate::model::lanes;
     use crate::model::poisson::PoissonAlias;
-    use crate::rng::Stream;
     use std::arch::x86_64::*;
-
-    /// The state of a multiple of eight neurons.
-    pub struct Slices<'a> {
-        pub v: &'a mut [f64],
-        pub r: &'a mut [u32],
-        pub s: &'a mut [Stream],
-        pub input: &'a mut [f64],
-    }
 
     /// Eight Xoshiro256++ states, word `w` of the eight in `s[w]`.
     #[inline(always)]
@@ -859,11 +839,16 @@ mod avx512 {
     pub unsafe fn advance<const NOISE: bool, const BRIDGE: bool>(
         c: &Coef,
         table: Option<&PoissonAlias>,
-        state: Slices<'_>,
+        state: LifState<'_>,
         first_gid: u32,
         spikes: &mut Vec<u32>,
     ) {
-        let Slices { v, r, s, input } = state;
+        let LifState {
+            v,
+            refractory: r,
+            rng: s,
+            input,
+        } = state;
         let n = v.len();
         assert!(n % 8 == 0 && r.len() == n && s.len() == n && input.len() == n);
         let a = _mm512_set1_pd(c.a);
