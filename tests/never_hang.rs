@@ -439,7 +439,7 @@ fn a_second_run_on_one_output_path_is_refused() {
         2,
         &dir,
         "first",
-        &[&args[..], &["--set", "simulation.t_stop=6000"]].concat(),
+        &[&args[..], &["--set", "simulation.t_stop=60000"]].concat(),
     );
     wait_for(&dir.join("first.err"), "rank(s)", &mut first);
     for force in [false, true] {
