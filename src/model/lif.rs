@@ -557,16 +557,28 @@ fn push_spikes(first_gid: u32, mut fired: u32, diverged: u32, spikes: &mut Vec<u
     }
 }
 
-/// Resets the neurons of a vector group (`v`, `r`) whose bits are set in `fired`.
+/// The neurons of a vector group (`v`, `r`, the first being `first_gid`) whose bits are set in
+/// `fired`: reset, and appended to `spikes`, marked [`DIVERGED`] where their potential before
+/// the reset, `v1`, is not finite.
 #[cfg(target_arch = "x86_64")]
 #[cold]
-fn reset_group(c: &Coef, fired: u32, v: &mut [f64], r: &mut [u32]) {
-    for (j, (v, r)) in v.iter_mut().zip(r).enumerate() {
+fn fire_group(
+    c: &Coef,
+    fired: u32,
+    v1: &[f64],
+    (v, r): (&mut [f64], &mut [u32]),
+    first_gid: u32,
+    spikes: &mut Vec<u32>,
+) {
+    let mut diverged = 0;
+    for (j, ((v, r), x)) in v.iter_mut().zip(r).zip(v1).enumerate() {
         if fired >> j & 1 != 0 {
             *v = c.v_reset;
             *r = c.ref_steps;
         }
+        diverged |= u32::from(!x.is_finite()) << j;
     }
+    push_spikes(first_gid, fired, diverged, spikes);
 }
 
 /// The LIF step on four neurons per AVX2 register: the same arithmetic as
@@ -744,12 +756,8 @@ mod avx2 {
             if fired != 0 {
                 let mut v1s = [0.0; 4];
                 _mm256_storeu_pd(v1s.as_mut_ptr(), v1);
-                super::reset_group(c, fired, &mut v[g..g + 4], &mut r[g..g + 4]);
-                let mut diverged = 0;
-                for (j, x) in v1s.iter().enumerate() {
-                    diverged |= u32::from(!x.is_finite()) << j;
-                }
-                super::push_spikes(first_gid + g as u32, fired, diverged, spikes);
+                let group = (&mut v[g..g + 4], &mut r[g..g + 4]);
+                super::fire_group(c, fired, &v1s, group, first_gid + g as u32, spikes);
             }
             let out = transpose(st);
             for (j, x) in out.into_iter().enumerate() {
@@ -951,12 +959,8 @@ mod avx512 {
             if fired != 0 {
                 let mut v1s = [0.0; 8];
                 _mm512_storeu_pd(v1s.as_mut_ptr(), v1);
-                super::reset_group(c, fired, &mut v[g..g + 8], &mut r[g..g + 8]);
-                let mut diverged = 0;
-                for (j, x) in v1s.iter().enumerate() {
-                    diverged |= u32::from(!x.is_finite()) << j;
-                }
-                super::push_spikes(first_gid + g as u32, fired, diverged, spikes);
+                let group = (&mut v[g..g + 8], &mut r[g..g + 8]);
+                super::fire_group(c, fired, &v1s, group, first_gid + g as u32, spikes);
             }
             let out = to_streams(st);
             for (j, x) in out.into_iter().enumerate() {
